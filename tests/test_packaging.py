@@ -1,0 +1,39 @@
+"""Guards for the root-as-package layout (shared/reference/style-anchors.md §3)."""
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_SHIPPED = {"tests", "bench", "build", "docs", ".venv", ".git", ".ci", "products"}
+
+
+def _listed_packages() -> set[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return set(config["tool"]["setuptools"]["packages"])
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    found = {"tagsmith"}
+    for init in ROOT.rglob("__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts and (rel.parts[0] in NOT_SHIPPED or rel.parts[0].endswith(".egg-info")):
+            continue
+        if rel.parts:
+            found.add("tagsmith." + ".".join(rel.parts))
+    assert found == _listed_packages()
+
+
+def test_only_entry_modules_at_the_root():
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "__main__.py", "cli.py"]
+
+
+def test_no_init_files_under_tests():
+    assert not list((ROOT / "tests").rglob("__init__.py"))
+
+
+def test_subpackages_import_under_tagsmith_only():
+    import importlib.util
+
+    assert importlib.util.find_spec("tagsmith.encoders") is not None
+    for loose in ("labels", "cli", "encoders", "keystore", "batches", "provision"):
+        assert importlib.util.find_spec(loose) is None, f"{loose} must not import at top level"
