@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MODULES = [
     *sorted((ROOT / "encoders" / "ntag424").glob("*.py")),
-    *sorted((ROOT / "encoders" / "simulator").glob("chip*.py")),
+    *sorted((ROOT / "encoders" / "simulator").glob("*.py")),
     ROOT / "encoders" / "apdu.py",
     ROOT / "encoders" / "connection.py",
     ROOT / "keystore" / "diversify.py",

@@ -1,0 +1,62 @@
+"""AN10922 §2.2.1 AES-128 key diversification (pure; the file and PKCS#11 backends build on it).
+
+The diversified key is CMAC(master, 01 || M) with the padded message forced to two blocks:
+for a short M the standard CMAC would differ, so this is built from AES-ECB directly.
+"""
+
+from __future__ import annotations
+
+from Crypto.Cipher import AES
+
+DIV_CONSTANT_AES128 = 0x01
+MAX_INPUT = 31
+
+
+def _shift_left(block: bytes) -> bytes:
+    value = (int.from_bytes(block, "big") << 1) & ((1 << 128) - 1)
+    return value.to_bytes(16, "big")
+
+
+def cmac_subkeys(encrypt_block) -> tuple[bytes, bytes]:
+    """K1 and K2 from L = E(K, 0^16) (NIST SP 800-38B), given the key's block encryption."""
+    l_block = encrypt_block(bytes(16))
+    k1 = _shift_left(l_block)
+    if l_block[0] & 0x80:
+        k1 = k1[:15] + bytes([k1[15] ^ 0x87])
+    k2 = _shift_left(k1)
+    if k1[0] & 0x80:
+        k2 = k2[:15] + bytes([k2[15] ^ 0x87])
+    return k1, k2
+
+
+def padded_diversification_block(m: bytes, k1: bytes, k2: bytes) -> bytes:
+    """D' of AN10922: 01 || M padded to 32 bytes, last block XORed with K1 (full) or K2 (padded)."""
+    if not 1 <= len(m) <= MAX_INPUT:
+        raise ValueError(f"diversification input must be 1..{MAX_INPUT} bytes, got {len(m)}")
+    d = bytes([DIV_CONSTANT_AES128]) + m
+    if len(d) < 32:
+        d, last = d + b"\x80" + bytes(31 - len(d)), k2
+    else:
+        last = k1
+    return d[:16] + bytes(a ^ b for a, b in zip(d[16:], last))
+
+
+def diversify_aes128(master: bytes, m: bytes) -> bytes:
+    """Derive a chip key from a 16-byte master key and diversification input M (1..31 bytes)."""
+    if len(master) != 16:
+        raise ValueError("AES-128 master key must be 16 bytes")
+    ecb = AES.new(master, AES.MODE_ECB)
+    k1, k2 = cmac_subkeys(ecb.encrypt)
+    block = padded_diversification_block(m, k1, k2)
+    return AES.new(master, AES.MODE_CBC, iv=bytes(16)).encrypt(block)[16:]
+
+
+def diversification_input(uid: bytes, slot: int, system_id: bytes) -> bytes:
+    """tagsmith's documented M: UID(7) || slot(1) || system identifier (at most 23 bytes)."""
+    if len(uid) != 7:
+        raise ValueError("UID must be 7 bytes")
+    if not 0 <= slot <= 4:
+        raise ValueError("key slot must be 0..4")
+    if len(system_id) > MAX_INPUT - 8:
+        raise ValueError(f"system identifier is at most {MAX_INPUT - 8} bytes")
+    return uid + bytes([slot]) + system_id
