@@ -1,0 +1,127 @@
+"""AES building blocks of NTAG 424 DNA secure messaging and SDM (reference §1, §5.3, §6, §8, §10.3).
+
+Everything here is pure: bytes in, bytes out. ``E``/``D`` in NXP's tables are AES-128-CBC with a
+zero IV; CMAC is NIST SP 800-38B; MACt keeps the odd-index bytes 1, 3, ..., 15 of the CMAC.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from Crypto.Cipher import AES
+
+BLOCK = 16
+ZERO_BLOCK = bytes(BLOCK)
+_RB = 0x87
+_MASK128 = (1 << 128) - 1
+
+# Session-vector labels: EV2 auth (A55A ENC, 5AA5 MAC) and SDM (C33C ENC, 3CC3 MAC).
+SV_AUTH_ENC = bytes.fromhex("A55A00010080")
+SV_AUTH_MAC = bytes.fromhex("5AA500010080")
+SV_SDM_ENC = bytes.fromhex("C33C00010080")
+SV_SDM_MAC = bytes.fromhex("3CC300010080")
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    """XOR two byte strings of equal length."""
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+def ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    """Encrypt whole blocks with AES-ECB (used for IVs and single-block CMACs)."""
+    return AES.new(key, AES.MODE_ECB).encrypt(data)
+
+
+def cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+    """Encrypt whole blocks with AES-CBC; NXP's E(K, M) is this with a zero IV."""
+    return AES.new(key, AES.MODE_CBC, iv=iv).encrypt(data)
+
+
+def cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+    """Decrypt whole blocks with AES-CBC; NXP's D(K, M) is this with a zero IV."""
+    return AES.new(key, AES.MODE_CBC, iv=iv).decrypt(data)
+
+
+def double(block: bytes) -> bytes:
+    """Multiply by x in GF(2^128), the CMAC subkey step."""
+    value = int.from_bytes(block, "big") << 1
+    if value >> 128:
+        value = (value & _MASK128) ^ _RB
+    return value.to_bytes(BLOCK, "big")
+
+
+def cmac_subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
+    """K1 and K2 from L = E(K, 0^16)."""
+    k1 = double(l_block)
+    return k1, double(k1)
+
+
+def cmac(key: bytes, data: bytes) -> bytes:
+    """Compute AES-CMAC (RFC 4493) with one CBC pass instead of pycryptodome's slower CMAC object."""
+    k1, k2 = cmac_subkeys_from_l(ecb_encrypt(key, ZERO_BLOCK))
+    if data and len(data) % BLOCK == 0:
+        last = xor(data[-BLOCK:], k1)
+        body = data[:-BLOCK]
+    else:
+        cut = len(data) - len(data) % BLOCK
+        body, tail = data[:cut], data[cut:]
+        last = xor(tail + b"\x80" + bytes(BLOCK - 1 - len(tail)), k2)
+    return cbc_encrypt(key, body + last)[-BLOCK:]
+
+
+def truncate_mac(full_mac: bytes) -> bytes:
+    """MACt: keep bytes 1, 3, ..., 15 (NXP's "even-numbered" bytes counted from S15)."""
+    return full_mac[1::2]
+
+
+def mac_t(key: bytes, data: bytes) -> bytes:
+    """Truncated CMAC as carried in commands, responses and SUN URLs."""
+    return truncate_mac(cmac(key, data))
+
+
+def pad_m2(data: bytes) -> bytes:
+    """ISO 9797-1 method 2 padding; always adds 80, a full block when already aligned."""
+    return data + b"\x80" + bytes((-len(data) - 1) % BLOCK)
+
+
+def unpad_m2(data: bytes) -> bytes:
+    """Strip method-2 padding; raise ValueError when it is malformed."""
+    stripped = data.rstrip(b"\x00")
+    if not stripped or stripped[-1] != 0x80 or len(data) - len(stripped) >= BLOCK:
+        raise ValueError("response padding is malformed")
+    return stripped[:-1]
+
+
+def rotate_left(data: bytes) -> bytes:
+    """Rotate one byte to the left (RndB -> RndB', RndA -> RndA')."""
+    return data[1:] + data[:1]
+
+
+def ev2_context(rnd_a: bytes, rnd_b: bytes) -> bytes:
+    """The 26-byte session-vector context of AuthenticateEV2 (§5.3), in transmission order."""
+    return rnd_a[0:2] + xor(rnd_a[2:8], rnd_b[0:6]) + rnd_b[6:16] + rnd_a[8:16]
+
+
+def ev2_session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
+    """Derive (SesAuthENCKey, SesAuthMACKey) from the authenticated key and both randoms."""
+    ctx = ev2_context(rnd_a, rnd_b)
+    return cmac(key, SV_AUTH_ENC + ctx), cmac(key, SV_AUTH_MAC + ctx)
+
+
+def sdm_session_vectors(uid: bytes | None, read_ctr: int | None) -> tuple[bytes, bytes]:
+    """SV1 (ENC, UID and counter always) and SV2 (MAC, only what is mirrored, zero-padded) of §10.3."""
+    ctr = b"" if read_ctr is None else read_ctr.to_bytes(3, "little")
+    sv1 = SV_SDM_ENC + (uid or b"") + ctr
+    sv2 = SV_SDM_MAC + (uid or b"") + ctr
+    return sv1, sv2 + bytes(-len(sv2) % BLOCK)
+
+
+def sdm_session_keys(file_read_key: bytes, uid: bytes, read_ctr: int) -> tuple[bytes, bytes]:
+    """Derive (KSesSDMFileReadENC, KSesSDMFileReadMAC) for a tap with UID and counter mirrored."""
+    sv1, sv2 = sdm_session_vectors(uid, read_ctr)
+    return cmac(file_read_key, sv1), cmac(file_read_key, sv2)
+
+
+def crc32nk(data: bytes) -> bytes:
+    """JAMCRC of ChangeKey: IEEE CRC-32 without the final inversion, LSB first (§8)."""
+    return (zlib.crc32(data) ^ 0xFFFFFFFF).to_bytes(4, "little")

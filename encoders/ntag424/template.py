@@ -1,0 +1,261 @@
+"""SUN URL templates: from ``https://id.example.com/01/{gtin}/21/{serial}?p={picc}&c={cmac}`` to NDEF bytes and SDM offsets.
+
+Placeholders:
+
+* static, filled at encode time (percent-encoded): ``{gtin}``, ``{serial}``, ``{lot}``;
+* chip mirrors, written as runs of ASCII ``0`` of the length the chip fills at every tap:
+  ``{picc}`` encrypted PICC data (32), ``{uid}`` (14), ``{ctr}`` (6), ``{cmac}`` SUN MAC (16),
+  ``{enc}`` / ``{enc:N}`` encrypted file data (N a multiple of 32, default 32);
+* ``{mac_input}``, zero-width: the SUN MAC covers the URL text from here up to the MAC value.
+  Without it the MAC input starts at ``{enc}`` when there is one, else it is empty.
+
+Offsets count from byte 0 of the NDEF file, NLEN and record header included (reference §9.5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import ndef
+
+from tagsmith import ConfigError
+
+from .errors import ResponseError
+from .files import KEY_FREE, KEY_NEVER, NDEF_FILE_SIZE, AccessRights, FileSettings, SdmOptions, SdmSettings
+
+STATIC = ("gtin", "serial", "lot")
+MIRROR_LENGTHS = {"picc": 32, "uid": 14, "ctr": 6, "enc": 32, "cmac": 16}
+MAC_INPUT = "mac_input"
+PLACEHOLDER_CHAR = "0"
+_TOKEN = re.compile(r"\{([A-Za-z_]+)(?::(\d+))?\}")
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One chip mirror in a rendered template: what, where in the file, how long, which query parameter."""
+
+    kind: str
+    offset: int
+    length: int
+    param: str | None
+
+
+def _tokens(template: str) -> list[tuple[str, str, int | None]]:
+    """Split into ("text", literal, None) and ("slot", name, length) tokens."""
+    out, pos = [], 0
+    for match in _TOKEN.finditer(template):
+        out.append(("text", template[pos:match.start()], None))
+        out.append(("slot", match.group(1), int(match.group(2)) if match.group(2) else None))
+        pos = match.end()
+    out.append(("text", template[pos:], None))
+    for kind, text, _ in out:
+        if kind == "text" and ("{" in text or "}" in text):
+            raise ConfigError(f"template has a stray brace near {text!r}: placeholders look like {{serial}}")
+    return [t for t in out if t[0] == "slot" or t[1]]
+
+
+def _check_slots(slots: list[tuple[str, int | None]]) -> None:
+    names = [name for name, _ in slots]
+    known = set(STATIC) | set(MIRROR_LENGTHS) | {MAC_INPUT}
+    for name, length in slots:
+        if name not in known:
+            raise ConfigError(f"unknown placeholder {{{name}}}; known: {', '.join(sorted(known))}")
+        if length is not None and name != "enc":
+            raise ConfigError(f"placeholder {{{name}}} takes no length; only {{enc:N}} does")
+        if name == "enc" and length is not None and (length < 32 or length % 32):
+            raise ConfigError(f"{{enc:{length}}}: the length must be a positive multiple of 32")
+    for name in (*MIRROR_LENGTHS, MAC_INPUT):
+        if names.count(name) > 1:
+            raise ConfigError(f"placeholder {{{name}}} appears more than once; the chip mirrors it once")
+    _check_combinations(names)
+
+
+def _check_combinations(names: list[str]) -> None:
+    has = set(names).__contains__
+    if has("picc") and (has("uid") or has("ctr")):
+        raise ConfigError("{picc} already carries UID and counter encrypted; drop {uid}/{ctr} or use them without {picc}")
+    if has("enc") and not (has("picc") or (has("uid") and has("ctr"))):
+        raise ConfigError("{enc} needs the UID and counter mirrored: add {picc} (or both {uid} and {ctr})")
+    if (has("enc") or has(MAC_INPUT)) and not has("cmac"):
+        raise ConfigError("{enc} and {mac_input} need {cmac}: the chip only encrypts and MACs together")
+    if has("cmac") and not (has("picc") or has("uid") or has("ctr")):
+        raise ConfigError("{cmac} needs {picc}, {uid} or {ctr} so the verifier can derive the tap's MAC key")
+    order = {name: i for i, name in enumerate(names)}
+    if has("enc") and order["enc"] > order["cmac"]:
+        raise ConfigError("{enc} must come before {cmac}")
+    if has(MAC_INPUT) and order[MAC_INPUT] > order["cmac"]:
+        raise ConfigError("{mac_input} must come before {cmac}: the MAC input ends where the MAC starts")
+    if has(MAC_INPUT) and has("enc") and order[MAC_INPUT] > order["enc"]:
+        raise ConfigError("{mac_input} must be at or before {enc}: the MAC input has to cover the encrypted data")
+
+
+def _param_at(url: str, index: int) -> str | None:
+    """Name of the query parameter whose value starts at ``index`` (``...?name=`` or ``...&name=``)."""
+    if index == 0 or url[index - 1] != "=":
+        return None
+    sep = max(url.rfind("?", 0, index), url.rfind("&", 0, index))
+    name = url[sep + 1:index - 1] if sep >= 0 else ""
+    return name if name and "=" not in name and "/" not in name else None
+
+
+@dataclass(frozen=True)
+class RenderedTemplate:
+    """One unit's NDEF file: URL with placeholders, exact file bytes, mirrors and the MAC input start."""
+
+    url: str
+    ndef_file: bytes
+    mirrors: tuple[Mirror, ...]
+    mac_input_offset: int | None
+    mac_input_param: str | None
+
+    def mirror(self, kind: str) -> Mirror | None:
+        """The mirror of that kind (picc, uid, ctr, enc, cmac), or None."""
+        return next((m for m in self.mirrors if m.kind == kind), None)
+
+    def sdm_settings(self, *, meta_read: int = 2, file_read: int = 1, ctr_ret: int = KEY_NEVER) -> SdmSettings | None:
+        """SDM settings for these mirrors and key numbers, or None for a static template."""
+        picc, uid, ctr, enc, mac = (self.mirror(k) for k in ("picc", "uid", "ctr", "enc", "cmac"))
+        if not (picc or uid or ctr):
+            return None
+        if picc and not 0 <= meta_read <= 4:
+            raise ConfigError(f"{{picc}} needs a meta_read key 0..4, got {meta_read:X}")
+        options = SdmOptions.ASCII
+        if picc or uid:
+            options |= SdmOptions.UID
+        if picc or ctr:
+            options |= SdmOptions.READ_CTR
+        if enc:
+            options |= SdmOptions.ENC_FILE_DATA
+        return SdmSettings(
+            options=options, meta_read=meta_read if picc else KEY_FREE,
+            file_read=file_read if mac else KEY_NEVER, ctr_ret=ctr_ret,
+            uid_offset=uid.offset if uid else None, read_ctr_offset=ctr.offset if ctr else None,
+            picc_data_offset=picc.offset if picc else None,
+            mac_input_offset=self.mac_input_offset if mac else None,
+            enc_offset=enc.offset if enc else None, enc_length=enc.length if enc else None,
+            mac_offset=mac.offset if mac else None)
+
+    def file_settings(self, *, meta_read: int = 2, file_read: int = 1, ctr_ret: int = KEY_NEVER,
+                      write: int = 0, read_write: int = 0) -> FileSettings:
+        """NDEF file settings: read free, write and read-write bound to keys, change key 0, SDM for the mirrors."""
+        if write in (KEY_FREE,) or read_write == KEY_FREE:
+            raise ConfigError("a SUN tag's NDEF write and read-write rights must be keys, never E (free)")
+        settings = FileSettings(
+            access=AccessRights(read=KEY_FREE, write=write, read_write=read_write, change=0),
+            sdm=self.sdm_settings(meta_read=meta_read, file_read=file_read, ctr_ret=ctr_ret),
+            file_size=NDEF_FILE_SIZE)
+        settings.validate()
+        return settings
+
+    def verifier_params(self) -> dict[str, str | None]:
+        """Keyword arguments for :func:`~tagsmith.encoders.ntag424.sun.verify_sun_url` naming each query parameter."""
+        names = {"picc": "picc_param", "cmac": "mac_param", "enc": "enc_param", "uid": "uid_param", "ctr": "ctr_param"}
+        params: dict[str, str | None] = {}
+        for mirror in self.mirrors:
+            if mirror.param is None:
+                raise ConfigError(f"{{{mirror.kind}}} is not a whole query parameter value; a verifier cannot find it")
+            params[names[mirror.kind]] = mirror.param
+        if self.mac_input_offset is not None and self.mac_input_offset != self.mirror("cmac").offset:
+            if self.mac_input_param is None:
+                raise ConfigError("{mac_input} does not start a query parameter value; a verifier cannot locate it")
+            params["mac_input_from"] = self.mac_input_param
+        return params
+
+
+@dataclass(frozen=True)
+class SunTemplate:
+    """A checked template; :meth:`render` fills the static values of one unit."""
+
+    text: str
+    tokens: tuple[tuple[str, str, int | None], ...]
+
+    @property
+    def static_names(self) -> tuple[str, ...]:
+        """Static placeholders this template needs at encode time."""
+        return tuple(dict.fromkeys(n for k, n, _ in self.tokens if k == "slot" and n in STATIC))
+
+    def render(self, *, enc_data: bytes = b"", **values: str | None) -> RenderedTemplate:
+        """Fill static values, build the NDEF file and locate every mirror."""
+        url, slots = self._fill(values)
+        if not url.isascii():
+            raise ConfigError("the URL template must be ASCII; non-ASCII static values are percent-encoded")
+        record = ndef.UriRecord(url)
+        message = b"".join(ndef.message_encoder([record]))
+        ndef_file = len(message).to_bytes(2, "big") + message
+        if len(ndef_file) > NDEF_FILE_SIZE:
+            raise ConfigError(f"the template needs {len(ndef_file)} bytes but the NDEF file holds {NDEF_FILE_SIZE}")
+        base = len(ndef_file) - len(url)  # file offset of URL index 0 (the prefix code replaced its start)
+        mirrors, mac_at = [], None
+        for name, index, length in slots:
+            if name == MAC_INPUT:
+                mac_at = index
+                continue
+            end = index + length
+            param = _param_at(url, index) if end == len(url) or url[end] in "&#" else None
+            mirrors.append(Mirror(name, base + index, length, param))
+        ndef_file = self._place_enc_data(ndef_file, mirrors, enc_data)
+        return self._finish(url, ndef_file, tuple(mirrors), mac_at, base)
+
+    def _fill(self, values: dict[str, str | None]) -> tuple[str, list[tuple[str, int, int]]]:
+        url, slots = "", []
+        for kind, name, length in self.tokens:
+            if kind == "text":
+                url += name
+            elif name in STATIC:
+                if values.get(name) in (None, ""):
+                    raise ConfigError(f"the template needs a value for {{{name}}}")
+                url += quote(str(values[name]), safe="")
+            else:
+                size = 0 if name == MAC_INPUT else (length or MIRROR_LENGTHS[name])
+                slots.append((name, len(url), size))
+                url += PLACEHOLDER_CHAR * size
+        return url, slots
+
+    @staticmethod
+    def _place_enc_data(ndef_file: bytes, mirrors: list[Mirror], enc_data: bytes) -> bytes:
+        enc = next((m for m in mirrors if m.kind == "enc"), None)
+        if not enc_data:
+            return ndef_file
+        if enc is None or len(enc_data) > enc.length // 2:
+            limit = enc.length // 2 if enc else 0
+            raise ConfigError(f"enc_data of {len(enc_data)} bytes does not fit: the {{enc}} mirror holds {limit}")
+        return ndef_file[:enc.offset] + enc_data + ndef_file[enc.offset + len(enc_data):]
+
+    def _finish(self, url: str, ndef_file: bytes, mirrors: tuple[Mirror, ...], mac_at: int | None,
+                base: int) -> RenderedTemplate:
+        mac = next((m for m in mirrors if m.kind == "cmac"), None)
+        enc = next((m for m in mirrors if m.kind == "enc"), None)
+        start, param = None, None
+        if mac is not None:
+            start = base + mac_at if mac_at is not None else (enc.offset if enc else mac.offset)
+            param = _param_at(url, start - base) if start != mac.offset else None
+        return RenderedTemplate(url=url, ndef_file=ndef_file, mirrors=mirrors,
+                                mac_input_offset=start, mac_input_param=param)
+
+
+def compile_template(template: str) -> SunTemplate:
+    """Check a SUN URL template's placeholders and their combination; refuse with a ConfigError naming the problem."""
+    if not template or not template.isascii() or any(c.isspace() for c in template):
+        raise ConfigError("the URL template must be non-empty ASCII without spaces")
+    tokens = tuple(_tokens(template))
+    _check_slots([(name, length) for kind, name, length in tokens if kind == "slot"])
+    return SunTemplate(text=template, tokens=tokens)
+
+
+def url_from_ndef_file(data: bytes) -> str:
+    """The URL of the first URI record of a Type 4 NDEF file (NLEN big-endian, then the message)."""
+    if len(data) < 2:
+        raise ResponseError("NDEF file is shorter than its 2-byte NLEN")
+    nlen = int.from_bytes(data[:2], "big")
+    if nlen == 0 or nlen > len(data) - 2:
+        raise ResponseError(f"NDEF file NLEN {nlen} does not fit the {len(data)} bytes read")
+    try:
+        records = list(ndef.message_decoder(data[2:2 + nlen]))
+    except ndef.DecodeError as exc:
+        raise ResponseError(f"NDEF message does not decode: {exc}") from None
+    uri = next((r for r in records if isinstance(r, ndef.UriRecord)), None)
+    if uri is None:
+        raise ResponseError("NDEF message holds no URI record")
+    return uri.iri

@@ -1,0 +1,74 @@
+"""`tagsmith sun verify` and `tagsmith sun template` through Typer's runner and the real console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tagsmith.cli import app
+
+ZERO = "00" * 16
+T5_URL = "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086"
+T6_URL = ("https://www.my424dna.com/?picc_data=FD91EC264309878BE6345CBE53BADF40"
+          "&enc=CEE9A53E3E463EF1F459635736738962&cmac=ECC1E7F6C6C73BF6")
+runner = CliRunner()
+
+
+def test_verify_json_valid():
+    result = runner.invoke(app, ["sun", "verify", T5_URL, "--meta-key", ZERO, "--file-key", ZERO,
+                                 "--picc-param", "e", "--mac-param", "c", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"uid": "04DE5F1EACC040", "read_counter": 61, "cmac_valid": True,
+                                         "file_data": None}
+
+
+def test_verify_with_mac_input_and_file_data():
+    result = runner.invoke(app, ["sun", "verify", T6_URL, "--meta-key", ZERO, "--file-key", ZERO,
+                                 "--mac-input-from", "enc", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["file_data"] == (b"x" * 16).hex().upper()
+
+
+def test_verify_invalid_mac_raises_verification_error():
+    result = runner.invoke(app, ["sun", "verify", T6_URL, "--meta-key", ZERO, "--file-key", ZERO])
+    assert result.exit_code != 0 and type(result.exception).__name__ == "VerificationError"
+
+
+def test_template_json():
+    result = runner.invoke(app, ["sun", "template", "https://choose.url.com/ntag424?e={picc}&c={cmac}",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [(m["kind"], m["offset"]) for m in data["mirrors"]] == [("picc", 32), ("cmac", 67)]
+    assert data["change_file_settings"] == "4000E0C1FF21200000430000430000"
+
+
+def _console_script() -> str:
+    script = Path(sys.executable).parent / "tagsmith"
+    found = str(script) if script.exists() else shutil.which("tagsmith")
+    if not found:
+        pytest.skip("tagsmith console script is not installed")
+    return found
+
+
+def test_console_script_exit_codes_and_one_line_errors():
+    script = _console_script()
+    ok = subprocess.run([script, "sun", "verify", T5_URL, "--meta-key", ZERO, "--file-key", ZERO,
+                         "--picc-param", "e", "--mac-param", "c", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["cmac_valid"] is True
+    bad = subprocess.run([script, "sun", "verify", T5_URL[:-1] + "7", "--meta-key", ZERO, "--file-key", ZERO,
+                          "--picc-param", "e", "--mac-param", "c"], capture_output=True, text=True)
+    assert bad.returncode == 6
+    assert bad.stderr.strip().count("\n") == 0 and "SUN MAC does not verify" in bad.stderr
+    malformed = subprocess.run([script, "sun", "verify", "https://x/?picc_data=12&cmac=00", "--file-key", ZERO],
+                               capture_output=True, text=True)
+    assert malformed.returncode == 6 and "Traceback" not in malformed.stderr
+    refused = subprocess.run([script, "sun", "template", "https://e.com/?p={picc}&u={uid}&c={cmac}"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0

@@ -1,0 +1,92 @@
+"""Pure crypto of NTAG 424 DNA against AN12196 / AN10922 vectors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from Crypto.Cipher import AES
+from Crypto.Hash import CMAC
+
+from tagsmith.encoders.ntag424 import SecureChannel, crypto, fastaes
+from tagsmith.keystore.diversify import diversify_aes128
+
+
+def h(value: str) -> bytes:
+    return bytes.fromhex(value)
+
+
+@pytest.mark.parametrize("vid", ["an12196-t14-authenticate-ev2-first-key0", "an12196-t20-authenticate-ev2-first-key3",
+                                 "an12196-t24-authenticate-ev2-nonfirst-key0"])
+def test_ev2_session_keys(ntag_vectors, vid):
+    v = ntag_vectors[vid]
+    rnd_a, rnd_b = h(v["inputs"]["rnd_a"]), h(v["expected"]["rnd_b"])
+    assert crypto.SV_AUTH_ENC + crypto.ev2_context(rnd_a, rnd_b) == h(v["expected"]["sv1"])
+    enc, mac = crypto.ev2_session_keys(h(v["inputs"]["key"]), rnd_a, rnd_b)
+    assert (enc, mac) == (h(v["expected"]["k_ses_auth_enc"]), h(v["expected"]["k_ses_auth_mac"]))
+
+
+def test_sdm_session_keys_t2(ntag_vectors):
+    v = ntag_vectors["an12196-t2-sdm-session-keys"]
+    uid, ctr = h(v["inputs"]["uid"]), v["inputs"]["sdm_read_ctr"]
+    assert crypto.sdm_session_vectors(uid, ctr) == (h(v["expected"]["sv1"]), h(v["expected"]["sv2"]))
+    enc, mac = crypto.sdm_session_keys(h(v["inputs"]["sdm_file_read_key"]), uid, ctr)
+    assert (enc, mac) == (h(v["expected"]["k_ses_sdm_file_read_enc"]), h(v["expected"]["k_ses_sdm_file_read_mac"]))
+
+
+def test_sdm_sv2_pads_when_only_uid_is_mirrored():
+    sv1, sv2 = crypto.sdm_session_vectors(h("04DE5F1EACC040"), None)
+    assert sv2 == h("3CC30001008004DE5F1EACC040") + bytes(3) and len(sv1) == 13
+
+
+def test_cmac_matches_pycryptodome_and_the_fast_path():
+    for length in (0, 1, 15, 16, 17, 32, 38, 100):
+        key, message = os.urandom(16), os.urandom(length)
+        expected = CMAC.new(key, message, ciphermod=AES).digest()
+        assert crypto.cmac(key, message) == expected == fastaes.cmac_once(key, message)
+
+
+def test_cmac_subkeys_t3(ntag_vectors):
+    e = ntag_vectors["an12196-t3-t5-sun-encrypted-piccdata-empty-mac-input"]["expected"]
+    k1, k2 = crypto.cmac_subkeys_from_l(h(e["cmac_subkey_L"]))
+    assert (k1, k2) == (h(e["cmac_subkey_k1"]), h(e["cmac_subkey_k2"]))
+    full = crypto.cmac(h(e["k_ses_sdm_file_read_mac"]), b"")
+    assert full == h(e["sdmmac_full"]) and crypto.truncate_mac(full) == h(e["sdmmac_truncated"])
+
+
+def test_padding_method2_always_pads():
+    assert crypto.pad_m2(bytes(16)) == bytes(16) + b"\x80" + bytes(15)
+    assert crypto.pad_m2(b"\x01") == b"\x01\x80" + bytes(14)
+    assert crypto.unpad_m2(b"\x01\x00\x80" + bytes(13)) == b"\x01\x00"
+    with pytest.raises(ValueError):
+        crypto.unpad_m2(bytes(16))
+
+
+def test_crc32nk_t26(ntag_vectors):
+    v = ntag_vectors["an12196-t26-changekey-key2"]
+    assert crypto.crc32nk(h(v["inputs"]["new_key"])) == h(v["expected"]["crc32nk_new_key"])
+
+
+def test_channel_mac_iv_and_encryption_t19(ntag_vectors):
+    v = ntag_vectors["an12196-t19-changefilesettings-sdm"]
+    i, e = v["inputs"], v["expected"]
+    ch = SecureChannel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=i["cmd_ctr"])
+    assert ch.command_iv() == h(e["ivc"])
+    assert ch.encrypt_command_data(h(i["cmd_data"])) == h(e["encrypted"])
+    assert ch.command_mac(0x5F, b"\x02", h(e["encrypted"])) == h(e["mact"])
+    assert ch.response_mac(0, b"") == crypto.truncate_mac(h(e["response_cmac"]))
+
+
+def test_channel_response_decryption_t29(ntag_vectors):
+    v = ntag_vectors["an12196-t29-getcarduid"]
+    i, e = v["inputs"], v["expected"]
+    ch = SecureChannel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=0)
+    assert ch.response_iv() == h(e["ivr"])
+    assert ch.decrypt_response_data(h(e["r_apdu"])[:16]) == h(e["uid"])
+    assert "enc_key" not in repr(ch) and i["k_ses_auth_enc"] not in repr(ch).upper()
+
+
+@pytest.mark.parametrize("vid", ["an10922-aes128-example", "an10922-aes128-short-input-uid-only"])
+def test_an10922_diversification(ntag_vectors, vid):
+    v = ntag_vectors[vid]
+    assert diversify_aes128(h(v["inputs"]["master_key"]), h(v["inputs"]["m"])) == h(v["expected"]["diversified_key"])
