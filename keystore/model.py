@@ -1,0 +1,225 @@
+"""The key model: key sets, slot roles, key references and the keys one chip receives.
+
+A key set (one per product or product family) holds one AES-128 master key per NTAG 424 DNA
+key slot (0..4), each in one or more versions. A chip's key for a slot is the AN10922
+diversification of that slot's master with M = UID(7) || slot(1) || system id, except the SDM
+meta-read key, which the whole key set shares: the resolver must decrypt the PICC data before it
+knows the UID (ntag424.md §10.6). Versions 1..255 are ours; 0 is the factory version.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from tagsmith import ConfigError
+
+SLOTS = range(5)
+MIN_VERSION, MAX_VERSION = 1, 255
+MAX_SYSTEM_ID = 23  # AN10922 allows M up to 31 bytes; UID(7) and slot(1) take 8
+DIVERSIFICATION_SCHEME = "AN10922-AES128 M=UID(7)||slot(1)||system_id; sdm-meta-read shared"
+_KEY_SET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class SlotRole(str, enum.Enum):
+    """What a chip key slot is used for (the product's key policy)."""
+
+    APP_MASTER = "app-master"
+    SDM_META_READ = "sdm-meta-read"
+    SDM_FILE_READ = "sdm-file-read"
+    NDEF_WRITE = "ndef-write"
+    SPARE = "spare"
+
+
+@dataclass(frozen=True)
+class SlotPolicy:
+    """One slot's role and whether its chip key is diversified per UID."""
+
+    slot: int
+    role: SlotRole
+    diversified: bool
+
+    def to_json(self) -> dict:
+        return {"slot": self.slot, "role": self.role.value, "diversified": self.diversified}
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Slot roles of a key set; the meta-read slot is never diversified."""
+
+    slots: tuple[SlotPolicy, ...]
+
+    def __post_init__(self) -> None:
+        if [s.slot for s in self.slots] != list(SLOTS):
+            raise ConfigError("a key policy names each of the slots 0..4 once, in order")
+        if self.slots[0].role is not SlotRole.APP_MASTER:
+            raise ConfigError("slot 0 is the chip's application master key")
+        for role in (SlotRole.APP_MASTER, SlotRole.SDM_META_READ, SlotRole.SDM_FILE_READ):
+            if sum(s.role is role for s in self.slots) != 1:
+                raise ConfigError(f"a key policy has exactly one {role.value} slot")
+        if self.slots[self.meta_read_slot].diversified:
+            raise ConfigError("the sdm-meta-read key cannot be diversified: the resolver needs it before it knows the UID")
+
+    @classmethod
+    def default(cls) -> "KeyPolicy":
+        """Slot 0 app master, 1 SDM meta read (shared), 2 SDM file read, 3 NDEF write/change, 4 spare."""
+        roles = [SlotRole.APP_MASTER, SlotRole.SDM_META_READ, SlotRole.SDM_FILE_READ,
+                 SlotRole.NDEF_WRITE, SlotRole.SPARE]
+        return cls(tuple(SlotPolicy(i, r, r is not SlotRole.SDM_META_READ) for i, r in enumerate(roles)))
+
+    @classmethod
+    def from_json(cls, items: list[dict]) -> "KeyPolicy":
+        return cls(tuple(SlotPolicy(int(i["slot"]), SlotRole(i["role"]), bool(i["diversified"])) for i in items))
+
+    def to_json(self) -> list[dict]:
+        return [s.to_json() for s in self.slots]
+
+    def slot_for(self, role: SlotRole) -> int:
+        return next(s.slot for s in self.slots if s.role is role)
+
+    @property
+    def meta_read_slot(self) -> int:
+        return self.slot_for(SlotRole.SDM_META_READ)
+
+    @property
+    def file_read_slot(self) -> int:
+        return self.slot_for(SlotRole.SDM_FILE_READ)
+
+    def resolver_slots(self) -> tuple[int, int]:
+        """The slots whose masters the resolver receives: SDM meta read and SDM file read."""
+        return self.meta_read_slot, self.file_read_slot
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A key by reference: key set, slot, version, and the chip's UID for a diversified slot."""
+
+    key_set: str
+    slot: int
+    version: int
+    uid: bytes | None = None
+
+    def __post_init__(self) -> None:
+        check_key_set_id(self.key_set)
+        check_slot(self.slot)
+        check_version(self.version)
+        if self.uid is not None:
+            check_uid(self.uid)
+
+    def __str__(self) -> str:
+        uid = f"@{self.uid.hex().upper()}" if self.uid else ""
+        return f"{self.key_set}/slot{self.slot}/v{self.version}{uid}"
+
+
+@dataclass(frozen=True)
+class ChipKeys:
+    """The five keys and versions one chip receives (what a station writes with ChangeKey)."""
+
+    key_set: str
+    uid: bytes
+    versions: tuple[int, ...]
+    policy: KeyPolicy = field(repr=False)
+    keys: tuple[bytes, ...] = field(repr=False)
+
+    def key(self, slot: int) -> bytes:
+        return self.keys[slot]
+
+    def version(self, slot: int) -> int:
+        return self.versions[slot]
+
+    @property
+    def meta_read_key(self) -> bytes:
+        return self.keys[self.policy.meta_read_slot]
+
+    @property
+    def file_read_key(self) -> bytes:
+        return self.keys[self.policy.file_read_slot]
+
+
+@dataclass(frozen=True)
+class KeyVersionInfo:
+    """What is known of one stored master key, safe to show: never the key itself."""
+
+    version: int
+    fingerprint: str
+    origin: str  # "generated" or "imported"
+    created: str
+
+
+@dataclass(frozen=True)
+class KeySetInfo:
+    """A key set's public facts: policy, system id, versions and fingerprints per slot."""
+
+    key_set: str
+    system_id: bytes
+    policy: KeyPolicy
+    current: Mapping[int, int]
+    versions: Mapping[int, tuple[KeyVersionInfo, ...]]
+    created: str
+
+    def to_json(self) -> dict:
+        return {
+            "key_set": self.key_set,
+            "system_id": self.system_id.hex().upper(),
+            "diversification": DIVERSIFICATION_SCHEME,
+            "created": self.created,
+            "slots": [
+                {**p.to_json(), "current_version": self.current[p.slot],
+                 "versions": [{"version": v.version, "fingerprint": v.fingerprint, "origin": v.origin,
+                               "created": v.created} for v in self.versions[p.slot]]}
+                for p in self.policy.slots
+            ],
+        }
+
+
+def fingerprint_from_kcv(kcv: bytes) -> str:
+    """A key's public fingerprint: SHA-256 of its check value CMAC(K, 0^16), truncated to 8 bytes.
+
+    The check value is already one-way; hashing and truncating it keeps even that out of sight.
+    """
+    return hashlib.sha256(b"tagsmith-key-fingerprint\x00" + kcv).hexdigest()[:16]
+
+
+def check_key_set_id(key_set: str) -> str:
+    if not isinstance(key_set, str) or not _KEY_SET_ID.fullmatch(key_set):
+        raise ConfigError(f"bad key set id {key_set!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return key_set
+
+
+def check_slot(slot: int) -> int:
+    if not isinstance(slot, int) or slot not in SLOTS:
+        raise ConfigError(f"key slot must be 0..4, got {slot!r}")
+    return slot
+
+
+def check_version(version: int) -> int:
+    if not isinstance(version, int) or not MIN_VERSION <= version <= MAX_VERSION:
+        raise ConfigError(f"key version must be {MIN_VERSION}..{MAX_VERSION} (0 is the factory version), got {version!r}")
+    return version
+
+
+def check_uid(uid: bytes) -> bytes:
+    if not isinstance(uid, bytes) or len(uid) != 7:
+        raise ConfigError("a chip UID is 7 bytes")
+    return uid
+
+
+def check_system_id(system_id: bytes) -> bytes:
+    if not isinstance(system_id, bytes) or len(system_id) > MAX_SYSTEM_ID:
+        raise ConfigError(f"system identifier is at most {MAX_SYSTEM_ID} bytes")
+    return system_id
+
+
+def parse_key_hex(text: str, what: str = "key") -> bytes:
+    """A 16-byte key from hex text (spaces, colons and newlines ignored); errors never echo the text."""
+    cleaned = "".join(text.split()).replace(":", "")
+    try:
+        key = bytes.fromhex(cleaned)
+    except ValueError:
+        raise ConfigError(f"the {what} is not hex (expected 32 hex digits)") from None
+    if len(key) != 16:
+        raise ConfigError(f"the {what} must be 16 bytes (32 hex digits), got {len(key)} bytes")
+    return key

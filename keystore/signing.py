@@ -1,0 +1,42 @@
+"""Ed25519 (RFC 8032, pure) helpers for the line's manifest key: public PEM and verification.
+
+Signing itself happens in the keystore backend that holds the private key; anybody holding the
+public PEM (the resolver, the batches module, a test) verifies with :func:`verify_manifest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
+
+from tagsmith import ConfigError, VerificationError
+
+
+def public_pem_from_raw(raw: bytes) -> str:
+    """PEM (SubjectPublicKeyInfo) of a raw 32-byte Ed25519 public key."""
+    return eddsa.import_public_key(raw).export_key(format="PEM")
+
+
+def public_key_fingerprint(pem: str) -> str:
+    """SHA-256 of the public key's DER, truncated to 16 hex digits: how an operator names a key."""
+    return hashlib.sha256(_load_ed25519(pem).export_key(format="DER")).hexdigest()[:16]
+
+
+def verify_manifest(data: bytes, signature: bytes, public_key_pem: str) -> None:
+    """Raise VerificationError unless ``signature`` is the manifest key's signature of ``data``."""
+    try:
+        eddsa.new(_load_ed25519(public_key_pem), "rfc8032").verify(data, signature)
+    except ValueError:
+        raise VerificationError("manifest signature does not verify with the line's manifest key") from None
+
+
+def _load_ed25519(pem: str) -> ECC.EccKey:
+    try:
+        key = ECC.import_key(pem)
+    except (ValueError, IndexError, TypeError):
+        raise ConfigError("not a PEM public key") from None
+    if key.curve != "Ed25519":
+        raise ConfigError(f"expected an Ed25519 key, got {key.curve}")
+    return key.public_key()
