@@ -33,3 +33,137 @@ def home(tmp_path, monkeypatch) -> Path:
     ws = tmp_path / "ws"
     monkeypatch.setenv("TAGSMITH_HOME", str(ws))
     return ws
+
+
+# ==================================================================================================
+# pcscd + vpcd (transports, issue 3): a private pcscd with virtual readers, shared by the session
+# --------------------------------------------------------------------------------------------------
+# `pcscd` starts /usr/sbin/pcscd in the foreground with its own reader.conf.d (two vpcd entries,
+# each with its own copy of the driver: four readers on fixed, unusual ports) and its own client
+# socket (PCSCLITE_CSOCK_NAME), waits for the readers, and stops it by PID at the end. In CI
+# (CI=true) a missing pcscd fails the test; locally it skips. `vpcd_reader` lends one empty
+# virtual reader to a test: `.reader` (PC/SC name), `.port`, `.card(chip)` -> VirtualCard,
+# `.serve(chips)` -> started VpiccServer; whatever it placed is removed afterwards.
+# ==================================================================================================
+import os as _os
+import tempfile as _tempfile
+import threading as _threading
+
+PCSCD_ENTRIES = ("Tagsmith Sim A", "Tagsmith Sim B")
+PCSCD_BASE_PORT = 35990  # fixed and unusual (vpcd's default is 35963); next free pair if taken
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pcscd_client_socket(request):
+    """Point libpcsclite at the session's private pcscd before anything talks PC/SC.
+
+    libpcsclite reads PCSCLITE_CSOCK_NAME once per process, so this must precede the first call.
+    With --reader (tests/device/) the system pcscd is used instead.
+    """
+    if request.config.getoption("--reader") or "PCSCLITE_CSOCK_NAME" in _os.environ:
+        yield None
+        return
+    workdir = _tempfile.mkdtemp(prefix="tagsmith-pcscd-")
+    _os.environ["PCSCLITE_CSOCK_NAME"] = _os.path.join(workdir, "pcscd.comm")
+    yield workdir
+    _os.environ.pop("PCSCLITE_CSOCK_NAME", None)
+
+
+def require_pcscd() -> None:
+    """Skip (locally) or fail (CI=true) when pcscd or the vpcd driver is missing."""
+    from tagsmith.encoders.simulator.pcscd import find_pcscd, find_vpcd_driver
+
+    if find_pcscd() and find_vpcd_driver():
+        return
+    message = "pcscd and vsmartcard-vpcd are not installed (./dev test installs them when run as root)"
+    if _os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_for_readers(names, timeout: float = 5.0) -> None:
+    """Wait until PC/SC lists every reader in ``names``."""
+    import time
+
+    from tagsmith.encoders.pcsc import list_readers
+
+    deadline = time.monotonic() + timeout
+    while not set(names) <= {r.name for r in list_readers()}:
+        assert time.monotonic() < deadline, f"pcscd did not list {sorted(names)}"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def pcscd(_pcscd_client_socket):
+    """The session's private pcscd with four vpcd readers (see the block comment above)."""
+    require_pcscd()
+    from tagsmith.encoders.simulator.pcscd import PrivatePcscd
+
+    workdir = _pcscd_client_socket
+    if workdir is None:  # never start a pcscd on a socket someone else chose (it may be the system's)
+        pytest.skip("PCSCLITE_CSOCK_NAME or --reader given: not starting a private pcscd")
+    instance = PrivatePcscd(workdir, PCSCD_ENTRIES, base_port=PCSCD_BASE_PORT)
+    instance.start()
+    try:
+        wait_for_readers([s.reader for s in instance.slots])
+        instance.free_slots = list(instance.slots)
+        instance.slot_lock = _threading.Lock()
+        yield instance
+    finally:
+        instance.stop()
+
+
+class VpcdReaderLease:
+    """One of the session pcscd's virtual readers, lent to a test; see `vpcd_reader`."""
+
+    def __init__(self, slot) -> None:
+        self.slot = slot
+        self.reader, self.port = slot.reader, slot.port
+        self._cards, self._servers = [], []
+
+    def card(self, chip, **options):
+        """A VirtualCard for this reader (not yet placed: call .place() or use `with`)."""
+        from tagsmith.encoders.simulator.vpicc import VirtualCard
+
+        card = VirtualCard(chip, self.port, **options)
+        self._cards.append(card)
+        return card
+
+    def serve(self, chips, **options):
+        """Start presenting ``chips`` one after another (VpiccServer) on this reader."""
+        from tagsmith.encoders.simulator.vpicc import VpiccServer
+
+        server = VpiccServer(self.port, chips, **options).start()
+        self._servers.append(server)
+        return server
+
+    def open(self):
+        """Open this reader through PC/SC (tagsmith.encoders.pcsc.PcscReader)."""
+        from tagsmith.encoders.pcsc import open_reader
+
+        return open_reader(self.reader)
+
+    def clear(self) -> None:
+        for server in self._servers:
+            server.stop()
+            server.join(5)
+        for card in self._cards:
+            card.remove()
+        with self.open() as reader:
+            reader.wait_for_removal(3)
+
+
+@pytest.fixture
+def vpcd_reader(pcscd):
+    """An empty virtual reader of the session pcscd; what the test placed is removed afterwards."""
+    with pcscd.slot_lock:
+        slot = pcscd.free_slots.pop(0)
+    lease = VpcdReaderLease(slot)
+    try:
+        yield lease
+    finally:
+        try:
+            lease.clear()
+        finally:
+            with pcscd.slot_lock:
+                pcscd.free_slots.append(slot)
