@@ -1,0 +1,221 @@
+"""One tag on the reader: identify, decide, personalise or resume, verify as a phone, record.
+
+Round trips for a factory-fresh tag (each 5-15 ms of radio time on a real reader):
+select 1, GetVersion 3, Read_Sig 1, GetKeyVersion(0) 1, AuthenticateEV2First 2, WriteData 1,
+ChangeFileSettings 1, ChangeKey x5, ReadData (the SUN read) 1 = 16. Slots 1-4 are proven
+changed by the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with
+our keys, key 0 by its ChangeKey status; the database journals every step before the next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tagsmith import ChipError, ConfigError, StateError, VerificationError
+from tagsmith.batches.db import BatchStore
+from tagsmith.batches.product import Product
+from tagsmith.batches.records import Unit
+from tagsmith.encoders.connection import Connection, TagRemovedError
+from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
+from tagsmith.encoders.ntag424.originality import verify_originality
+from tagsmith.encoders.ntag424.session import Ntag424Session
+from tagsmith.encoders.ntag424.sun import verify_sun_url
+from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate, compile_template, url_from_ndef_file
+from tagsmith.keystore.base import KeyProvider
+from tagsmith.keystore.model import ChipKeys
+
+from .counting import CountingConnection
+from .plan import FACTORY_VERSION, Decision, KnownUnit, Verdict, decide
+
+FACTORY_KEY = bytes(16)
+
+
+class TagRefused(StateError):
+    """The tag is set aside without being written: foreign, counterfeit, or not for this batch."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one tag, for the operator, the JSON event stream and the benchmarks."""
+
+    result: str  # encoded | resumed | verified | refused | failed | torn
+    uid: str | None
+    serial: str | None
+    reason: str
+    apdus: int
+    commands: tuple[str, ...]
+    seconds: float
+    url: str | None = None
+    read_counter: int | None = None
+
+    def to_json(self) -> dict:
+        return {"event": "tag", "result": self.result, "uid": self.uid, "serial": self.serial,
+                "reason": self.reason, "apdus": self.apdus, "ms": round(self.seconds * 1000, 2),
+                "read_counter": self.read_counter, "url": self.url}
+
+
+@dataclass
+class EncodeContext:
+    """Everything the per-tag procedure needs, resolved once per station run."""
+
+    store: BatchStore
+    keys: KeyProvider
+    product: Product
+    batch_id: str
+    station: str
+    lot: str | None = None
+    allow_simulator_signature: bool = False
+    template: SunTemplate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.template = compile_template(self.product.url_template)
+        self.versions = self.product.keys.versions()
+        self._check_key_policy()
+
+    def _check_key_policy(self) -> None:
+        """The product file and the keystore must agree on the SDM slots, and the versions must exist."""
+        key_set = self.product.keys.key_set
+        info = self.keys.info(key_set) if hasattr(self.keys, "info") else None
+        roles = {s.slot: s.role for s in self.product.keys.slots}
+        if info is not None:
+            policy = info.policy
+            for slot, role in ((policy.meta_read_slot, "sdm-meta-read"), (policy.file_read_slot, "sdm-file-read")):
+                if roles.get(slot) != role:
+                    raise ConfigError(f"product {self.product.id}: key set {key_set} uses slot {slot} as {role}, "
+                                      f"the product file says {roles.get(slot)!r}")
+        self.keys.chip_keys(key_set, bytes(7), self.versions)  # every pinned version exists (NotFoundError)
+
+    def render(self, serial: str) -> RenderedTemplate:
+        return self.template.render(gtin=self.product.gtin, serial=serial, lot=self.lot)
+
+
+@dataclass
+class _Tag:
+    """Facts gathered about the tag in the field (filled step by step)."""
+
+    session: Ntag424Session
+    uid: bytes = b""
+    unit: Unit | None = None
+    keys: ChipKeys | None = None
+
+
+def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
+    """Select, GetVersion, Read_Sig, GetKeyVersion(0) and the database: no authentication yet."""
+    s = tag.session
+    s.select_application()
+    info = s.get_version()
+    if not any(info.uid):
+        raise TagRefused("tag hides its UID (Random ID is on): not provisionable here")
+    tag.uid = info.uid
+    signature = verify_originality(info.uid, s.read_sig(), allow_simulator=ctx.allow_simulator_signature)
+    if not signature.valid:
+        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip")
+    tag.unit = ctx.store.unit_by_uid(info.uid)
+    key0_version = s.get_key_version(0)
+    known = None
+    if tag.unit is not None:
+        target = tag.unit.key_versions.get(0) or ctx.versions[0]
+        known = KnownUnit(tag.unit.batch_id, tag.unit.serial, tag.unit.state, target)
+    return decide(key0_version=key0_version, unit=known, batch_id=ctx.batch_id, target_version=ctx.versions[0])
+
+
+def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
+    """Write NDEF and SDM settings, change keys 1-4, then key 0, journaling each step."""
+    s, keys, unit = tag.session, tag.keys, tag.unit
+    assert keys is not None and unit is not None
+    ctx.store.start_encoding(unit.id, ctx.station)
+    s.authenticate_ev2_first(0, FACTORY_KEY)
+    rendered = ctx.render(unit.serial)
+    s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
+    ctx.store.record_step(unit.id, "ndef", ctx.station)
+    policy = keys.policy
+    s.change_file_settings(NDEF_FILE_NO, rendered.file_settings(
+        meta_read=policy.meta_read_slot, file_read=policy.file_read_slot, write=0, read_write=0))
+    ctx.store.record_step(unit.id, "sdm", ctx.station)
+    for slot in range(1, 5):
+        _change_slot(s, keys, slot, probe=not fresh)
+        ctx.store.record_step(unit.id, f"key{slot}", ctx.station)
+    s.change_key(0, keys.key(0), keys.version(0))
+    ctx.store.record_step(unit.id, "key0", ctx.station)
+
+
+def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> None:
+    """Change one of keys 1-4 from factory; on resume the chip's key version says if it already was."""
+    if probe:
+        version = s.get_key_version(slot)
+        if version == keys.version(slot):
+            return
+        if version != FACTORY_VERSION:
+            raise TagRefused(f"key {slot} holds unknown version {version:02X}: quarantine the tag")
+    s.change_key(slot, keys.key(slot), keys.version(slot), old_key=FACTORY_KEY)
+
+
+def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
+    """Unauthenticated read of the NDEF file, SUN verification with this tag's keys, static text check."""
+    unit, keys = tag.unit, tag.keys
+    assert unit is not None and keys is not None
+    file_bytes = tag.session.read_ndef_unauthenticated()
+    rendered = ctx.render(unit.serial)
+    if not _static_text_matches(rendered, file_bytes):
+        raise VerificationError(f"{unit.serial}: the NDEF on the tag is not this unit's URL")
+    url = url_from_ndef_file(file_bytes)
+    result = verify_sun_url(url, meta_key=keys.meta_read_key, file_key=keys.file_read_key,
+                            **rendered.verifier_params())
+    if not result.cmac_valid:
+        raise VerificationError(f"{unit.serial}: SUN MAC does not verify with the unit's keys")
+    if result.uid is not None and result.uid != tag.uid:
+        raise VerificationError(f"{unit.serial}: SUN names UID {result.uid.hex().upper()}, the tag is {tag.uid.hex().upper()}")
+    previous = max(unit.read_counter or 0, unit.verified_counter or 0)
+    counter = result.read_counter if result.read_counter is not None else previous + 1
+    if counter <= previous:
+        raise VerificationError(f"{unit.serial}: read counter {counter} did not advance past {previous} (replay?)")
+    return url, counter
+
+
+def _static_text_matches(rendered: RenderedTemplate, file_bytes: bytes) -> bool:
+    """The tag's NDEF equals the rendered file everywhere except inside the chip's mirrors."""
+    expected = rendered.ndef_file
+    got = file_bytes[:len(expected)]
+    if len(got) != len(expected):
+        return False
+    masked = bytearray(got)
+    for mirror in rendered.mirrors:
+        masked[mirror.offset:mirror.offset + mirror.length] = expected[mirror.offset:mirror.offset + mirror.length]
+    return bytes(masked) == expected
+
+
+def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
+    """Run one tag from placement to a recorded result; expected failures become an Outcome."""
+    counting = CountingConnection(connection)
+    tag = _Tag(Ntag424Session(counting))
+    started = time.perf_counter()
+
+    def outcome(result: str, reason: str, url: str | None = None, counter: int | None = None) -> Outcome:
+        return Outcome(result, tag.uid.hex().upper() or None, tag.unit.serial if tag.unit else None, reason,
+                       counting.count, tuple(counting.commands), time.perf_counter() - started, url, counter)
+
+    try:
+        decision = identify(ctx, tag)
+        if decision.verdict in (Verdict.FOREIGN, Verdict.REFUSED):
+            return outcome("refused", decision.reason)
+        if decision.verdict is Verdict.FRESH:
+            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station)
+        assert tag.unit is not None
+        tag.keys = ctx.keys.chip_keys(ctx.product.keys.key_set, tag.uid, tag.unit.key_versions or ctx.versions)
+        if decision.writes:
+            personalise(ctx, tag, fresh=decision.verdict is Verdict.FRESH)
+        url, counter = verify_as_phone(ctx, tag)
+        if decision.verdict is Verdict.COMPLETE:
+            tag.unit = ctx.store.mark_verified(tag.unit.id, counter, ctx.station)
+            return outcome("verified", decision.reason, url, counter)
+        versions = dict(enumerate(tag.keys.versions))
+        tag.unit = ctx.store.mark_encoded(tag.unit.id, versions, counter, ctx.station)
+        result = "encoded" if decision.verdict is Verdict.FRESH else "resumed"
+        return outcome(result, decision.reason if result == "resumed" else "personalised and verified", url, counter)
+    except TagRefused as exc:
+        return outcome("refused", str(exc))
+    except TagRemovedError as exc:
+        return outcome("torn", str(exc))
+    except (ChipError, VerificationError, StateError) as exc:
+        return outcome("failed", str(exc))

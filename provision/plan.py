@@ -1,0 +1,69 @@
+"""Decide what to do with a tag from what is known, before anything that could fail an authentication.
+
+Key 0 is changed last (reference §14.1), so its version, readable without authentication,
+splits every tag into: untouched, interrupted before key 0, or finished. The database says
+whether the UID is ours. At most one authentication follows, with the one key the facts name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+FACTORY_VERSION = 0x00
+
+#: Personalisation steps in the order the station performs them; each is journaled when done.
+STEPS = ("ndef", "sdm", "key1", "key2", "key3", "key4", "key0")
+
+
+class Verdict(str, Enum):
+    FRESH = "fresh"            # factory keys, not ours yet: allocate a serial and personalise
+    RESUME = "resume"          # ours, key 0 still factory: authenticate with it and finish
+    VERIFY = "verify"          # ours, key 0 changed: everything written, verify as a phone
+    COMPLETE = "complete"      # ours and already recorded encoded: verify only
+    FOREIGN = "foreign"        # not ours and not factory: set aside, never authenticate
+    REFUSED = "refused"        # ours but not for this run (other batch, voided, unknown key version)
+
+
+@dataclass(frozen=True)
+class KnownUnit:
+    """What the database says about a UID (None when it has never seen it)."""
+
+    batch_id: str
+    serial: str
+    state: str  # allocated | encoding | encoded | verified | voided
+    key_version: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+
+    @property
+    def writes(self) -> bool:
+        return self.verdict in (Verdict.FRESH, Verdict.RESUME)
+
+
+def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_version: int,
+           known_versions: frozenset[int] = frozenset()) -> Decision:
+    """Classify a tag; ``known_versions`` are older key generations of the same key set."""
+    if unit is None:
+        if key0_version == FACTORY_VERSION:
+            return Decision(Verdict.FRESH, "factory-fresh")
+        return Decision(Verdict.FOREIGN,
+                        f"not in this database and key 0 is not factory (version {key0_version:02X})")
+    if unit.state == "voided":
+        return Decision(Verdict.REFUSED, f"serial {unit.serial} was voided; reset the tag before reuse")
+    if unit.batch_id != batch_id:
+        return Decision(Verdict.REFUSED, f"tag belongs to batch {unit.batch_id} (serial {unit.serial})")
+    if key0_version == FACTORY_VERSION:
+        if unit.state in ("encoded", "verified"):
+            return Decision(Verdict.REFUSED, f"recorded encoded as {unit.serial} but key 0 is factory: quarantine")
+        return Decision(Verdict.RESUME, f"interrupted {unit.serial}: resuming")
+    if key0_version == unit.key_version or key0_version in known_versions:
+        if unit.state in ("encoded", "verified"):
+            return Decision(Verdict.COMPLETE, f"already encoded as {unit.serial}")
+        return Decision(Verdict.VERIFY, f"{unit.serial} keyed before the tear: verifying")
+    return Decision(Verdict.REFUSED,
+                    f"{unit.serial}: key 0 version {key0_version:02X} is not one of ours (expected {target_version:02X})")

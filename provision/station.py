@@ -1,0 +1,171 @@
+"""The encoding station loop: tags in, recorded outcomes out, as a stream of events.
+
+The loop knows nothing of rich or the terminal: it yields :class:`Outcome` per tag and a
+:class:`Summary` at the end; the CLI draws them (or prints them as JSON lines).
+"""
+
+from __future__ import annotations
+
+import random as _random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+from tagsmith.encoders.connection import Connection, TagRemovedError
+from tagsmith.encoders.reader import Reader
+
+from .encode import EncodeContext, Outcome, process_tag
+from .simpool import PersistentChip, SimChipPool
+
+DONE_RESULTS = ("encoded", "resumed", "verified")
+
+
+class TagSource(Protocol):
+    """Where tags come from: a reader on the line, or simulated chips."""
+
+    def next_tag(self) -> Connection | None:
+        """Block until a tag is placed; None when no more tags will come."""
+        ...
+
+    def finished(self, outcome: Outcome) -> None:
+        """The station is done with the current tag (the operator removes it)."""
+        ...
+
+
+@dataclass
+class Summary:
+    """Counts and rates for one station session."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    tag_seconds: float = 0.0
+    apdus: int = 0
+    tags: int = 0
+    interrupted: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
+        self.tags += 1
+        self.apdus += outcome.apdus
+        self.tag_seconds += outcome.seconds
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(r, 0) for r in DONE_RESULTS)
+
+    def to_json(self) -> dict:
+        per_min = 60 * self.done / self.seconds if self.seconds else 0.0
+        return {"event": "summary", "counts": self.counts, "tags": self.tags, "done": self.done,
+                "seconds": round(self.seconds, 3), "per_minute": round(per_min, 1),
+                "ms_per_tag": round(1000 * self.tag_seconds / self.tags, 2) if self.tags else None,
+                "apdus_per_tag": round(self.apdus / self.tags, 2) if self.tags else None,
+                "interrupted": self.interrupted}
+
+
+def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
+        on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | Summary]:
+    """Process tags until ``count`` units are done, the source runs dry, or Ctrl-C.
+
+    Ctrl-C between tags stops at once; during a tag the journal already holds every step
+    the chip confirmed, so the unit stays recorded as interrupted and resumes next time.
+    """
+    summary = Summary()
+    started = time.perf_counter()
+    try:
+        while count is None or summary.done < count:
+            connection = source.next_tag()
+            if connection is None:
+                break
+            try:
+                outcome = process_tag(ctx, connection)
+            except TagRemovedError as exc:
+                outcome = Outcome("torn", None, None, str(exc), 0, (), 0.0)
+            summary.add(outcome)
+            if on_done is not None and outcome.result in ("encoded", "resumed"):
+                on_done(outcome)
+            source.finished(outcome)
+            yield outcome
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    summary.seconds = time.perf_counter() - started
+    yield summary
+
+
+class SimulatedSource:
+    """Factory-fresh simulated chips placed one after another; torn ones come back later.
+
+    ``tear_rate`` lifts that share of placements from the field at a random APDU, so the
+    resume path runs in every demo and test. A chip is torn at most ``max_tears`` times.
+    """
+
+    def __init__(self, count: int, *, tear_rate: float = 0.0, seed: int | None = None,
+                 pool: SimChipPool | None = None, persist_each_apdu: bool = False, max_tears: int = 2) -> None:
+        self.rng = _random.Random(seed)
+        self.pool = pool
+        self.persist = persist_each_apdu and pool is not None
+        self.remaining = count
+        self.tear_rate = tear_rate
+        self.max_tears = max_tears
+        self.retry: deque = deque()
+        self.tears: dict[bytes, int] = {}
+        self.current = None
+        self.chips: list = []
+
+    def _fresh(self):
+        self.remaining -= 1
+        if self.pool is not None:
+            return self.pool.new_chip(self.rng)
+        from tagsmith.encoders.simulator import SimulatedNtag424
+        from .simpool import random_uid
+
+        return SimulatedNtag424(uid=random_uid(self.rng))
+
+    def next_tag(self) -> Connection | None:
+        if self.retry and (self.remaining <= 0 or self.rng.random() < 0.5):
+            chip = self.retry.popleft()
+        elif self.remaining > 0:
+            chip = self._fresh()
+            self.chips.append(chip)
+        else:
+            return None
+        chip.place()
+        if self.tears.get(chip.uid, 0) < self.max_tears and self.rng.random() < self.tear_rate:
+            chip.tear_at(self.rng.randint(1, 17))
+        self.current = chip
+        return PersistentChip(chip, self.pool) if self.persist else chip
+
+    def finished(self, outcome: Outcome) -> None:
+        chip, self.current = self.current, None
+        if chip is None:
+            return
+        chip.cancel_tear()
+        if outcome.result == "torn":
+            self.tears[chip.uid] = self.tears.get(chip.uid, 0) + 1
+            self.retry.append(chip)
+        chip.remove()
+        if self.pool is not None and not self.persist:
+            self.pool.save(chip)
+
+
+class ReaderSource:
+    """Tags placed by an operator on a real reader: wait for one, and for its removal after."""
+
+    def __init__(self, reader: Reader, *, timeout: float | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        self.reader = reader
+        self.timeout = timeout
+        self.on_wait = on_wait or (lambda message: None)
+        self.current = None
+
+    def next_tag(self) -> Connection | None:
+        self.on_wait("Place the next tag on the reader")
+        self.current = self.reader.wait_for_tag(self.timeout)
+        return self.current
+
+    def finished(self, outcome: Outcome) -> None:
+        connection, self.current = self.current, None
+        if connection is not None:
+            connection.close()
+        self.on_wait("Remove the tag")
+        self.reader.wait_for_removal(self.timeout)
