@@ -86,27 +86,1205 @@ def version(as_json: JsonFlag = False) -> None:
 
 
 # ---------------------------------------------------------------- section: sun (protocol core)
+sun_app = typer.Typer(help="SUN URLs: verify a tapped URL, show what a URL template compiles to.",
+                      no_args_is_help=True)
+app.add_typer(sun_app, name="sun")
+
+
+def _sun_key(value: str, option: str) -> bytes:
+    from tagsmith import ConfigError
+
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{option} is not hex") from None
+    if len(key) != 16:
+        raise ConfigError(f"{option} must be 16 bytes (32 hex characters), got {len(key)}")
+    return key
+
+
+@sun_app.command("verify")
+def sun_verify(
+    url: Annotated[str, typer.Argument(help="The URL exactly as the tag produced it.")],
+    file_key: Annotated[str, typer.Option("--file-key", help="SDM file-read key (hex) of this tag.")],
+    meta_key: Annotated[Optional[str], typer.Option("--meta-key", help="SDM meta-read key (hex); needed for encrypted PICC data.")] = None,
+    picc_param: Annotated[str, typer.Option("--picc-param", help="Query parameter holding encrypted PICC data.")] = "picc_data",
+    mac_param: Annotated[str, typer.Option("--mac-param", help="Query parameter holding the SUN MAC.")] = "cmac",
+    enc_param: Annotated[str, typer.Option("--enc-param", help="Query parameter holding encrypted file data.")] = "enc",
+    uid_param: Annotated[str, typer.Option("--uid-param", help="Query parameter holding a plain UID mirror.")] = "uid",
+    ctr_param: Annotated[str, typer.Option("--ctr-param", help="Query parameter holding a plain counter mirror.")] = "ctr",
+    mac_input_from: Annotated[Optional[str], typer.Option("--mac-input-from", help="The MAC covers the text from this parameter's value up to the MAC value.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a SUN URL's MAC and decrypt what it carries; exit 6 when the MAC is wrong."""
+    from tagsmith import VerificationError
+    from tagsmith.encoders.ntag424.sun import verify_sun_url
+
+    result = verify_sun_url(
+        url, meta_key=_sun_key(meta_key, "--meta-key") if meta_key else None,
+        file_key=_sun_key(file_key, "--file-key"), picc_param=picc_param, mac_param=mac_param,
+        enc_param=enc_param, uid_param=uid_param, ctr_param=ctr_param, mac_input_from=mac_input_from)
+    data = {"uid": result.uid.hex().upper() if result.uid else None, "read_counter": result.read_counter,
+            "cmac_valid": result.cmac_valid, "file_data": result.file_data.hex().upper() if result.file_data else None}
+    if not result.cmac_valid:
+        if as_json:
+            emit(data, True)
+        raise VerificationError(f"SUN MAC does not verify (UID {data['uid']}, counter {data['read_counter']})")
+    emit(data, as_json, lambda: console.print(
+        f"[green]valid[/] UID {data['uid']}  counter {data['read_counter']}"
+        + (f"  file data {data['file_data']}" if data["file_data"] else "")))
+
+
+@sun_app.command("template")
+def sun_template(
+    template: Annotated[str, typer.Argument(help="URL template, e.g. 'https://id.example.com/01/{gtin}/21/{serial}?p={picc}&c={cmac}'.")],
+    gtin: Annotated[Optional[str], typer.Option("--gtin", help="Value for {gtin}.")] = None,
+    serial: Annotated[Optional[str], typer.Option("--serial", help="Value for {serial}.")] = None,
+    lot: Annotated[Optional[str], typer.Option("--lot", help="Value for {lot}.")] = None,
+    meta_read: Annotated[int, typer.Option("--meta-read", min=0, max=15, help="SDM meta-read key number.")] = 2,
+    file_read: Annotated[int, typer.Option("--file-read", min=0, max=15, help="SDM file-read key number.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the NDEF file bytes, SDM offsets and file settings a URL template compiles to."""
+    from tagsmith.encoders.ntag424.template import compile_template
+
+    rendered = compile_template(template).render(gtin=gtin, serial=serial, lot=lot)
+    settings = rendered.file_settings(meta_read=meta_read, file_read=file_read)
+    data = {
+        "url": rendered.url, "ndef_file": rendered.ndef_file.hex().upper(), "ndef_length": len(rendered.ndef_file),
+        "mirrors": [{"kind": m.kind, "offset": m.offset, "length": m.length, "param": m.param} for m in rendered.mirrors],
+        "mac_input_offset": rendered.mac_input_offset, "mac_input_param": rendered.mac_input_param,
+        "change_file_settings": settings.to_change_bytes().hex().upper(),
+    }
+
+    def render() -> None:
+        console.print(f"URL      {data['url']}", soft_wrap=True)
+        console.print(f"NDEF     {data['ndef_length']} bytes: {data['ndef_file']}", soft_wrap=True)
+        for m in data["mirrors"]:
+            console.print(f"{m['kind']:<8} offset {m['offset']:>3} (0x{m['offset']:02X})  length {m['length']:>2}"
+                          f"  param {m['param'] or '-'}")
+        if data["mac_input_offset"] is not None:
+            console.print(f"MAC input from offset {data['mac_input_offset']} (0x{data['mac_input_offset']:02X})")
+        console.print(f"ChangeFileSettings data  {data['change_file_settings']}")
+
+    emit(data, as_json, render)
 # ---------------------------------------------------------------- end section: sun
 
 # ---------------------------------------------------------------- section: keys (keystore)
+keys_app = typer.Typer(help="The keystore: master keys, per-chip keys, versions, export for the resolver.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+ProductOpt = Annotated[str, typer.Option("--product", help="Key set id (one per product or product family).")]
+SlotOpt = Annotated[int, typer.Option("--slot", min=0, max=4, help="Chip key slot 0..4.")]
+
+
+def _secret_from_env_or_prompt(env: str, prompt: str, confirm: bool = False) -> str:
+    """A secret from the environment, else a hidden prompt (never from an argument)."""
+    import os
+
+    return os.environ.get(env) or typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+
+def _open_keys(ctx: typer.Context):
+    """Open the workspace keystore, asking for the passphrase or PIN only when it is needed."""
+    from tagsmith.keystore import keystore_backend, open_keystore
+    from tagsmith.keystore.access import ENV_PASSPHRASE, ENV_PIN
+
+    ws = state(ctx).workspace
+    if keystore_backend(ws) == "file":
+        return open_keystore(ws, _secret_from_env_or_prompt(ENV_PASSPHRASE, "Keystore passphrase"))
+    pin = _secret_from_env_or_prompt(ENV_PIN, "Token user PIN") if sys.stdin.isatty() else None
+    return open_keystore(ws, pin=pin)  # without a terminal the PIN comes from the environment
+
+
+def _hex_arg(value: str | None, name: str) -> bytes:
+    from tagsmith import ConfigError
+
+    try:
+        return bytes.fromhex(value or "")
+    except ValueError:
+        raise ConfigError(f"{name} is not hex") from None
+
+
+def _render_key_set(info) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"key set {info.key_set}  (system id {info.system_id.hex().upper()})")
+    for col in ("slot", "role", "diversified", "current", "versions (fingerprint)"):
+        table.add_column(col)
+    for p in info.policy.slots:
+        versions = ", ".join(f"v{v.version} {v.fingerprint}" for v in info.versions[p.slot])
+        table.add_row(str(p.slot), p.role.value, "yes" if p.diversified else "SHARED",
+                      f"v{info.current[p.slot]}", versions)
+    console.print(table)
+
+
+@keys_app.command("init")
+def keys_init(
+    ctx: typer.Context,
+    backend: Annotated[str, typer.Option("--backend", help="file (passphrase-encrypted) or pkcs11 (HSM).")] = "file",
+    kdf_n: Annotated[int, typer.Option("--kdf-n", help="scrypt cost N for the file backend (power of two).")] = 2**15,
+    module: Annotated[Optional[str], typer.Option("--module", help="PKCS#11 module path (pkcs11 backend).")] = None,
+    token_label: Annotated[Optional[str], typer.Option("--token-label", help="PKCS#11 token label.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create the workspace's keystore and the line's Ed25519 manifest key."""
+    from tagsmith.keystore import init_keystore
+    from tagsmith.keystore.access import ENV_PASSPHRASE, ENV_PIN
+
+    if backend == "file":
+        secret = _secret_from_env_or_prompt(ENV_PASSPHRASE, "New keystore passphrase", confirm=True)
+        store = init_keystore(state(ctx).workspace, "file", passphrase=secret, scrypt_n=kdf_n)
+    else:
+        pin = _secret_from_env_or_prompt(ENV_PIN, "Token user PIN")
+        store = init_keystore(state(ctx).workspace, backend, module=module, token_label=token_label, pin=pin)
+    with store:
+        data = {"backend": store.backend, "path": str(store.path), "manifest_public_key": store.manifest_public_key_pem()}
+    emit(data, as_json, lambda: console.print(f"keystore created: {data['path']} ({data['backend']})\n"
+                                              f"manifest public key:\n{data['manifest_public_key']}"))
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    product: ProductOpt,
+    system_id: Annotated[Optional[str], typer.Option("--system-id", help="AN10922 system identifier text (default: the product id).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate a new key set: one master per slot, version 1."""
+    with _open_keys(ctx) as store:
+        info = store.create_key_set(product, None if system_id is None else system_id.encode())
+    emit(info.to_json(), as_json, lambda: _render_key_set(info))
+
+
+@keys_app.command("import")
+def keys_import(
+    ctx: typer.Context,
+    product: ProductOpt,
+    slot: SlotOpt,
+    file: Annotated[Optional[Path], typer.Option("--file", exists=True, dir_okay=False, help="Read the hex key from this file (default: stdin).")] = None,
+    key_version: Annotated[Optional[int], typer.Option("--version", help="Version to store it as (default: next).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import a master key made elsewhere (hex from a file or stdin, never an argument)."""
+    import os
+
+    from tagsmith import ConfigError
+    from tagsmith.keystore import keystore_backend
+    from tagsmith.keystore.access import ENV_PASSPHRASE
+    from tagsmith.keystore.model import parse_key_hex
+
+    if file is None and not sys.stdin.isatty() and not os.environ.get(ENV_PASSPHRASE) \
+            and keystore_backend(state(ctx).workspace) == "file":
+        raise ConfigError(f"the key comes from stdin, so the passphrase cannot: set {ENV_PASSPHRASE} or use --file")
+    if file is not None:
+        text = file.read_text()
+    elif sys.stdin.isatty():
+        text = typer.prompt("Master key (hex)", hide_input=True, err=True)
+    else:
+        text = sys.stdin.read()
+    key = parse_key_hex(text, "master key")
+    with _open_keys(ctx) as store:
+        ref = store.import_master(product, slot, key, key_version)
+        fp = next(v.fingerprint for v in store.info(product).versions[slot] if v.version == ref.version)
+    data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp}
+    emit(data, as_json, lambda: console.print(f"imported {ref} (fingerprint {fp})"))
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List key sets: slot roles, versions and fingerprints (never key bytes)."""
+    with _open_keys(ctx) as store:
+        infos = store.key_sets()
+        data = {"backend": store.backend, "key_sets": [i.to_json() for i in infos]}
+
+    def render() -> None:
+        if not infos:
+            console.print("no key sets (create one with: tagsmith keys create --product ID)")
+        for info in infos:
+            _render_key_set(info)
+
+    emit(data, as_json, render)
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json: JsonFlag = False) -> None:
+    """Make a new current version for one slot; older versions stay to verify older tags."""
+    with _open_keys(ctx) as store:
+        ref = store.rotate(product, slot)
+        fp = store.info(product).versions[slot][-1].fingerprint
+    data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp}
+    emit(data, as_json, lambda: console.print(f"rotated: {ref} is now current (fingerprint {fp})"))
+
+
+@keys_app.command("export")
+def keys_export(
+    ctx: typer.Context,
+    product: ProductOpt,
+    recipient: Annotated[Path, typer.Option("--for", exists=True, dir_okay=False, help="Resolver's public key PEM (RSA-3072+ or X25519).")],
+    out: Annotated[Path, typer.Option("--out", help="Export file to write.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Export the SDM meta-read and file-read masters, wrapped for the resolver's public key."""
+    with _open_keys(ctx) as store:
+        doc = json.loads(store.export_for_resolver(product, recipient.read_text(), out))
+    data = {"key_set": doc["key_set"], "out": str(out), "wrapping": doc["wrapping"]["scheme"],
+            "recipient_fingerprint": doc["wrapping"]["recipient_fingerprint"], "payload_sha256": doc["payload_sha256"]}
+    emit(data, as_json, lambda: console.print(f"wrote {out} for resolver key {data['recipient_fingerprint']} "
+                                              f"({data['wrapping']}); payload sha256 {data['payload_sha256']}"))
+
+
+@keys_app.command("derive")
+def keys_derive(
+    ctx: typer.Context,
+    product: ProductOpt,
+    slot: SlotOpt,
+    uid: Annotated[str, typer.Option("--uid", help="Chip UID, 7 bytes hex.")],
+    key_version: Annotated[Optional[int], typer.Option("--version", help="Key version (default: current).")] = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Confirm printing a secret chip key (audited).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print one chip's diversified key for diagnostics (needs --reveal; audited)."""
+    from tagsmith import ConfigError
+    from tagsmith.keystore import KeyRef
+
+    if not reveal:
+        raise ConfigError("keys derive prints a secret chip key; add --reveal to confirm")
+    uid_bytes = _hex_arg(uid, "--uid")
+    with _open_keys(ctx) as store:
+        ref = KeyRef(product, slot, key_version or store.key_versions(product)[slot], uid_bytes)
+        key = store.reveal_chip_key(ref)
+    err_console.print(f"[bold red]WARNING: printing the secret key of {ref}. Anyone who sees it can "
+                      "rewrite or clone this tag's data. This was recorded in the audit log.[/]", markup=True)
+    data = {"key_set": product, "slot": slot, "version": ref.version, "uid": uid_bytes.hex().upper(),
+            "key": key.hex().upper()}
+    emit(data, as_json, lambda: console.print(data["key"]))
+
+
+@keys_app.command("manifest-key")
+def keys_manifest_key(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Print the line's Ed25519 manifest public key (PEM) for the resolver."""
+    from tagsmith.keystore.signing import public_key_fingerprint
+
+    with _open_keys(ctx) as store:
+        pem = store.manifest_public_key_pem()
+    data = {"public_key": pem, "fingerprint": public_key_fingerprint(pem)}
+    emit(data, as_json, lambda: console.print(pem.rstrip()))
+
+
+@keys_app.command("diversify")
+def keys_diversify(
+    master: Annotated[str, typer.Option("--master", help="AES-128 master key, hex.")],
+    uid: Annotated[Optional[str], typer.Option("--uid", help="UID, hex (M = UID || AID || system id).")] = None,
+    aid: Annotated[Optional[str], typer.Option("--aid", help="AID, hex.")] = None,
+    system_id: Annotated[Optional[str], typer.Option("--system-id", help="System identifier, hex.")] = None,
+    m_input: Annotated[Optional[str], typer.Option("--input", help="The whole diversification input M, hex.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """AN10922 AES-128 diversification of a given master (a calculator: no keystore involved)."""
+    from tagsmith import ConfigError
+    from tagsmith.keystore.diversify import MAX_INPUT, diversify_aes128
+
+    if (uid is None) == (m_input is None) or (m_input is not None and (aid or system_id)):
+        raise ConfigError("give either --uid [--aid] [--system-id] or --input")
+    m = _hex_arg(m_input, "--input") if m_input is not None else \
+        _hex_arg(uid, "--uid") + _hex_arg(aid, "--aid") + _hex_arg(system_id, "--system-id")
+    if not 1 <= len(m) <= MAX_INPUT:
+        raise ConfigError(f"diversification input must be 1..{MAX_INPUT} bytes, got {len(m)}")
+    master_key = _hex_arg(master, "--master")
+    if len(master_key) != 16:
+        raise ConfigError("--master must be 16 bytes (32 hex digits)")
+    data = {"input": m.hex().upper(), "key": diversify_aes128(master_key, m).hex().upper()}
+    emit(data, as_json, lambda: console.print(data["key"]))
 # ---------------------------------------------------------------- end section: keys
 
 # ---------------------------------------------------------------- section: product, batch, manifest
+product_app = typer.Typer(help="Product files: GTIN, URL template, serial format, key policy, label layout.",
+                          no_args_is_help=True)
+batch_app = typer.Typer(help="Batches of one product: serials minted up front, progress, closing.", no_args_is_help=True)
+manifest_app = typer.Typer(help="Signed manifests of a batch for the cloud resolver.", no_args_is_help=True)
+app.add_typer(product_app, name="product")
+app.add_typer(batch_app, name="batch")
+app.add_typer(manifest_app, name="manifest")
+
+
+def _store(ctx: typer.Context):
+    """The workspace's batch database (created and migrated on first use)."""
+    from tagsmith.batches.db import BatchStore
+
+    return BatchStore(state(ctx).workspace.ensure().database)
+
+
+def _manifest_signer(ctx: typer.Context):
+    """(signer, public key PEM, diversification scheme) from the workspace keystore's manifest key."""
+    from tagsmith.keystore import DIVERSIFICATION_SCHEME
+
+    keystore = _open_keys(ctx)
+    return keystore.sign_manifest, keystore.manifest_public_key_pem(), DIVERSIFICATION_SCHEME, keystore
+
+
+def _sdm_layout(product, serial: str | None, lot: str | None) -> dict[str, Any] | None:
+    """Where the chip's mirrors and MAC input sit in the URL, from the template compiler."""
+    from tagsmith.encoders.ntag424.template import compile_template
+
+    if serial is None:
+        return None
+    template = compile_template(product.url_template)
+    values = {"gtin": product.gtin, "serial": serial, "lot": lot}
+    rendered = template.render(**{name: values.get(name) for name in template.static_names})
+    return {"url": rendered.url, "mac_input_offset": rendered.mac_input_offset,
+            "mac_input_param": rendered.mac_input_param, "verifier_params": rendered.verifier_params(),
+            "mirrors": [{"kind": m.kind, "offset": m.offset, "length": m.length, "param": m.param}
+                        for m in rendered.mirrors]}
+
+
+def _product_dict(record) -> dict[str, Any]:
+    return {"id": record.id, "name": record.name, "model": record.model, "gtin": record.gtin,
+            "sha256": record.current_sha256, "versions": record.versions, "updated_at": record.updated_at}
+
+
+def _batch_dict(store, batch) -> dict[str, Any]:
+    manifests = [{"id": m.id, "kind": m.kind, "path": m.path, "units": m.units, "sha256": m.sha256,
+                  "created_at": m.created_at, "uploaded": m.uploaded_at is not None, "uploaded_at": m.uploaded_at,
+                  "receipt": m.receipt} for m in store.manifests(batch.id)]
+    return {"id": batch.id, "product": batch.product_id, "product_sha256": batch.product_sha256, "lot": batch.lot,
+            "line": batch.line, "quantity": batch.quantity, "state": batch.state, "created_at": batch.created_at,
+            "closed_at": batch.closed_at, "progress": store.batch_progress(batch.id).as_dict(),
+            "manifests": manifests, "uploaded": any(m["uploaded"] for m in manifests)}
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@product_app.command("add")
+def product_add(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Product TOML file.")],
+                as_json: JsonFlag = False) -> None:
+    """Check a product file and record this version of it (by its SHA-256)."""
+    from tagsmith.batches.product import load_product
+
+    product = load_product(file)
+    with _store(ctx) as store:
+        record, added = store.add_product(product)
+    data = {**_product_dict(record), "added": added}
+    emit(data, as_json, lambda: console.print(
+        f"product {record.id} {'recorded' if added else 'unchanged'}: version {record.current_sha256[:12]} "
+        f"({record.versions} version(s)), GTIN {record.gtin}"))
+
+
+@product_app.command("list")
+def product_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List recorded products."""
+    with _store(ctx) as store:
+        data = [_product_dict(p) for p in store.products()]
+    emit(data, as_json, lambda: _table("products", ["id", "name", "GTIN", "version", "versions"],
+                                       [[p["id"], p["name"], p["gtin"], p["sha256"][:12], p["versions"]] for p in data]))
+
+
+@product_app.command("show")
+def product_show(ctx: typer.Context, product_id: Annotated[str, typer.Argument(metavar="ID")],
+                 as_json: JsonFlag = False) -> None:
+    """Show a product's current version: GTIN, URLs, serial format, key policy, layout."""
+    with _store(ctx) as store:
+        record, product = store.product_record(product_id), store.product(product_id)
+    data = {**_product_dict(record), "resolver": product.resolver, "url_template": product.url_template,
+            "lot_in_url": product.lot_in_url, "serial": vars(product.serial) | {"series": product.serial.series},
+            "key_set": product.keys.key_set, "system_id": product.keys.system_id.hex().upper(),
+            "slots": {s.slot: {"role": s.role, "version": s.version} for s in product.keys.slots},
+            "label_layout": product.label_layout}
+    emit(data, as_json, lambda: _table(f"product {product_id}", ["field", "value"],
+                                       [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in data.items()]))
+
+
+@batch_app.command("create")
+def batch_create(
+    ctx: typer.Context,
+    product: Annotated[str, typer.Option("--product", help="Product id (its current version is used).")],
+    quantity: Annotated[int, typer.Option("--quantity", help="Number of serials to mint.")],
+    lot: Annotated[Optional[str], typer.Option("--lot", help="Batch/lot number, AI (10).")] = None,
+    line: Annotated[Optional[str], typer.Option("--line", help="Production line name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a batch and mint its serials."""
+    with _store(ctx) as store:
+        batch = store.create_batch(product, quantity, lot=lot, line=line)
+        data = _batch_dict(store, batch)
+    emit(data, as_json, lambda: console.print(f"batch {batch.id}: {quantity} serials minted for {product}"))
+
+
+@batch_app.command("list")
+def batch_list(ctx: typer.Context, product: Annotated[Optional[str], typer.Option("--product")] = None,
+               as_json: JsonFlag = False) -> None:
+    """List batches with their progress."""
+    with _store(ctx) as store:
+        data = [_batch_dict(store, b) for b in store.batches(product)]
+    emit(data, as_json, lambda: _table("batches", ["id", "product", "lot", "state", "done", "quantity", "uploaded"], [
+        [b["id"], b["product"], b["lot"], b["state"], b["progress"]["done"], b["quantity"], b["uploaded"]] for b in data]))
+
+
+@batch_app.command("show")
+def batch_show(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
+    """Show a batch: counts by state, progress, manifests and whether they were uploaded."""
+    with _store(ctx) as store:
+        data = _batch_dict(store, store.batch(batch_id))
+    progress = data["progress"]
+
+    def render() -> None:
+        console.print(f"batch {data['id']}  product {data['product']} ({data['product_sha256'][:12]})  "
+                      f"lot {data['lot'] or '-'}  line {data['line'] or '-'}  {data['state']}")
+        console.print(f"done {progress['done']}/{data['quantity']}  allocated {progress['allocated']}  "
+                      f"remaining {progress['remaining']}  " + "  ".join(f"{k} {v}" for k, v in progress["by_state"].items()))
+        for m in data["manifests"]:
+            console.print(f"manifest {m['id']} {m['kind']} {m['units']} units {m['path']}  "
+                          + (f"uploaded {m['uploaded_at']}" if m["uploaded"] else "not uploaded"))
+    emit(data, as_json, render)
+
+
+@batch_app.command("close")
+def batch_close(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="ID")],
+                force: Annotated[bool, typer.Option("--force", help="Close even with units mid-encoding.")] = False,
+                as_json: JsonFlag = False) -> None:
+    """Close a batch: no more allocations (verification, QA and labels still work)."""
+    with _store(ctx) as store:
+        data = _batch_dict(store, store.close_batch(batch_id, force=force))
+    emit(data, as_json, lambda: console.print(f"batch {batch_id} closed"))
+
+
+@manifest_app.command("export")
+def manifest_export(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Option("--batch", help="Batch id.")],
+    out: Annotated[Path, typer.Option("--out", help="Manifest file to write (FILE.sig is written beside it).")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    as_json: JsonFlag = False,
+) -> None:
+    """Export the batch's encoded units as a manifest signed with the line's manifest key."""
+    from tagsmith.batches.manifest import export_manifest
+
+    with _store(ctx) as store:
+        first = next(store.units(batch, ("encoded", "verified")), None)
+        record = store.batch(batch)
+        layout = _sdm_layout(store.batch_product(batch), first.serial if first else None, record.lot)
+        signer, public_pem, scheme, keystore = _manifest_signer(ctx)
+        with keystore:
+            result = export_manifest(store, batch, out, signer=signer, public_key_pem=public_pem, fmt=fmt,
+                                     sdm_layout=layout, diversification=scheme)
+    data = {"manifest_id": result.manifest_id, "path": str(result.path), "signature": str(result.signature_path),
+            "sha256": result.sha256, "units": result.units, "format": result.format}
+    emit(data, as_json, lambda: console.print(f"manifest {result.manifest_id}: {result.units} units -> {result.path} "
+                                              f"(signed, {result.signature_path.name})"))
+
+
+@manifest_app.command("verify")
+def manifest_verify(
+    file: Annotated[Path, typer.Argument(help="Manifest file (FILE.sig beside it).")],
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="PEM of the line's manifest key.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a manifest's signature, schema and consistency; exit 6 with the reason if anything is off."""
+    from tagsmith.batches.verify import verify_manifest
+
+    report = verify_manifest(file, public_key.read_text() if public_key else None)
+    data = {"ok": True, "manifest_id": report.manifest_id, "batch": report.batch_id, "units": report.units,
+            "sha256": report.sha256, "format": report.format, "key_pinned": report.key_pinned}
+    emit(data, as_json, lambda: console.print(
+        f"manifest {report.manifest_id} OK: {report.units} units of batch {report.batch_id}"
+        + ("" if report.key_pinned else " (signature checked against the key in the .sig file; "
+           "pass --public-key to check who signed it)")))
+
+
+@manifest_app.command("upload")
+def manifest_upload(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Manifest file (FILE.sig beside it).")],
+    to: Annotated[str, typer.Option("--to", help="Platform URL (https); token from TAGSMITH_UPLOAD_TOKEN.")],
+    attempts: Annotated[int, typer.Option("--attempts", min=1, help="Tries before giving up.")] = 6,
+    as_json: JsonFlag = False,
+) -> None:
+    """Upload a signed manifest (idempotent by manifest id, retried with backoff) and keep the receipt."""
+    from tagsmith.batches.upload import upload_manifest
+
+    with _store(ctx) as store:
+        receipt = upload_manifest(file, to, store=store, attempts=attempts)
+    emit(receipt, as_json, lambda: console.print(f"uploaded manifest {receipt.get('manifest_id')}: receipt {receipt}"))
+
+
+@manifest_app.command("merge")
+def manifest_merge(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Manifests of the same batch from several stations.")],
+    out: Annotated[Path, typer.Option("--out", help="Merged manifest to write.")],
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="PEM the inputs must be signed with.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merge station manifests of one batch; refuse conflicts with a report; lose no unit."""
+    from tagsmith.batches.merge import MergeConflictError, merge_manifests
+
+    with _store(ctx) as store:
+        signer, public_pem, _, keystore = _manifest_signer(ctx)
+        with keystore:
+            try:
+                result = merge_manifests(files, out, signer=signer, public_key_pem=public_pem, store=store,
+                                         trusted_key_pem=public_key.read_text() if public_key else None)
+            except MergeConflictError as exc:
+                for conflict in exc.conflicts:
+                    err_console.print(f"conflict: {conflict}")
+                raise
+    data = {"manifest_id": result.manifest_id, "path": str(result.path), "sha256": result.sha256,
+            "units": result.units, "duplicates_collapsed": result.duplicates,
+            "sources": [{"manifest_id": r.manifest_id, "units": r.units} for r in result.sources]}
+    emit(data, as_json, lambda: console.print(f"merged {len(files)} manifests: {result.units} units "
+                                              f"({result.duplicates} repeats collapsed) -> {result.path}"))
 # ---------------------------------------------------------------- end section: product, batch, manifest
 
 # ---------------------------------------------------------------- section: readers, tag, sim (transports)
+ReaderOption = Annotated[
+    Optional[str],
+    typer.Option("--reader", "-r", envvar="TAGSMITH_READER",
+                 help="PC/SC reader name or a unique part of it, or an nfcpy path (usb:…, tty:…, udp:host:port)."),
+]
+
+
+@app.command()
+def readers(as_json: JsonFlag = False) -> None:
+    """List PC/SC readers and whether a tag is on each (like pcsc_scan)."""
+    from tagsmith.encoders.reader import list_readers
+
+    found = [r.to_dict() for r in list_readers()]
+
+    def render() -> None:
+        from rich.table import Table
+
+        if not found:
+            console.print("No PC/SC reader connected.")
+            return
+        table = Table("Reader", "Tag", "ATR", box=None)
+        for r in found:
+            table.add_row(r["name"], "present" if r["tag_present"] else "-", r["atr"] or "")
+        console.print(table)
+
+    emit(found, as_json, render)
+
+
+tag_app = typer.Typer(help="Look at the tag on a reader, without authenticating.", no_args_is_help=True)
+app.add_typer(tag_app, name="tag")
+
+
+@tag_app.command("info")
+def tag_info(
+    ctx: typer.Context,
+    reader: ReaderOption = None,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag to be placed.")] = 10.0,
+    allow_simulator_signature: Annotated[bool, typer.Option(
+        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Identify the tag: UID, product, originality, NDEF, file settings and whose it is."""
+    from tagsmith.encoders.reader import open_reader
+    from tagsmith.provision.taginfo import database_lookup, inspect_tag
+
+    lookup = database_lookup(state(ctx).workspace.database)
+    with open_reader(reader) as device:
+        if not device.tag_present():
+            err_console.print(f"Place a tag on {device.name} …")
+        with device.wait_for_tag(wait) as connection:
+            report = inspect_tag(connection, connection.get_uid(),
+                                 allow_simulator_signature=allow_simulator_signature, lookup=lookup)
+    emit(report.to_dict(), as_json, lambda: _render_tag_report(report))
+
+
+def _render_tag_report(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False)
+    table.add_row("UID", report.uid)
+    table.add_row("Product", f"{report.product or '?'} ({report.storage or '?'})")
+    table.add_row("Originality", {"nxp": "valid (NXP)", "simulator": "valid (tagsmith simulator key)",
+                                  "invalid": "[red]INVALID[/]"}.get(report.originality or "", "not read"))
+    table.add_row("Key versions", " ".join(f"{k}:{v:02X}" for k, v in report.key_versions.items()))
+    table.add_row("NDEF (as a phone)", report.ndef_url or "(none)")
+    for file_no, settings in report.file_settings.items():
+        text = settings if isinstance(settings, str) else ", ".join(f"{k} {v}" for k, v in settings.items())
+        table.add_row(f"File {file_no:02X}", text)
+    table.add_row("Verdict", f"[bold]{report.verdict}[/]: {report.reason}")
+    for note in report.notes:
+        table.add_row("Note", note)
+    console.print(table)
+
+
+sim_app = typer.Typer(help="Simulated NTAG 424 DNA chips on pcscd's virtual reader (vsmartcard vpcd).",
+                      no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("serve")
+def sim_serve(
+    port: Annotated[int, typer.Option("--port", help="vpcd slot port: 35963 is 'Virtual PCD 00 00'.")] = 35963,
+    host: Annotated[str, typer.Option("--host", help="Host where pcscd's vpcd listens.")] = "127.0.0.1",
+    count: Annotated[int, typer.Option("--count", "-n", help="Placements before stopping (0: until Ctrl-C).")] = 0,
+    uids: Annotated[Optional[list[str]], typer.Option(
+        "--uid", help="7-byte UID in hex; repeat to cycle through several (same UID, same chip).")] = None,
+    tear_rate: Annotated[float, typer.Option(
+        "--tear-rate", min=0.0, max=1.0, help="Chance per APDU that the chip leaves the field.")] = 0.0,
+    idle_timeout: Annotated[Optional[float], typer.Option(
+        "--idle-timeout", help="Also remove a chip after this many seconds without an APDU.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Present simulated chips to pcscd one after another, each until the reader side is done."""
+    from tagsmith.encoders.simulator.serve import chip_sequence
+    from tagsmith.encoders.simulator.vpicc import VpiccServer
+
+    def report(event: str, placement: Any) -> None:
+        line = {"event": event, "placement": placement.number + 1,
+                "uid": placement.uid.hex().upper() if placement.uid else None, "apdus": placement.apdus}
+        emit(line, as_json, lambda: console.print(
+            f"#{line['placement']} {line['uid']} {event}" + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
+
+    server = VpiccServer(port, chip_sequence(uids or [], count), host=host, tear_rate=tear_rate,
+                         idle_timeout=idle_timeout, on_event=report)
+    if not as_json:
+        err_console.print(f"Serving simulated chips to vpcd at {host}:{port} (Ctrl-C stops)")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 # ---------------------------------------------------------------- end section: readers, tag, sim
 
 # ---------------------------------------------------------------- section: labels
+labels_app = typer.Typer(help="QR door labels: PDF sheets and rolls, ZPL for Zebra printers, previews, checks.",
+                         no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+LabelBatchOpt = Annotated[str, typer.Option("--batch", help="Batch id.")]
+SerialRangeOpt = Annotated[Optional[str], typer.Option("--serials", help="Only units FROM..TO (batch order, inclusive).")]
+
+
+def _labels_store(ctx: typer.Context):  # -> batches.db.BatchStore; never creates a database
+    from tagsmith import NotFoundError
+    from tagsmith.batches.db import BatchStore
+
+    path = state(ctx).workspace.database
+    if not path.exists():
+        raise NotFoundError(f"no batch database at {path}: create a batch first")
+    return BatchStore(path)
+
+
+def _batch_labels(store, batch_id: str, serials: Optional[str]) -> tuple[Any, list[tuple[int, Any]]]:
+    """The batch's product and (unit id, LabelData) of its encoded/verified units, in batch order."""
+    from tagsmith.batches.gs1 import UnitUrls
+    from tagsmith.batches.records import DONE
+    from tagsmith.labels.jobs import parse_serial_range, select_for_print
+    from tagsmith.labels.model import LabelData
+
+    batch, product = store.batch(batch_id), store.batch_product(batch_id)
+    url = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
+    units = [(u.id, LabelData(url=url(u.serial), serial=u.serial, model=product.model, gtin=product.gtin,
+                              name=product.name, lot=batch.lot)) for u in store.units(batch_id, DONE)]
+    if serials:
+        units = list(select_for_print(units, parse_serial_range(serials), reprint=True).items)
+    return product, units
+
+
+@labels_app.command("print")
+def labels_print(
+    ctx: typer.Context,
+    batch: LabelBatchOpt,
+    out: Annotated[str, typer.Option("--out", help="Output file (zpl: also tcp://HOST:9100 or a device such as /dev/usb/lp0).")],
+    layout: Annotated[Optional[str], typer.Option("--layout", help="Layout name or TOML file (default: the product's).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="pdf | zpl | png | svg (png/svg: previews, one file per label).")] = "pdf",
+    serials: SerialRangeOpt = None,
+    reprint: Annotated[bool, typer.Option("--reprint", help="Also print units that have a label already.")] = False,
+    dpi: Annotated[Optional[int], typer.Option("--dpi", help="Printer dpi for zpl (203 or 300); pixel dpi for png.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the labels of a batch (or a serial range); pdf and zpl prints are recorded per unit."""
+    from tagsmith.labels import jobs
+    from tagsmith.labels.layouts import load_layout
+
+    jobs.check_format(fmt)
+    preview = fmt in ("png", "svg")
+    with _labels_store(ctx) as store:
+        product, units = _batch_labels(store, batch, serials)
+        chosen = jobs.select_for_print(units, reprint=reprint or preview, printed=lambda uid: bool(store.label_prints(uid)))
+        lay = load_layout(layout or product.label_layout)
+        result = jobs.render([d for _, d in chosen.items], lay, fmt, out, dpi) if chosen.items else None
+        for unit_id, _ in chosen.items if result and not preview else ():
+            store.record_label_print(unit_id, lay.name, fmt)
+    data = {"batch": batch, "layout": lay.name, "format": fmt, "labels": result.labels if result else 0,
+            "pages": result.pages if result else 0, "outputs": list(result.outputs) if result else [],
+            "skipped_already_printed": chosen.already_printed, "recorded": 0 if preview or not result else result.labels}
+    skipped = f"; skipped {chosen.already_printed} already printed (--reprint to include them)" if chosen.already_printed else ""
+    emit(data, as_json, lambda: console.print(
+        (f"wrote {data['labels']} label(s) to {', '.join(data['outputs'][:3])}" + (" ..." if len(data["outputs"]) > 3 else "")
+         + f" with layout {lay.name}" if result else "nothing to print") + skipped))
+
+
+@labels_app.command("check")
+def labels_check(
+    ctx: typer.Context,
+    pdf: Annotated[Path, typer.Argument(help="Label PDF to rasterise and decode.")],
+    batch: LabelBatchOpt,
+    serials: SerialRangeOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Decode every QR in a label PDF and compare with the batch: each unit exactly once; exit 6 if not."""
+    from tagsmith import VerificationError
+    from tagsmith.labels.check import check_pdf
+
+    with _labels_store(ctx) as store:
+        _, units = _batch_labels(store, batch, serials)
+    report = check_pdf(pdf, {d.url: d.serial for _, d in units})
+    data = {"batch": batch, "pdf": str(pdf), **report.to_dict()}
+    problems = (f"{len(report.missing)} missing, {len(report.duplicates)} duplicated, "
+                f"{len(report.unknown)} unknown")
+    if not report.ok:
+        if as_json:
+            emit(data, True)
+        else:
+            for title, items in (("missing", report.missing), ("duplicated", list(report.duplicates)),
+                                 ("unknown", list(report.unknown))):
+                if items:
+                    console.print(f"{title}: {', '.join(items[:20])}" + (" ..." if len(items) > 20 else ""))
+        raise VerificationError(f"label check of {pdf} failed: {problems} ({report.decoded} decoded, {report.expected} expected)")
+    emit(data, as_json, lambda: console.print(
+        f"[green]ok[/] {len(report.found)} unit(s) of batch {batch}, each exactly once, on {report.pages} page(s)"))
+
+
+@labels_app.command("layouts")
+def labels_layouts(as_json: JsonFlag = False) -> None:
+    """List the shipped label layouts with their geometry."""
+    from rich.table import Table
+
+    from tagsmith.labels.layouts import load_layout, shipped_layouts
+
+    rows = [load_layout(name).summary() for name in shipped_layouts()]
+
+    def render() -> None:
+        table = Table("layout", "kind", "label mm", "grid", "QR area mm", "max QR version", "stock")
+        for r in rows:
+            table.add_row(r["name"], r["kind"], "x".join(f"{v:g}" for v in r["label_mm"]),
+                          "x".join(map(str, r["grid"])), f"{r['qr_area_mm']:g}",
+                          f"{r['max_qr_version']}-{r['error']}" + (f" @{r['dpi']} dpi" if r["dpi"] else ""), r["stock"])
+        console.print(table)
+
+    emit(rows, as_json, render)
 # ---------------------------------------------------------------- end section: labels
 
 # ---------------------------------------------------------------- section: station
+station_app = typer.Typer(help="The encoding station: place a tag, get a verified, recorded, labelled unit.",
+                          no_args_is_help=True)
+app.add_typer(station_app, name="station")
+
+_RESULT_STYLE = {"encoded": "bold green", "resumed": "bold green", "verified": "green",
+                 "refused": "bold yellow", "failed": "bold red", "torn": "bold red"}
+
+
+def _station_context(ctx: typer.Context, store: Any, keys: Any, batch_id: str, station_name: str | None,
+                     allow_simulator_signature: bool) -> Any:
+    """Resolve batch, product and keys once per run: a bad batch or key policy fails before any tag."""
+    import socket
+
+    from tagsmith.provision.encode import EncodeContext
+
+    batch = store.batch(batch_id)
+    return EncodeContext(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
+                         station=station_name or socket.gethostname(), lot=batch.lot,
+                         allow_simulator_signature=allow_simulator_signature)
+
+
+def _label_hook(store: Any, ctx_enc: Any, printer: str | None, layout_name: str | None, dpi: int):
+    """Print each newly encoded unit's ZPL label to ``printer`` and record it, or None."""
+    if not printer:
+        return None
+    from tagsmith.provision.labelling import StationLabeller
+
+    return StationLabeller(store, ctx_enc.product, printer, layout_name, dpi, lot=ctx_enc.lot).print_unit
+
+
+class _OperatorView:
+    """The rich live view: last tag big, counts, rate, time per tag, progress, last errors."""
+
+    def __init__(self, store: Any, batch_id: str) -> None:
+        self.store, self.batch_id = store, batch_id
+        self.last: Any = None
+        self.errors: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.message = "Place a tag on the reader"
+        self.started = __import__("time").perf_counter()
+
+    def add(self, outcome: Any) -> None:
+        self.last = outcome
+        self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
+        if outcome.result in ("refused", "failed", "torn"):
+            self.errors = (self.errors + [f"{outcome.serial or outcome.uid or 'tag'}: {outcome.reason}"])[-4:]
+            console.bell()
+
+    def render(self) -> Any:
+        import time
+
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        progress = self.store.batch_progress(self.batch_id)
+        done = progress.by_state.get("encoded", 0) + progress.by_state.get("verified", 0)
+        if self.last is None:
+            big = Text(self.message, style="bold")
+        else:
+            o = self.last
+            label = {"encoded": "PASS", "resumed": "PASS (resumed)", "verified": "ALREADY DONE"}.get(
+                o.result, o.result.upper())
+            big = Text(f"{label}  {o.serial or ''}\n", style=_RESULT_STYLE.get(o.result, "bold"))
+            big.append(f"UID {o.uid or '?'}  ·  {o.apdus} round trips  ·  {o.seconds * 1000:.0f} ms\n{o.reason}",
+                       style="default")
+        elapsed = time.perf_counter() - self.started
+        finished = self.counts.get("encoded", 0) + self.counts.get("resumed", 0)
+        stats = Table.grid(padding=(0, 2))
+        stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in ("encoded", "resumed", "refused", "failed", "torn")))
+        stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{progress.quantity}")
+        bar = ProgressBar(total=max(progress.quantity, 1), completed=done, width=50)
+        errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
+        return Group(Panel(big, title=f"station · batch {self.batch_id}"), stats, bar, Panel(errors, title="last errors"))
+
+
+@station_app.command("run")
+def station_run(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Option("--batch", help="Batch to encode.")],
+    reader: ReaderOption = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Simulated chips in-process instead of a reader.")] = False,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Stop after N units are done.")] = None,
+    sim_tear_rate: Annotated[float, typer.Option("--sim-tear-rate", min=0.0, max=1.0,
+                                                 help="Share of simulated placements lifted mid-encode.")] = 0.0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for simulated chips and tears.")] = None,
+    station_name: Annotated[Optional[str], typer.Option("--station", help="Station name (default: host name).")] = None,
+    label_printer: Annotated[Optional[str], typer.Option(
+        "--label-printer", help="Print each unit's ZPL label: a file, a device path or tcp://HOST:9100.")] = None,
+    layout: Annotated[Optional[str], typer.Option("--layout", help="Label layout (default: the product's).")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", help="Label printer resolution: 203 or 300.")] = 203,
+    wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
+    allow_simulator_signature: Annotated[bool, typer.Option(
+        "--allow-simulator-signature", help="Accept tagsmith's simulated chips' test signature (implied by --sim).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
+    from tagsmith import ConfigError
+    from tagsmith.provision import station
+    from tagsmith.provision.demo import sim_pool
+
+    if sim == (reader is not None):
+        raise ConfigError("choose one tag source: --reader NAME or --sim")
+    ws = state(ctx).workspace
+    with _store(ctx) as store, _open_keys(ctx) as keys:
+        enc = _station_context(ctx, store, keys, batch, station_name, allow_simulator_signature or sim)
+        hook = _label_hook(store, enc, label_printer, layout, dpi)
+        view = _OperatorView(store, batch)
+        if sim:
+            left = store.batch(batch).quantity - store.batch(batch).allocated
+            source: Any = station.SimulatedSource(min(count or left, left), tear_rate=sim_tear_rate, seed=seed,
+                                                  pool=sim_pool(ws))
+            _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+            return
+        from tagsmith.encoders.reader import open_reader
+
+        with open_reader(reader) as device:
+            source = station.ReaderSource(device, timeout=wait, on_wait=lambda m: setattr(view, "message", m))
+            _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+
+
+def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> None:
+    """Show the events: one JSON line each, or the live operator view and a closing summary."""
+    from tagsmith.provision.station import Summary
+
+    if as_json:
+        for event in events:
+            print(json.dumps(event.to_json()), flush=True)
+        return
+    from rich.live import Live
+
+    with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
+        for event in events:
+            if isinstance(event, Summary):
+                summary = event
+                break
+            view.add(event)
+            live.update(view.render())
+    s = summary.to_json()
+    console.print(f"[bold]session:[/] {s['done']} done of {s['tags']} placements "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
+                  f"{s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
+                  + (" — interrupted" if s["interrupted"] else ""))
+
+
+@tag_app.command("verify")
+def tag_verify(
+    ctx: typer.Context,
+    reader: ReaderOption = None,
+    sim: Annotated[Optional[str], typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
+    allow_simulator_signature: Annotated[bool, typer.Option("--allow-simulator-signature")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check one unit as a phone would (tag) or as the resolver would (URL), against the database."""
+    from tagsmith import ConfigError, VerificationError
+    from tagsmith.provision.check import check_connection, check_url
+    from tagsmith.provision.demo import sim_pool
+
+    if sum(x is not None for x in (reader, sim, url)) != 1:
+        raise ConfigError("give exactly one of --reader NAME, --sim UID or --url URL")
+    with _store(ctx) as store, _open_keys(ctx) as keys:
+        if url is not None:
+            report = check_url(store, keys, url)
+        elif sim is not None:
+            pool = sim_pool(state(ctx).workspace)
+            uid = _hex_arg(sim, "--sim UID")
+            if uid not in pool.uids():
+                raise ConfigError(f"no simulated chip {sim.upper()} in this workspace")
+            chip = pool.load(uid)
+            chip.place()
+            report = check_connection(store, keys, chip, allow_simulator_signature=True)
+            pool.save(chip)
+        else:
+            from tagsmith.encoders.reader import open_reader
+
+            with open_reader(reader) as device, device.wait_for_tag(wait) as connection:
+                report = check_connection(store, keys, connection, allow_simulator_signature=allow_simulator_signature)
+    emit(report.to_json(), as_json, lambda: _render_check(report))
+    if not report.ok:
+        raise VerificationError(f"unit check failed: {report.reason}")
+
+
+def _render_check(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False)
+    for key, value in report.to_json().items():
+        table.add_row(key, str(value))
+    console.print(table)
+    console.print("[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] {report.reason}")
 # ---------------------------------------------------------------- end section: station
 
 # ---------------------------------------------------------------- section: qa
+qa_app = typer.Typer(help="QA: ISO 2859-1 sampling plans, sample units scanned chip and label together, reports.",
+                     no_args_is_help=True)
+app.add_typer(qa_app, name="qa")
+QaBatchOpt = Annotated[str, typer.Option("--batch", help="Batch id.")]
+
+
+def _qa_plan_text(data: dict[str, Any]) -> str:
+    text = (f"code letter {data['code_letter']}"
+            + (f" ({data['via_arrow']})" if data.get("via_arrow") else "")
+            + f": inspect {data['sample_size']} of {data['lot_size']}"
+            + (" (100 %)" if data["hundred_percent"] else "")
+            + f", accept <= {data['accept']} defects, reject at {data['reject']}"
+            + f" (AQL {data['aql']}%, level {data['level']}, {data['inspection']} inspection)")
+    if data.get("plan_id"):
+        text = f"plan {data['plan_id']} for batch {data['batch']}: {text}\nseed {data['seed']}; pull these serials:\n  " \
+               + "\n  ".join(data["serials"])
+    return text
+
+
+@qa_app.command("plan")
+def qa_plan(
+    ctx: typer.Context,
+    batch: Annotated[Optional[str], typer.Option("--batch", help="Batch id: draw (or show) its recorded plan.")] = None,
+    lot_size: Annotated[Optional[int], typer.Option("--lot-size", help="Just compute the plan for a lot of N.")] = None,
+    aql: Annotated[Optional[str], typer.Option("--aql", help="AQL in percent: 0.065, 0.10, 0.25, 0.65 (default), 1.0.")] = None,
+    level: Annotated[Optional[str], typer.Option("--level", help="Inspection level: S-1..S-4, I, II (default), III.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Draw a new plan for a decided (resubmitted) batch.")] = False,
+    inspection: Annotated[str, typer.Option("--inspection", help="auto (the product's switching state) or normal.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option("--seed", hidden=True, help="Seed for the draw (tests).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The ISO 2859-1 single sampling plan for a lot size, or a batch's recorded plan and serials to pull."""
+    from tagsmith import ConfigError
+    from tagsmith.provision.qa import DEFAULT_AQL, create_plan, as_sampling_plan
+    from tagsmith.provision.sampling import normal_plan
+
+    if (batch is None) == (lot_size is None):
+        raise ConfigError("give --batch ID or --lot-size N")
+    if inspection not in ("auto", "normal"):
+        raise ConfigError("--inspection must be auto or normal")
+    if lot_size is not None:
+        data = normal_plan(lot_size, aql or DEFAULT_AQL, level or "II").to_json()
+    else:
+        with _store(ctx) as store:
+            record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed,
+                                 inspection=None if inspection == "auto" else inspection)
+        data = {**as_sampling_plan(record).to_json(), **record.to_json()}
+    emit(data, as_json, lambda: console.print(_qa_plan_text(data)))
+
+
+def _qa_unit_line(result) -> str:
+    mark = "[green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
+    if not result.counted:
+        mark += " [yellow](not counted)[/]"
+    return f"{mark} {result.serial or '?'} {result.uid.hex().upper() if result.uid else ''}  {result.note or result.reason}"
+
+
+@qa_app.command("scan")
+def qa_scan(
+    ctx: typer.Context,
+    batch: QaBatchOpt,
+    reader: Annotated[Optional[str], typer.Option("--reader", "-r", help="Reader to tap sample units on.")] = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Read the sample units' simulated chips from the workspace.")] = False,
+    labels: Annotated[Optional[Path], typer.Option("--labels", exists=True, dir_okay=False,
+                                                   help="Label URLs, one per line (default: stdin, a handheld scanner).")] = None,
+    station: Annotated[Optional[str], typer.Option("--station", help="QA station name to record.")] = None,
+    wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tap (default: forever).")] = None,
+    allow_simulator_signature: Annotated[bool, typer.Option(
+        "--allow-simulator-signature", help="Accept the simulator's originality key (implied by --sim).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Scan sample units: tap the chip, scan its door label; decide as soon as the plan allows. Exit 6 on reject."""
+    from tagsmith import ConfigError, VerificationError
+    from tagsmith.encoders.connection import TagRemovedError
+    from tagsmith.provision.qa import QaSession
+
+    if (reader is None) == (not sim):
+        raise ConfigError("give --reader NAME or --sim")
+    source = labels.open() if labels is not None else sys.stdin
+    interactive = labels is None and sys.stdin.isatty() and not as_json
+
+    def say(text: str) -> None:
+        if not as_json:
+            err_console.print(text)
+
+    def label_line() -> str | None:
+        if interactive:
+            err_console.print("Scan the door label …")
+        line = source.readline()
+        return line.strip() if line else None
+
+    def show(result) -> None:
+        emit(result.to_json(), as_json, lambda: console.print(_qa_unit_line(result), soft_wrap=True))
+
+    with _store(ctx) as store, _open_keys(ctx) as keys:
+        session = QaSession(store, keys, batch, station=station,
+                            allow_simulator_signature=allow_simulator_signature or sim)
+        plan = session.plan
+        say(f"plan {plan.id}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
+            f"reject at {plan.reject}")
+        if sim:
+            from tagsmith.provision.demo import sim_pool
+
+            pool = sim_pool(state(ctx).workspace)
+            for serial in session.pending:
+                if session.decision:
+                    break
+                unit = store.unit_by_serial(serial)
+                label = label_line()
+                if label is None:
+                    break
+                chip = pool.load(unit.uid)
+                chip.place()
+                try:
+                    show(session.inspect(chip, label))
+                finally:
+                    chip.remove()
+                    pool.save(chip)
+        else:
+            from tagsmith.encoders.reader import open_reader
+
+            with open_reader(reader) as device:
+                while not session.decision and session.pending:
+                    say(f"Tap a sample unit on {device.name} ({len(session.pending)} to go: "
+                        f"{', '.join(session.pending[:5])}{' …' if len(session.pending) > 5 else ''})")
+                    connection = device.wait_for_tag(wait)
+                    try:
+                        reading = session.read(connection)
+                    except TagRemovedError as exc:
+                        say(f"[yellow]{exc}[/]")
+                        continue
+                    finally:
+                        connection.close()
+                    label = label_line()
+                    if label is None:
+                        break
+                    show(session.inspect_reading(reading, label))
+                    say("Remove the tag")
+                    device.wait_for_removal(wait)
+        tally = session.tally
+    data = {"event": "decision", "batch": batch, "plan_id": plan.id, **tally.to_json(),
+            "pending": [] if tally.decision else session.pending}
+    if tally.decision == "reject":
+        if as_json:
+            emit(data, True)
+        raise VerificationError(f"batch {batch} REJECTED by QA: {tally.defects} defect(s) in {tally.inspected} "
+                                f"inspected (reject at {tally.reject})")
+    emit(data, as_json, lambda: console.print(
+        f"[bold green]batch {batch} ACCEPTED[/]: {tally.defects} defect(s) in {tally.inspected} inspected"
+        if tally.decision else f"undecided: {tally.inspected} of {tally.sample_size} inspected, {tally.defects} "
+        f"defect(s); still to scan: {', '.join(data['pending'])}"))
+
+
+@qa_app.command("report")
+def qa_report(
+    ctx: typer.Context,
+    batch: QaBatchOpt,
+    out: Annotated[Path, typer.Option("--out", help="Report file: .pdf or .html.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the QA report: plan, each sample unit's checks, decision, who and when, encode timeline."""
+    from tagsmith.provision.qa_report import build_report, write_report
+
+    with _store(ctx) as store:
+        report = build_report(store, batch)
+    path = write_report(report, out)
+    data = {"batch": batch, "out": str(path), "verdict": report.verdict, "scans": len(report.results)}
+    emit(data, as_json, lambda: console.print(f"QA report of batch {batch} ({report.verdict}) -> {path}"))
 # ---------------------------------------------------------------- end section: qa
 
 # ---------------------------------------------------------------- section: demo
+@app.command()
+def demo(
+    ctx: typer.Context,
+    units: Annotated[int, typer.Option("--units", min=1, max=10000, help="Units in the demo batch.")] = 50,
+    tear_rate: Annotated[float, typer.Option("--tear-rate", min=0.0, max=0.9,
+                                             help="Share of placements lifted mid-encode (resumed later).")] = 0.2,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible chips and tears.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the whole line on simulated chips: keystore, product, batch, station, labels, manifest, QA."""
+    from tagsmith.provision.demo import run_demo
+
+    def say(message: str) -> None:
+        if not as_json:
+            console.print(f"[cyan]•[/] {message}")
+
+    def on_tag(outcome: Any) -> None:
+        if not as_json and outcome.result not in ("encoded",):
+            style = _RESULT_STYLE.get(outcome.result, "")
+            console.print(f"  [{style}]{outcome.result:8}[/] {outcome.serial or outcome.uid or '':14} {outcome.reason}")
+
+    report = run_demo(state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)
+    data = report.to_json()
+    emit(data, as_json, lambda: _render_demo(data))
+
+
+def _render_demo(data: dict) -> None:
+    s = data["station"]
+    console.print()
+    console.print(soft_wrap=False)
+    console.print(f"[bold green]Demo complete[/] in {data['seconds']:.1f} s. Batch [bold]{data['batch']}[/] of "
+                  f"{data['product']}: {s['done']} units encoded and verified as a phone would "
+                  f"({s['counts'].get('resumed', 0)} of them resumed after {s['counts'].get('torn', 0)} tears); "
+                  f"{s['apdus_per_tag']} round trips and {s['ms_per_tag']} ms per placement.")
+    console.print("\nExplore what it made:")
+    for command in data["commands"]:
+        console.print(f"  {command}", soft_wrap=True, markup=False)
 # ---------------------------------------------------------------- end section: demo
 
 

@@ -89,6 +89,12 @@ class EncodeContext:
     def render(self, serial: str) -> RenderedTemplate:
         return self.template.render(gtin=self.product.gtin, serial=serial, lot=self.lot)
 
+    def sdm_layout(self) -> dict:
+        """For the manifest: which URL parameter is what and where the MAC input starts."""
+        rendered = self.render("0" * 10)
+        return {"template": self.product.url_template, "verifier_params": rendered.verifier_params(),
+                "mirrors": [{"kind": m.kind, "param": m.param, "length": m.length} for m in rendered.mirrors]}
+
 
 @dataclass
 class _Tag:

@@ -1,0 +1,84 @@
+"""Check one unit against the database: a tag read as a phone would, or a tapped URL as the resolver would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tagsmith import TagsmithError
+from tagsmith.batches.db import BatchStore
+from tagsmith.batches.gs1 import parse_digital_link
+from tagsmith.encoders.connection import Connection
+from tagsmith.encoders.ntag424.originality import verify_originality
+from tagsmith.encoders.ntag424.session import Ntag424Session
+from tagsmith.encoders.ntag424.sun import verify_sun_url
+from tagsmith.keystore.base import KeyProvider
+
+from .encode import EncodeContext, _Tag, verify_as_phone
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    reason: str
+    uid: str | None = None
+    serial: str | None = None
+    batch: str | None = None
+    read_counter: int | None = None
+    url: str | None = None
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "reason": self.reason, "uid": self.uid, "serial": self.serial,
+                "batch": self.batch, "read_counter": self.read_counter, "url": self.url}
+
+
+def _context(store: BatchStore, keys: KeyProvider, batch_id: str, allow_sim: bool) -> EncodeContext:
+    batch = store.batch(batch_id)
+    return EncodeContext(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch_id,
+                         station="check", lot=batch.lot, allow_simulator_signature=allow_sim)
+
+
+def check_connection(store: BatchStore, keys: KeyProvider, connection: Connection, *,
+                     allow_simulator_signature: bool = False) -> CheckReport:
+    """Identify the tag, then verify its SUN as a phone tap; records the counter seen when it checks out."""
+    session = Ntag424Session(connection)
+    session.select_application()
+    uid = session.get_version().uid
+    uid_hex = uid.hex().upper()
+    if not verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid:
+        return CheckReport(False, "originality signature does not verify", uid_hex)
+    unit = store.unit_by_uid(uid)
+    if unit is None:
+        return CheckReport(False, "this UID is not a unit in this database", uid_hex)
+    if unit.state not in ("encoded", "verified"):
+        return CheckReport(False, f"unit is {unit.state}, not encoded", uid_hex, unit.serial, unit.batch_id)
+    ctx = _context(store, keys, unit.batch_id, allow_simulator_signature)
+    tag = _Tag(session, uid, unit, keys.chip_keys(ctx.product.keys.key_set, uid, unit.key_versions or ctx.versions))
+    try:
+        url, counter = verify_as_phone(ctx, tag)
+    except TagsmithError as exc:
+        return CheckReport(False, str(exc), uid_hex, unit.serial, unit.batch_id)
+    store.mark_verified(unit.id, counter, "check")
+    return CheckReport(True, "SUN verifies with the unit's keys; counter advanced", uid_hex, unit.serial,
+                       unit.batch_id, counter, url)
+
+
+def check_url(store: BatchStore, keys: KeyProvider, url: str) -> CheckReport:
+    """Verify a tapped SUN URL: which unit its path names, and that the chip's MAC and UID agree."""
+    link = parse_digital_link(url)
+    unit = store.unit_by_serial(link.serial or "")
+    if unit is None:
+        return CheckReport(False, f"serial {link.serial!r} is not a unit in this database", url=url)
+    ctx = _context(store, keys, unit.batch_id, False)
+    chip_keys = keys.chip_keys(ctx.product.keys.key_set, unit.uid, unit.key_versions or ctx.versions)
+    params = ctx.render(unit.serial).verifier_params()
+    result = verify_sun_url(url, meta_key=chip_keys.meta_read_key, file_key=chip_keys.file_read_key, **params)
+    base = dict(uid=unit.uid.hex().upper(), serial=unit.serial, batch=unit.batch_id, url=url,
+                read_counter=result.read_counter)
+    if not result.cmac_valid:
+        return CheckReport(False, "SUN MAC does not verify with this unit's keys", **base)
+    if result.uid is not None and result.uid != unit.uid:
+        return CheckReport(False, "the URL's PICC data names another chip (cloned URL?)", **base)
+    last = max(unit.read_counter or 0, unit.verified_counter or 0)
+    if result.read_counter is not None and result.read_counter <= last:
+        return CheckReport(False, f"read counter {result.read_counter} is not above {last}: a replayed URL", **base)
+    return CheckReport(True, "valid tap of this unit", **base)

@@ -1,0 +1,177 @@
+"""``tagsmith demo``: the whole line on embedded defaults, in a workspace of its own.
+
+It reuses the workspace it is given only when that holds no data yet (a demo must never
+mix throwaway keys into a real keystore); otherwise it makes a fresh directory and names it.
+Steps report through ``say`` so the CLI decides how to draw them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from tagsmith import TagsmithError
+from tagsmith.batches.db import BatchStore
+from tagsmith.batches.manifest import export_manifest
+from tagsmith.batches.product import load_product
+from tagsmith.batches.verify import verify_manifest
+from tagsmith.keystore import init_keystore
+
+from . import station
+from .encode import EncodeContext, Outcome
+from .simpool import SimChipPool
+from .workspace import Workspace
+
+DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
+DEMO_SCRYPT_N = 2 ** 14
+DEMO_STATION = "demo-station"
+
+
+@dataclass
+class DemoReport:
+    """What the demo made, for the summary and the commands it prints."""
+
+    home: Path
+    product_id: str = ""
+    batch_id: str = ""
+    summary: station.Summary | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    manifest: Path | None = None
+    lines: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    tap_url: str | None = None
+
+    def commands(self) -> list[str]:
+        """Commands that explore what the demo made, working as printed."""
+        home = f"tagsmith --home {self.home}"
+        env = f"TAGSMITH_KEYSTORE_PASSPHRASE={DEMO_PASSPHRASE}"
+        done = [o for o in self.outcomes if o.result in ("encoded", "resumed") and o.uid]
+        out = [f"{home} batch show {self.batch_id}"]
+        if done:
+            out.append(f"{env} {home} tag verify --sim {done[0].uid}")
+            if self.tap_url:
+                out.append(f"{env} {home} tag verify --url '{self.tap_url}'")
+        if self.manifest:
+            out.append(f"{home} manifest verify {self.manifest}")
+        pdf = self.home / "exports" / f"{self.batch_id}.labels.pdf"
+        if pdf.exists():
+            out.append(f"{home} labels check {pdf} --batch {self.batch_id}")
+        return out
+
+    def to_json(self) -> dict:
+        summary = self.summary.to_json() if self.summary else {}
+        return {"home": str(self.home), "product": self.product_id, "batch": self.batch_id, "station": summary,
+                "manifest": str(self.manifest) if self.manifest else None, "lines": self.lines,
+                "seconds": round(self.seconds, 2), "commands": self.commands()}
+
+
+def demo_workspace(requested: Path | None) -> Workspace:
+    """The requested workspace if it holds no data yet, else a fresh directory."""
+    if requested is not None:
+        ws = Workspace.resolve(requested)
+        if not ws.holds_data():
+            return ws.ensure()
+    return Workspace(Path(tempfile.mkdtemp(prefix="tagsmith-demo-"))).ensure()
+
+
+def example_product_path() -> Path:
+    """The dishwasher product file shipped inside the package."""
+    return Path(str(resources.files("tagsmith.batches").joinpath("products/dishwasher.toml")))
+
+
+def sim_pool(ws: Workspace) -> SimChipPool:
+    """Where simulated chips of a workspace live between commands."""
+    return SimChipPool(ws.home / "sim-chips")
+
+
+def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float = 0.2, seed: int | None = None,
+             say: Callable[[str], None] = lambda message: None,
+             on_tag: Callable[[Outcome], None] = lambda outcome: None) -> DemoReport:
+    """Set up a workspace, encode a batch of simulated tags (some torn), export and verify its manifest."""
+    started = time.perf_counter()
+    ws = demo_workspace(requested_home)
+    report = DemoReport(ws.home)
+    say(f"workspace {ws.home}")
+    keystore = init_keystore(ws, "file", passphrase=DEMO_PASSPHRASE, scrypt_n=DEMO_SCRYPT_N)
+    product = load_product(example_product_path())
+    keystore.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
+    say(f"keystore with key set {product.keys.key_set} (passphrase {DEMO_PASSPHRASE!r}, demo only)")
+    with BatchStore(ws.database) as store:
+        store.add_product(product)
+        batch = store.create_batch(product.id, units, lot="DEMO-LOT-1", line="demo-line")
+        store.mint_serials(batch.id)
+        report.product_id, report.batch_id = product.id, batch.id
+        say(f"product {product.id} ({product.name}), batch {batch.id} of {units} units")
+        ctx = EncodeContext(store=store, keys=keystore, product=product, batch_id=batch.id, station=DEMO_STATION,
+                            lot=batch.lot, allow_simulator_signature=True)
+        source = station.SimulatedSource(units, tear_rate=tear_rate, seed=seed, pool=sim_pool(ws))
+        for event in station.run(ctx, source):
+            if isinstance(event, station.Summary):
+                report.summary = event
+            else:
+                report.outcomes.append(event)
+                on_tag(event)
+        out = ws.exports / f"{batch.id}.manifest.jsonl"
+        ws.exports.mkdir(parents=True, exist_ok=True)
+        exported = export_manifest(store, batch.id, out, signer=keystore.sign_manifest,
+                                   public_key_pem=keystore.manifest_public_key_pem(),
+                                   sdm_layout=ctx.sdm_layout())
+        say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
+        report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
+        report.tap_url = phone_tap(sim_pool(ws), report.outcomes)
+        report.manifest = exported.path
+        verify_manifest(exported.path, keystore.manifest_public_key_pem())
+        line = f"manifest {exported.path.name}: {exported.units} units, Ed25519-signed, verified"
+        say(line)
+        report.lines.append(line)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:
+    """Tap the last encoded simulated unit as a phone would (the URL its chip gives now)."""
+    from tagsmith.encoders.ntag424.session import Ntag424Session
+
+    done = [o for o in outcomes if o.result in ("encoded", "resumed") and o.uid]
+    if not done:
+        return None
+    chip = pool.load(bytes.fromhex(done[-1].uid))
+    chip.place()
+    url = Ntag424Session(chip).read_ndef_as_phone()
+    chip.remove()
+    pool.save(chip)
+    return url
+
+
+def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id: str,
+                 say: Callable[[str], None]) -> list[str]:
+    """Door labels for the batch as one PDF, each recorded, then decoded back and compared (if zbar is here)."""
+    from tagsmith.labels import jobs
+    from tagsmith.labels.check import check_pdf
+    from .labelling import StationLabeller
+
+    labeller = StationLabeller(store, ctx.product, "unused", None, 203, lot=ctx.lot)
+    units = [u for u in store.units(batch_id, states=("encoded", "verified"))]
+    labels = [labeller.label(u.serial) for u in units]
+    out = ws.exports / f"{batch_id}.labels.pdf"
+    result = jobs.render(labels, labeller.layout, "pdf", out)
+    for unit in units:
+        store.record_label_print(unit.id, labeller.layout.name, "pdf")
+    lines = [f"labels {out.name}: {result.labels} QR door labels on {labeller.layout.name}"]
+    say(lines[0])
+    try:
+        check = check_pdf(out, {d.url: d.serial for d in labels})
+    except TagsmithError as exc:  # zbar or poppler missing: say so, the PDF is still there
+        lines.append(f"label check skipped: {exc}")
+    else:
+        verdict = "every unit exactly once, every URL its own" if check.ok else \
+            f"{len(check.missing)} missing, {len(check.duplicates)} duplicated, {len(check.unknown)} unknown"
+        lines.append(f"label check: {check.decoded} QR codes decoded from {check.pages} pages: {verdict}")
+    say(lines[-1])
+    return lines
+
+
