@@ -1,0 +1,539 @@
+"""The batch database: the only module that writes SQL (SQLite through sqlite-utils).
+
+One SQLite file per workspace, in WAL mode with foreign keys on and a busy timeout, so a station
+and a CLI in another process can share it. Every state change is one ``BEGIN IMMEDIATE``
+transaction: two processes allocating at once are serialised by SQLite, never by luck. Unique
+indexes, not code, keep serials and UIDs unique. The public surface is :class:`BatchStore`; its
+methods take and return plain values and records.py dataclasses, so a shared PostgreSQL store
+can implement the same methods later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from sqlite_utils import Database
+
+from tagsmith import ConfigError, NotFoundError, StateError
+
+from .gs1 import validate_lot
+from .product import Product, parse_product
+from .records import (IN_PROGRESS, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
+                      UnitEvent)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_QUANTITY = 10_000_000
+_MINT_CHUNK = 100_000
+
+
+def utc_now() -> str:
+    """Now in UTC, ISO 8601 with milliseconds and a Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _m1_initial(db: Database) -> None:
+    """Products and versions, key policies, batches, serials, stations, units, events, prints, manifests."""
+    t = db.table
+    t("products").create({"id": str, "current_sha256": str, "name": str, "model": str, "gtin": str,
+                          "created_at": str, "updated_at": str}, pk="id", not_null={"current_sha256"})
+    t("key_policies").create({"id": int, "key_set": str, "system_id": str, "slots": str}, pk="id",
+                             not_null={"key_set", "system_id", "slots"})
+    t("key_policies").create_index(["key_set", "system_id", "slots"], unique=True)
+    t("product_versions").create(
+        {"sha256": str, "product_id": str, "key_policy_id": int, "toml": str, "added_at": str},
+        pk="sha256", not_null={"product_id", "key_policy_id", "toml", "added_at"},
+        foreign_keys=[("product_id", "products", "id"), ("key_policy_id", "key_policies", "id")])
+    t("batches").create(
+        {"id": str, "product_id": str, "product_sha256": str, "lot": str, "line": str, "quantity": int,
+         "allocated": int, "state": str, "created_at": str, "closed_at": str}, pk="id",
+        not_null={"product_id", "product_sha256", "quantity", "allocated", "state", "created_at"},
+        defaults={"allocated": 0, "state": "open"},
+        foreign_keys=[("product_id", "products", "id"), ("product_sha256", "product_versions", "sha256")])
+    # WITHOUT ROWID keyed by (batch, seq): minting a million serials stays a few seconds
+    db.execute("CREATE TABLE serials (batch_id TEXT NOT NULL REFERENCES batches(id), seq INTEGER NOT NULL, "
+               "serial TEXT NOT NULL, PRIMARY KEY (batch_id, seq)) WITHOUT ROWID")
+    t("serials").create_index(["serial"], unique=True)  # unique across all batches and products
+    t("serial_series").create({"series": str, "last_counter": int}, pk="series", not_null={"last_counter"})
+    t("stations").create({"name": str, "first_seen": str, "last_seen": str}, pk="name")
+    t("units").create(
+        {"id": int, "batch_id": str, "serial": str, "uid": bytes, "state": str, "station": str,
+         "key_versions": str, "read_counter": int, "verified_counter": int, "qa_status": str,
+         "allocated_at": str, "encoding_at": str, "encoded_at": str, "verified_at": str,
+         "voided_at": str, "void_reason": str, "qa_at": str, "updated_at": str}, pk="id",
+        not_null={"batch_id", "serial", "uid", "state", "allocated_at", "updated_at"},
+        foreign_keys=[("batch_id", "batches", "id"), ("serial", "serials", "serial"),
+                      ("station", "stations", "name")])
+    t("units").create_index(["serial"], unique=True)
+    t("units").create_index(["uid"], unique=True)
+    t("units").create_index(["batch_id", "state"])  # progress counts
+    t("units").create_index(["batch_id"])  # (batch_id, rowid): streams a batch in allocation order
+    for name, extra, required in (("unit_events", {"event": str, "detail": str}, {"event"}),
+                                  ("label_prints", {"layout": str, "format": str}, {"layout", "format"})):
+        t(name).create({"id": int, "unit_id": int, **extra, "station": str, "at": str}, pk="id",
+                       not_null={"unit_id", "at", *required},
+                       foreign_keys=[("unit_id", "units", "id"), ("station", "stations", "name")])
+        t(name).create_index(["unit_id"])
+    t("manifests").create(
+        {"id": str, "batch_id": str, "kind": str, "path": str, "format": str, "sha256": str, "units": int,
+         "created_at": str, "uploaded_at": str, "upload_url": str, "receipt": str}, pk="id",
+        not_null={"batch_id", "kind", "path", "format", "sha256", "units", "created_at"},
+        foreign_keys=[("batch_id", "batches", "id")])
+    t("manifests").create_index(["batch_id"])
+
+
+# Applied in order; a release only appends. Never edit a migration that has shipped.
+MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
+    ("initial schema", _m1_initial),
+]
+
+
+class BatchStore:
+    """Products, batches, serials, units and manifests in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], str] = utc_now, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; this class opens each one explicitly
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        self.db = Database(self.conn, execute_plugins=False)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.db.enable_wal()
+        self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+        self._now = clock
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "BatchStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- transactions and schema
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator["BatchStore"]:
+        """A read transaction: every query inside sees the same committed state (WAL snapshot)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write():
+            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                              "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            current = self.schema_version
+            if current > len(MIGRATIONS):
+                raise StateError(f"database {self.path} has schema version {current}, newer than this "
+                                 f"tagsmith knows ({len(MIGRATIONS)}): upgrade tagsmith")
+            for number, (description, migrate) in enumerate(MIGRATIONS[current:], start=current + 1):
+                migrate(self.db)
+                self.conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (number, description, self._now()))
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        return next(iter(self.db.query(sql, tuple(params))), None)
+
+    # ---------------------------------------------------------------- products
+    def add_product(self, product: Product) -> tuple[ProductRecord, bool]:
+        """Record a product file version and make it current; returns (record, newly added)."""
+        now = self._now()
+        slots = json.dumps({str(s.slot): {"role": s.role, "version": s.version} for s in product.keys.slots},
+                           sort_keys=True)
+        with self._write() as c:
+            known = c.execute("SELECT product_id FROM product_versions WHERE sha256 = ?", (product.sha256,)).fetchone()
+            c.execute("INSERT INTO products (id, current_sha256, name, model, gtin, created_at, updated_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET current_sha256 = excluded.current_sha256, "
+                      "name = excluded.name, model = excluded.model, gtin = excluded.gtin, updated_at = excluded.updated_at",
+                      (product.id, product.sha256, product.name, product.model, product.gtin, now, now))
+            if not known:
+                c.execute("INSERT OR IGNORE INTO key_policies (key_set, system_id, slots) VALUES (?, ?, ?)",
+                          (product.keys.key_set, product.keys.system_id.hex(), slots))
+                policy = c.execute("SELECT id FROM key_policies WHERE key_set = ? AND system_id = ? AND slots = ?",
+                                   (product.keys.key_set, product.keys.system_id.hex(), slots)).fetchone()[0]
+                c.execute("INSERT INTO product_versions VALUES (?, ?, ?, ?, ?)",
+                          (product.sha256, product.id, policy, product.text, now))
+        return self.product_record(product.id), not known
+
+    def product_record(self, product_id: str) -> ProductRecord:
+        row = self._one("SELECT p.*, (SELECT COUNT(*) FROM product_versions v WHERE v.product_id = p.id) AS versions "
+                        "FROM products p WHERE p.id = ?", (product_id,))
+        if row is None:
+            raise NotFoundError(f"no product {product_id!r} (add it with: tagsmith product add FILE)")
+        return ProductRecord(**row)
+
+    def products(self) -> list[ProductRecord]:
+        rows = self.db.query("SELECT p.*, (SELECT COUNT(*) FROM product_versions v WHERE v.product_id = p.id) "
+                             "AS versions FROM products p ORDER BY p.id")
+        return [ProductRecord(**row) for row in rows]
+
+    def product(self, product_id: str, sha256: str | None = None) -> Product:
+        """A product as recorded: its current version, or the exact version ``sha256``."""
+        sha256 = sha256 or self.product_record(product_id).current_sha256
+        row = self._one("SELECT toml FROM product_versions WHERE sha256 = ? AND product_id = ?", (sha256, product_id))
+        if row is None:
+            raise NotFoundError(f"no version {sha256[:12]} of product {product_id!r}")
+        return parse_product(row["toml"].encode("utf-8"), f"product {product_id}")
+
+    # ---------------------------------------------------------------- batches and serials
+    def create_batch(self, product_id: str, quantity: int, lot: str | None = None, line: str | None = None,
+                     batch_id: str | None = None) -> Batch:
+        """Create an open batch of the product's current version and mint its serials, atomically."""
+        product = self.product(product_id)
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise ConfigError(f"quantity {quantity} must be 1 to {MAX_QUANTITY:,}")
+        if lot is not None:
+            validate_lot(lot)
+        elif product.lot_in_url:
+            raise ConfigError(f"product {product_id} puts the lot in its URLs: give --lot")
+        for what, name in (("batch id", batch_id), ("line", line)):
+            if name is not None and not _NAME.fullmatch(name):
+                raise ConfigError(f"{what} {name!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
+        now = self._now()
+        with self._write() as c:
+            if batch_id is None:
+                day = now[:10].replace("-", "")
+                n = c.execute("SELECT COUNT(*) FROM batches WHERE id LIKE ?", (f"{day}-%",)).fetchone()[0]
+                batch_id = f"{day}-{n + 1:03d}"
+            if c.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone():
+                raise StateError(f"batch {batch_id} already exists")
+            c.execute("INSERT INTO batches (id, product_id, product_sha256, lot, line, quantity, state, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, 'open', ?)", (batch_id, product_id, product.sha256, lot, line, quantity, now))
+            self._mint(batch_id, quantity, product, now)
+        return self.batch(batch_id)
+
+    def mint_serials(self, batch_id: str) -> int:
+        """Mint any serials the batch still lacks; returns how many (0 when re-run: idempotent)."""
+        batch = self.batch(batch_id)
+        product = self.product(batch.product_id, batch.product_sha256)
+        with self._write():
+            return self._mint(batch_id, batch.quantity, product, self._now())
+
+    def _mint(self, batch_id: str, quantity: int, product: Product, now: str) -> int:
+        c, fmt = self.conn, product.serial
+        have = c.execute("SELECT COUNT(*) FROM serials WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+        need = quantity - have
+        if need <= 0:
+            return 0
+        if fmt.kind == "sequential":
+            row = c.execute("SELECT last_counter FROM serial_series WHERE series = ?", (fmt.series,)).fetchone()
+            start = (row[0] if row else 0) + 1
+            c.execute("INSERT INTO serial_series VALUES (?, ?) ON CONFLICT(series) DO UPDATE SET last_counter = ?",
+                      (fmt.series, start + need - 1, start + need - 1))
+        for done in range(0, need, _MINT_CHUNK):  # chunks keep a million serials in bounded memory
+            size, seq = min(_MINT_CHUNK, need - done), have + done + 1
+            if fmt.kind == "sequential":
+                self._insert_serials(batch_id, seq, fmt.sequential_range(start + done, size))
+            else:
+                self._insert_random(batch_id, seq, size, fmt)
+        return need
+
+    def _insert_serials(self, batch_id: str, seq: int, serials: list[str]) -> None:
+        try:
+            self.conn.executemany("INSERT INTO serials (batch_id, seq, serial) VALUES (?, ?, ?)",
+                                  ((batch_id, seq + i, s) for i, s in enumerate(serials)))
+        except sqlite3.IntegrityError as exc:
+            raise StateError(f"serial collision minting batch {batch_id} from #{seq}: {exc}") from None
+
+    def _insert_random(self, batch_id: str, seq: int, size: int, fmt: Any) -> None:
+        for _ in range(5):  # a collision (at most 2**-50 per pair) draws the chunk again
+            self.conn.execute("SAVEPOINT mint")
+            try:
+                self._insert_serials(batch_id, seq, fmt.random_serials(size))
+            except StateError:
+                self.conn.execute("ROLLBACK TO mint")
+                continue
+            finally:
+                self.conn.execute("RELEASE mint")
+            return
+        raise StateError(f"could not mint {size} unique random serials for batch {batch_id}")
+
+    def batch(self, batch_id: str) -> Batch:
+        row = self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is None:
+            raise NotFoundError(f"no batch {batch_id!r}")
+        return Batch(**row)
+
+    def batches(self, product_id: str | None = None) -> list[Batch]:
+        where, params = ("WHERE product_id = ?", (product_id,)) if product_id else ("", ())
+        return [Batch(**row) for row in self.db.query(f"SELECT * FROM batches {where} ORDER BY created_at, id", params)]
+
+    def batch_product(self, batch_id: str) -> Product:
+        """The exact product version the batch was created with."""
+        batch = self.batch(batch_id)
+        return self.product(batch.product_id, batch.product_sha256)
+
+    def close_batch(self, batch_id: str, force: bool = False) -> Batch:
+        """Close a batch: no more allocations or encoding; verification, QA and labels still work."""
+        with self._write() as c:
+            batch = self.batch(batch_id)
+            busy = c.execute(f"SELECT COUNT(*) FROM units WHERE batch_id = ? AND state IN {IN_PROGRESS}",
+                             (batch_id,)).fetchone()[0]
+            if busy and not force:
+                raise StateError(f"batch {batch_id} has {busy} unit(s) still being encoded: finish or void them, or force")
+            if batch.is_open:
+                c.execute("UPDATE batches SET state = 'closed', closed_at = ? WHERE id = ?", (self._now(), batch_id))
+        return self.batch(batch_id)
+
+    def batch_progress(self, batch_id: str) -> BatchProgress:
+        batch = self.batch(batch_id)
+        counts = dict(self.conn.execute("SELECT state, COUNT(*) FROM units WHERE batch_id = ? GROUP BY state",
+                                        (batch_id,)).fetchall())
+        minted = self.conn.execute("SELECT COUNT(*) FROM serials WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+        return BatchProgress(batch_id, batch.quantity, minted, batch.allocated, counts)
+
+    # ---------------------------------------------------------------- units (the station's calls)
+    def allocate_unit(self, batch_id: str, uid: bytes, station: str) -> Unit:
+        """The unit for this chip: the batch's next serial in order, or the unit it already has.
+
+        One transaction under the write lock, journaled before the chip is touched. A UID of
+        another batch, a voided UID, a closed batch or a full batch is a StateError.
+        """
+        uid = _check_uid(uid)
+        with self._write() as c:
+            row = self._one("SELECT * FROM units WHERE uid = ?", (uid,))
+            if row is not None:
+                unit = Unit.from_row(row)
+                if unit.batch_id != batch_id:
+                    raise StateError(f"tag {uid.hex().upper()} already belongs to batch {unit.batch_id} (serial {unit.serial})")
+                if unit.state == "voided":
+                    raise StateError(f"tag {uid.hex().upper()} was voided ({unit.void_reason}); set it aside")
+                return unit
+            batch = self.batch(batch_id)
+            if not batch.is_open:
+                raise StateError(f"batch {batch_id} is closed")
+            if batch.allocated >= batch.quantity:
+                raise StateError(f"batch {batch_id} is full: all {batch.quantity} serials are allocated")
+            seq = batch.allocated + 1
+            found = c.execute("SELECT serial FROM serials WHERE batch_id = ? AND seq = ?", (batch_id, seq)).fetchone()
+            if found is None:
+                raise StateError(f"batch {batch_id} has no serial #{seq} minted (run mint_serials)")
+            now = self._touch_station(station)
+            cur = c.execute("INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, updated_at) "
+                            "VALUES (?, ?, ?, 'allocated', ?, ?, ?)", (batch_id, found[0], uid, station, now, now))
+            c.execute("UPDATE batches SET allocated = ? WHERE id = ?", (seq, batch_id))
+            self._event(cur.lastrowid, "allocated", {"serial": found[0], "uid": uid.hex().upper()}, station, now)
+            return self.unit(cur.lastrowid)
+
+    def unit(self, unit_id: int) -> Unit:
+        row = self._one("SELECT * FROM units WHERE id = ?", (unit_id,))
+        if row is None:
+            raise NotFoundError(f"no unit #{unit_id}")
+        return Unit.from_row(row)
+
+    def unit_by_uid(self, uid: bytes) -> Unit | None:
+        row = self._one("SELECT * FROM units WHERE uid = ?", (_check_uid(uid),))
+        return Unit.from_row(row) if row else None
+
+    def unit_by_serial(self, serial: str) -> Unit | None:
+        row = self._one("SELECT * FROM units WHERE serial = ?", (serial,))
+        return Unit.from_row(row) if row else None
+
+    def start_encoding(self, unit_id: int, station: str) -> Unit:
+        """Journal that the station starts writing the chip (allocated -> encoding)."""
+        return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "encoding_started", None,
+                            {"encoding_at": None}, encoding=True)
+
+    def record_step(self, unit_id: int, step: str, station: str) -> Unit:
+        """Journal one completed personalisation step (so a torn tag resumes where it stopped)."""
+        if not step or len(step) > 64:
+            raise ConfigError("step name must be 1-64 characters")
+        return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "step", {"step": step},
+                            {}, encoding=True)
+
+    def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str) -> Unit:
+        """The chip is personalised: record its key versions and SDM read counter."""
+        versions = {str(int(k)): int(v) for k, v in sorted(key_versions.items())}  # compact JSON below
+        detail = {"key_versions": versions, "read_counter": read_counter}
+        return self._change(unit_id, station, ("allocated", "encoding"), "encoded", "encoded", detail,
+                            {"key_versions": json.dumps(versions, separators=(",", ":")), "read_counter": int(read_counter),
+                             "encoded_at": None}, encoding=True)
+
+    def mark_verified(self, unit_id: int, read_counter: int, station: str) -> Unit:
+        """Read back as a phone would and the SUN checked out; keeps the last verified counter."""
+        return self._change(unit_id, station, ("encoded", "verified"), "verified", "verified",
+                            {"read_counter": read_counter}, {"verified_counter": int(read_counter), "verified_at": None})
+
+    def record_qa(self, unit_id: int, passed: bool, detail: str | None = None, station: str | None = None) -> Unit:
+        """Record a QA inspection result (pass or fail) of an encoded unit."""
+        status = "pass" if passed else "fail"
+        return self._change(unit_id, station, ("encoded", "verified"), None, "qa", {"result": status, "detail": detail},
+                            {"qa_status": status, "qa_at": None})
+
+    def void_unit(self, unit_id: int, reason: str, station: str | None = None) -> Unit:
+        """Take a unit out of the batch for good; its serial and UID stay burnt."""
+        if not reason:
+            raise ConfigError("a void needs a reason")
+        return self._change(unit_id, station, ("allocated", "encoding", "encoded", "verified"), "voided", "voided",
+                            {"reason": reason}, {"voided_at": None, "void_reason": reason})
+
+    def record_label_print(self, unit_id: int, layout: str, fmt: str, station: str | None = None) -> Unit:
+        """Record that a label of this unit was printed (layout name, output format such as pdf or zpl)."""
+        with self._write() as c:
+            unit = self.unit(unit_id)
+            now = self._touch_station(station)
+            c.execute("INSERT INTO label_prints (unit_id, layout, format, station, at) VALUES (?, ?, ?, ?, ?)",
+                      (unit_id, layout, fmt, station, now))
+            self._event(unit_id, "label_printed", {"layout": layout, "format": fmt}, station, now)
+            return unit
+
+    def label_prints(self, unit_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT layout, format, station, at FROM label_prints WHERE unit_id = ? ORDER BY id",
+                                  (unit_id,)))
+
+    def unit_events(self, unit_id: int) -> list[UnitEvent]:
+        rows = self.db.query("SELECT * FROM unit_events WHERE unit_id = ? ORDER BY id", (unit_id,))
+        return [UnitEvent(r["unit_id"], r["event"], json.loads(r["detail"]) if r["detail"] else None,
+                          r["station"], r["at"]) for r in rows]
+
+    def units(self, batch_id: str, states: Iterable[str] | None = None) -> Iterator[Unit]:
+        """Stream the batch's units in allocation order (a cursor, not a list)."""
+        wanted = tuple(states or ())
+        where = f" AND state IN ({', '.join('?' * len(wanted))})" if wanted else ""
+        for row in self.db.query(f"SELECT * FROM units WHERE batch_id = ?{where} ORDER BY id", (batch_id, *wanted)):
+            yield Unit.from_row(row)
+
+    def _change(self, unit_id: int, station: str | None, allowed: tuple[str, ...], new_state: str | None,
+                event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False) -> Unit:
+        """One unit state change, its event and its columns in one transaction (None = now)."""
+        with self._write() as c:
+            unit = self.unit(unit_id)
+            if unit.state not in allowed:
+                raise StateError(f"unit {unit.serial} is {unit.state}; cannot record {event}")
+            if encoding and not self.batch(unit.batch_id).is_open:
+                raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
+            now = self._touch_station(station)
+            values = {k: (now if v is None else v) for k, v in columns.items()}
+            values.update(updated_at=now, **({"state": new_state} if new_state else {}))
+            if station:
+                values["station"] = station
+            assignments = ", ".join(f"{k} = ?" for k in values)
+            c.execute(f"UPDATE units SET {assignments} WHERE id = ?", (*values.values(), unit_id))
+            self._event(unit_id, event, detail, station, now)
+        return self.unit(unit_id)
+
+    def _touch_station(self, station: str | None) -> str:
+        now = self._now()
+        if station is not None:
+            if not _NAME.fullmatch(station):
+                raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
+            self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
+                              (station, now, now, now))
+        return now
+
+    def _event(self, unit_id: int, event: str, detail: dict[str, Any] | None, station: str | None, now: str) -> None:
+        self.conn.execute("INSERT INTO unit_events (unit_id, event, detail, station, at) VALUES (?, ?, ?, ?, ?)",
+                          (unit_id, event, json.dumps(detail) if detail is not None else None, station, now))
+
+    # ---------------------------------------------------------------- manifests
+    EXPORT_COLUMNS = ("serial", "uid", "key_versions", "encoded_at", "station", "read_counter",
+                      "verified_counter", "qa_status")
+
+    def export_summary(self, batch_id: str) -> dict[str, Any]:
+        """Counts and time range of the units a manifest lists (call inside :meth:`snapshot`)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), MIN(encoded_at), MAX(encoded_at), SUM(state = 'verified'), SUM(qa_status = 'pass'), "
+            "SUM(qa_status = 'fail') FROM units WHERE batch_id = ? AND state IN ('encoded', 'verified')",
+            (batch_id,)).fetchone()
+        voided = self.conn.execute("SELECT COUNT(*) FROM units WHERE batch_id = ? AND state = 'voided'",
+                                   (batch_id,)).fetchone()[0]
+        return {"units": row[0], "verified": row[3] or 0, "qa_pass": row[4] or 0, "qa_fail": row[5] or 0,
+                "voided": voided, "first_encoded_at": row[1], "last_encoded_at": row[2]}
+
+    def export_rows(self, batch_id: str) -> Iterator[tuple[Any, ...]]:
+        """Encoded and verified units as tuples of EXPORT_COLUMNS, streamed in allocation order."""
+        return self.conn.execute(
+            f"SELECT {', '.join(self.EXPORT_COLUMNS)} FROM units INDEXED BY idx_units_batch_id WHERE batch_id = ? "
+            "AND state IN ('encoded', 'verified') ORDER BY id", (batch_id,))  # index order = allocation order, no sort
+
+    def record_manifest(self, record: ManifestRecord) -> None:
+        """Record a manifest as exported: call only once it is complete, synced and renamed."""
+        self.batch(record.batch_id)
+        with self._write() as c:
+            c.execute("INSERT INTO manifests (id, batch_id, kind, path, format, sha256, units, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (record.id, record.batch_id, record.kind, record.path,
+                                                         record.format, record.sha256, record.units, record.created_at))
+
+    def record_upload(self, manifest_id: str, url: str, receipt: dict[str, Any]) -> None:
+        """Keep the platform's receipt for an uploaded manifest."""
+        with self._write() as c:
+            cur = c.execute("UPDATE manifests SET uploaded_at = ?, upload_url = ?, receipt = ? WHERE id = ?",
+                            (self._now(), url, json.dumps(receipt, sort_keys=True), manifest_id))
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no manifest {manifest_id} recorded in this workspace")
+
+    def manifest(self, manifest_id: str) -> ManifestRecord | None:
+        row = self._one("SELECT * FROM manifests WHERE id = ?", (manifest_id,))
+        return _manifest(row) if row else None
+
+    def manifests(self, batch_id: str) -> list[ManifestRecord]:
+        return [_manifest(r) for r in self.db.query("SELECT * FROM manifests WHERE batch_id = ? ORDER BY created_at",
+                                                    (batch_id,))]
+
+    # ---------------------------------------------------------------- bulk (benchmarks, imports)
+    def bulk_encoded(self, batch_id: str, chips: Iterable[tuple[bytes, dict[int, int], int]], station: str) -> int:
+        """Allocate and mark encoded many chips (uid, key versions, read counter) in one transaction.
+
+        For benchmarks and imports from another system: it writes no per-unit events.
+        """
+        now = self._touch_station_outside(station)
+        with self._write() as c:
+            batch = self.batch(batch_id)
+            serials = c.execute("SELECT serial FROM serials WHERE batch_id = ? AND seq > ? ORDER BY seq",
+                                (batch_id, batch.allocated))
+            count = 0
+
+            def rows() -> Iterator[tuple[Any, ...]]:  # streamed: a million chips in bounded memory
+                nonlocal count
+                encoded: dict[tuple[tuple[int, int], ...], str] = {}  # key versions repeat: encode once
+                for (serial,), (uid, versions, counter) in zip(serials, chips):
+                    count += 1
+                    items = tuple(sorted(versions.items()))
+                    kv = encoded.get(items) or encoded.setdefault(
+                        items, json.dumps({str(k): v for k, v in items}, separators=(",", ":")))
+                    yield batch_id, serial, _check_uid(uid), station, kv, counter, now, now, now
+            c.executemany("INSERT INTO units (batch_id, serial, uid, state, station, key_versions, read_counter, "
+                          "allocated_at, encoded_at, updated_at) VALUES (?, ?, ?, 'encoded', ?, ?, ?, ?, ?, ?)", rows())
+            c.execute("UPDATE batches SET allocated = allocated + ? WHERE id = ?", (count, batch_id))
+        return count
+
+    def _touch_station_outside(self, station: str) -> str:
+        with self._write():
+            return self._touch_station(station)
+
+
+def _manifest(row: dict[str, Any]) -> ManifestRecord:
+    row = dict(row)
+    row["receipt"] = json.loads(row["receipt"]) if row["receipt"] else None
+    return ManifestRecord(**row)
+
+
+def _check_uid(uid: bytes) -> bytes:
+    if not isinstance(uid, (bytes, bytearray)) or len(uid) not in (4, 7, 10):
+        raise ConfigError(f"a tag UID is 4, 7 or 10 bytes, got {uid!r}")
+    return bytes(uid)

@@ -1,0 +1,227 @@
+"""Signed manifests of a batch for the cloud resolver: export, read and verify.
+
+A manifest is a header and one record per encoded unit (never a key), written as JSON Lines
+or CSV (see docs/manifest.md and manifest.schema.json). Export streams the database cursor to a
+temporary file while hashing it, fsyncs, signs the SHA-256 digest with the line's Ed25519
+manifest key (a ``signer`` callable from the keystore), renames both files into place and only
+then records the manifest in the database: a crash at any moment leaves nothing recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
+
+from tagsmith import ConfigError, StateError, VerificationError, __version__
+
+from .db import BatchStore, utc_now
+from .gs1 import UnitUrls
+from .records import ManifestRecord
+
+SCHEMA_NAME = "tagsmith-manifest"
+SCHEMA_VERSION = 1
+DEFAULT_DIVERSIFICATION = "AN10922-AES128"
+FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = ("serial", "uid", "url", "key_versions", "encoded_at", "station", "encode_counter",
+               "verified_counter", "qa")
+Signer = Callable[[bytes], bytes]
+_CHUNK = 2000  # records per write: bounded memory, few system calls
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    manifest_id: str
+    path: Path
+    signature_path: Path
+    sha256: str
+    units: int
+    format: str
+
+
+def signature_path(path: str | Path) -> Path:
+    """Where a manifest's detached signature lives: ``FILE.sig`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sig")
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(resources.files("tagsmith.batches").joinpath("manifest.schema.json").read_text())
+
+
+# ---------------------------------------------------------------- Ed25519 helpers
+def ed25519_signer(private_pem: str | bytes) -> tuple[Signer, str]:
+    """A signer and its public key PEM from an Ed25519 private key (tests, tools without a keystore)."""
+    try:
+        key = ECC.import_key(private_pem)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ConfigError(f"not an Ed25519 private key: {exc}") from None
+    if key.curve != "Ed25519" or not key.has_private():
+        raise ConfigError("the manifest signing key must be an Ed25519 private key")
+    return eddsa.new(key, "rfc8032").sign, key.public_key().export_key(format="PEM")
+
+
+def generate_ed25519() -> tuple[str, str]:
+    """A new Ed25519 key pair as (private PEM, public PEM)."""
+    key = ECC.generate(curve="Ed25519")
+    return key.export_key(format="PEM"), key.public_key().export_key(format="PEM")
+
+
+def _public_key(pem: str) -> ECC.EccKey:
+    try:
+        key = ECC.import_key(pem)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise VerificationError(f"unreadable public key: {exc}") from None
+    if key.curve != "Ed25519":
+        raise VerificationError("the public key is not an Ed25519 key")
+    return key.public_key()
+
+
+# ---------------------------------------------------------------- writing
+def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
+                    fmt: str = "jsonl", sdm_layout: Mapping[str, Any] | None = None,
+                    diversification: str = DEFAULT_DIVERSIFICATION) -> ExportResult:
+    """Export the batch's encoded units as a signed manifest and record it in the database."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"manifest format {fmt!r} must be one of {', '.join(FORMATS)}")
+    out = Path(out)
+    with store.snapshot():  # header counts and records come from one consistent view
+        batch = store.batch(batch_id)
+        product = store.batch_product(batch_id)
+        summary = store.export_summary(batch_id)
+        urls = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
+        header = {
+            "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "manifest_id": uuid.uuid4().hex,
+            "kind": "export", "created_at": utc_now(), "tool": {"name": "tagsmith", "version": __version__},
+            "product": {"id": product.id, "name": product.name, "model": product.model, "gtin": product.gtin,
+                        "sha256": product.sha256},
+            "batch": {"id": batch.id, "lot": batch.lot, "line": batch.line, "quantity": batch.quantity},
+            "url": {"resolver": product.resolver, "template": product.url_template,
+                    "lot_in_url": product.lot_in_url, "unit_url": urls.prefix + "{serial}"},
+            "sdm": dict(sdm_layout) if sdm_layout is not None else None,
+            "keys": {"key_set": product.keys.key_set, "system_id": product.keys.system_id.hex().upper(),
+                     "diversification": diversification,
+                     "slots": {str(s.slot): {"role": s.role, "version": s.version} for s in product.keys.slots}},
+            "counts": {k: summary[k] for k in ("units", "verified", "qa_pass", "qa_fail", "voided")},
+            "time_range": {"first_encoded_at": summary["first_encoded_at"],
+                           "last_encoded_at": summary["last_encoded_at"]},
+            "sources": [],
+        }
+        records = _db_records(store.export_rows(batch_id), urls)
+        sha256, written = write_signed(out, header, records, fmt, signer, public_key_pem)
+    store.record_manifest(ManifestRecord(header["manifest_id"], batch_id, "export", str(out.absolute()), fmt,
+                                         sha256, written, header["created_at"]))
+    return ExportResult(header["manifest_id"], out, signature_path(out), sha256, written, fmt)
+
+
+def _db_records(rows: Iterable[tuple[Any, ...]], urls: UnitUrls) -> Iterator[tuple[Any, ...]]:
+    """Database rows -> record tuples in CSV_COLUMNS order (key versions still as JSON text)."""
+    for serial, uid, key_versions, encoded_at, station, encode_counter, verified_counter, qa in rows:
+        yield (serial, uid.hex().upper(), urls(serial), key_versions or "{}", encoded_at, station,
+               encode_counter, verified_counter, qa)
+
+
+def _q(text: str | None) -> str:
+    """A JSON string (or null); plain quoting when nothing needs escaping, which is the usual case."""
+    if text is None:
+        return "null"
+    if '"' in text or "\\" in text or not text.isprintable():
+        return json.dumps(text)
+    return f'"{text}"'
+
+
+def _jsonl(record: tuple[Any, ...]) -> str:
+    serial, uid, url, kv, encoded_at, station, enc, ver, qa = record
+    kv_text = kv if isinstance(kv, str) else json.dumps(kv, separators=(",", ":"))
+    return (f'{{"serial":{_q(serial)},"uid":{_q(uid)},"url":{_q(url)},"key_versions":{kv_text},'
+            f'"encoded_at":{_q(encoded_at)},"station":{_q(station)},'
+            f'"encode_counter":{"null" if enc is None else int(enc)},'
+            f'"verified_counter":{"null" if ver is None else int(ver)},"qa":{_q(qa)}}}\n')
+
+
+def _csv_rows(records: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
+    for serial, uid, url, kv, encoded_at, station, enc, ver, qa in records:
+        versions = json.loads(kv) if isinstance(kv, str) else kv
+        yield [serial, uid, url, ";".join(f"{k}={v}" for k, v in versions.items()), encoded_at, station or "",
+               "" if enc is None else str(enc), "" if ver is None else str(ver), qa or ""]
+
+
+def _chunks(header: dict[str, Any], records: Iterable[tuple[Any, ...]], fmt: str) -> Iterator[tuple[str, int]]:
+    """The manifest as text chunks with the number of records in each."""
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=True)
+    if fmt == "jsonl":
+        yield head + "\n", 0
+        batch: list[str] = []
+        for record in records:
+            batch.append(_jsonl(record))
+            if len(batch) == _CHUNK:
+                yield "".join(batch), len(batch)
+                batch = []
+        yield "".join(batch), len(batch)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    buffer.write(f"# {head}\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for count, row in enumerate(_csv_rows(records), start=1):
+        writer.writerow(row)
+        if count % _CHUNK == 0:
+            yield buffer.getvalue(), _CHUNK
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue(), count % _CHUNK
+
+
+def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any, ...]], fmt: str,
+                 signer: Signer, public_key_pem: str) -> tuple[str, int]:
+    """Write manifest and signature crash-safely (temp file, fsync, rename); returns (sha256, records)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    sig_tmp = out.with_name(f".{out.name}.sig.{os.getpid()}.tmp")
+    digest, written = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as f:
+            for text, n in _chunks(header, records, fmt):
+                data = text.encode("utf-8")
+                digest.update(data)
+                f.write(data)
+                written += n
+            f.flush()
+            os.fsync(f.fileno())
+        if written != header["counts"]["units"]:
+            raise StateError(f"wrote {written} records but the header counts {header['counts']['units']}")
+        signature = signer(digest.digest())
+        sig = {"manifest_id": header["manifest_id"], "algorithm": "Ed25519", "signed": "sha256-digest",
+               "sha256": digest.hexdigest(), "public_key": public_key_pem,
+               "signature": base64.b64encode(signature).decode()}
+        with open(sig_tmp, "w") as f:
+            f.write(json.dumps(sig, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        os.replace(sig_tmp, signature_path(out))
+        _fsync_dir(out.parent)
+    finally:
+        for leftover in (tmp, sig_tmp):
+            leftover.unlink(missing_ok=True)
+    return digest.hexdigest(), written
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,120 @@
+"""What the batch store hands out: frozen records, free of SQL so a PostgreSQL store can reuse them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+UNIT_STATES = ("allocated", "encoding", "encoded", "verified", "voided")
+IN_PROGRESS = ("allocated", "encoding")
+DONE = ("encoded", "verified")
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    id: str
+    name: str
+    model: str
+    gtin: str
+    current_sha256: str
+    versions: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    product_id: str
+    product_sha256: str
+    lot: str | None
+    line: str | None
+    quantity: int
+    allocated: int
+    state: str  # open | closed
+    created_at: str
+    closed_at: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One chip's record. ``key_versions`` maps key slot -> version written to the chip."""
+
+    id: int
+    batch_id: str
+    serial: str
+    uid: bytes
+    state: str
+    station: str | None
+    key_versions: dict[int, int] = field(default_factory=dict, hash=False)
+    read_counter: int | None = None  # SDM read counter when encoding finished
+    verified_counter: int | None = None  # read counter of the last successful verification
+    qa_status: str | None = None  # pass | fail
+    allocated_at: str = ""
+    encoded_at: str | None = None
+    verified_at: str | None = None
+    voided_at: str | None = None
+    void_reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Unit":
+        versions = json.loads(row["key_versions"]) if row["key_versions"] else {}
+        return cls(
+            id=row["id"], batch_id=row["batch_id"], serial=row["serial"], uid=bytes(row["uid"]),
+            state=row["state"], station=row["station"],
+            key_versions={int(k): int(v) for k, v in versions.items()},
+            read_counter=row["read_counter"], verified_counter=row["verified_counter"],
+            qa_status=row["qa_status"], allocated_at=row["allocated_at"], encoded_at=row["encoded_at"],
+            verified_at=row["verified_at"], voided_at=row["voided_at"], void_reason=row["void_reason"])
+
+
+@dataclass(frozen=True)
+class UnitEvent:
+    unit_id: int
+    event: str  # allocated, encoding_started, step, encoded, verified, qa, voided, label_printed
+    detail: dict[str, Any] | None
+    station: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_id: str
+    quantity: int
+    minted: int
+    allocated: int
+    by_state: dict[str, int]
+
+    @property
+    def done(self) -> int:
+        return sum(self.by_state.get(s, 0) for s in DONE)
+
+    @property
+    def remaining(self) -> int:
+        """Serials not yet allocated (voided units keep theirs burnt)."""
+        return self.quantity - self.allocated
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batch": self.batch_id, "quantity": self.quantity, "minted": self.minted,
+                "allocated": self.allocated, "remaining": self.remaining, "done": self.done,
+                "by_state": {s: self.by_state.get(s, 0) for s in UNIT_STATES}}
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    id: str
+    batch_id: str
+    kind: str  # export | merge
+    path: str
+    format: str  # jsonl | csv
+    sha256: str
+    units: int
+    created_at: str
+    uploaded_at: str | None = None
+    upload_url: str | None = None
+    receipt: dict[str, Any] | None = None

@@ -1,0 +1,103 @@
+"""Upload a signed manifest to the platform: idempotent by manifest id, retried with backoff.
+
+Protocol (ours to define; docs/manifest.md): one ``POST`` of the manifest bytes to the given URL
+with the signature in a header and ``Idempotency-Key: <manifest id>``. The platform answers
+200/201 with a JSON receipt; the same key with the same SHA-256 returns the same receipt, with
+a different SHA-256 409. A network failure or 408/429/5xx is retried by sending the whole
+manifest again (exponential backoff, Retry-After honoured): resuming is re-sending, which the
+idempotency key makes safe. The token comes only from ``TAGSMITH_UPLOAD_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from tagsmith import ConfigError, StateError, TagsmithError, VerificationError
+
+from .db import BatchStore
+from .manifest import signature_path
+from .verify import check_signature, read_header
+
+log = logging.getLogger(__name__)
+TOKEN_ENV = "TAGSMITH_UPLOAD_TOKEN"
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class UploadError(TagsmithError):
+    """The platform could not be reached or kept failing after every retry."""
+
+
+def check_url(url: str) -> str:
+    """HTTPS only; plain HTTP is allowed to this machine (tests, a local relay)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
+        return url
+    raise ConfigError(f"upload URL {url!r} must be https:// (plain http only to localhost)")
+
+
+def upload_manifest(path: str | Path, url: str, *, store: BatchStore | None = None, attempts: int = 6,
+                    backoff: float = 0.5, timeout: float = 60.0,
+                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Send the manifest and its signature; return the platform's receipt (and record it)."""
+    path, url = Path(path), check_url(url)
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise ConfigError(f"set {TOKEN_ENV} to the platform's upload token")
+    sig, sha256 = check_signature(path)  # never send a manifest that does not verify here
+    fmt, header = read_header(path)
+    manifest_id = header["manifest_id"]
+    headers = {
+        "Authorization": f"Bearer {token}", "Idempotency-Key": manifest_id,
+        "Content-Type": "application/x-ndjson" if fmt == "jsonl" else "text/csv",
+        "Content-Length": str(path.stat().st_size), "X-Tagsmith-Manifest-Id": manifest_id,
+        "X-Tagsmith-Sha256": sha256,
+        "X-Tagsmith-Signature": base64.b64encode(signature_path(path).read_bytes()).decode(),
+    }
+    receipt = _post_with_retries(path, url, headers, attempts, backoff, timeout, sleep)
+    if receipt.get("manifest_id") != manifest_id or receipt.get("sha256") != sha256:
+        raise VerificationError(f"the platform's receipt does not match manifest {manifest_id}: {receipt}")
+    if store is not None and store.manifest(manifest_id) is not None:
+        store.record_upload(manifest_id, url, receipt)
+    return receipt
+
+
+def _post_with_retries(path: Path, url: str, headers: dict[str, str], attempts: int, backoff: float,
+                       timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
+    last = "no attempt made"
+    for attempt in range(1, attempts + 1):
+        delay = min(backoff * 2 ** (attempt - 1), 30.0)
+        try:
+            with open(path, "rb") as body:
+                request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:200]
+            if exc.code in (401, 403):
+                raise ConfigError(f"the platform refused the upload token ({exc.code})") from None
+            if exc.code == 409:
+                raise StateError(f"the platform already holds manifest {headers['Idempotency-Key']} "
+                                 f"with different content: {detail}") from None
+            if exc.code not in RETRY_STATUS:
+                raise UploadError(f"the platform rejected the manifest: HTTP {exc.code} {detail}") from None
+            last = f"HTTP {exc.code}"
+            retry_after = exc.headers.get("Retry-After", "")
+            delay = float(retry_after) if retry_after.isdigit() else delay
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if attempt < attempts:
+            log.info("upload attempt %d failed (%s); retrying in %.1f s", attempt, last, delay)
+            sleep(delay)
+    raise UploadError(f"upload failed after {attempts} attempts: {last}")

@@ -1,0 +1,237 @@
+"""The batch database: migrations, minting, allocation, unit states, and two real processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from tagsmith import ConfigError, NotFoundError, StateError
+from tagsmith.batches import db as dbmod
+from tagsmith.batches.db import MIGRATIONS, BatchStore
+from tagsmith.batches.product import parse_product
+from tagsmith.batches.serials import is_valid
+
+UID = bytes.fromhex("04A1B2C3D4E5F6")
+
+
+def test_schema_version_and_pragmas(store):
+    assert store.schema_version == len(MIGRATIONS) == 1
+    rows = store.conn.execute("SELECT version, description FROM schema_version").fetchall()
+    assert rows == [(1, "initial schema")]
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+
+
+def test_migrations_apply_in_order_once(tmp_path, monkeypatch):
+    path = tmp_path / "m.db"
+    BatchStore(path).close()
+    applied = []
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, ("add a note", lambda d: applied.append(2) or
+                                                            d.execute("ALTER TABLE batches ADD COLUMN note TEXT"))])
+    with BatchStore(path) as store:
+        assert store.schema_version == 2 and applied == [2]
+    with BatchStore(path) as store:  # reopening applies nothing again
+        assert applied == [2] and "note" in store.db["batches"].columns_dict
+
+
+def test_newer_database_is_refused(tmp_path):
+    path = tmp_path / "n.db"
+    BatchStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (99, 'future', 'x')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="newer"):
+        BatchStore(path)
+
+
+def test_product_versions_are_kept_and_batches_remember_theirs(store, product):
+    first = store.create_batch(product.id, 3)
+    changed = parse_product(product.source.replace(b'name = "Aurora DW-600 Dishwasher"', b'name = "Aurora DW-600"'))
+    record, added = store.add_product(changed)
+    assert added and record.versions == 2 and record.current_sha256 == changed.sha256
+    assert store.add_product(changed)[1] is False  # same bytes: nothing new
+    second = store.create_batch(product.id, 3)
+    assert store.batch_product(first.id).name == "Aurora DW-600 Dishwasher"
+    assert store.batch_product(second.id).name == "Aurora DW-600"
+    assert store.batch_product(first.id).sha256 == product.sha256
+
+
+def test_minting_is_idempotent_and_sequential_across_batches(store, product):
+    a = store.create_batch(product.id, 5)
+    b = store.create_batch(product.id, 4, lot="L2")
+    assert store.mint_serials(a.id) == 0 and store.mint_serials(b.id) == 0
+    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials ORDER BY batch_id, seq")]
+    assert serials == product.serial.sequential_range(1, 9)
+    assert all(is_valid(s) for s in serials)
+    # a batch whose minting was cut short is completed, never minted twice
+    store.conn.execute("DELETE FROM serials WHERE batch_id = ? AND seq > 2", (a.id,))
+    assert store.mint_serials(a.id) == 3 and store.mint_serials(a.id) == 0
+    assert store.batch_progress(a.id).minted == 5
+
+
+def test_serial_uniqueness_is_enforced_by_the_database(store, product):
+    batch = store.create_batch(product.id, 2)
+    taken = store.conn.execute("SELECT serial FROM serials LIMIT 1").fetchone()[0]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.conn.execute("INSERT INTO serials VALUES (?, 99, ?)", (batch.id, taken))
+
+
+def test_random_serials(store, product):
+    random_product = parse_product(product.source.replace(b'format = "sequential"', b'format = "random"')
+                                   .replace(b'id = "aurora-dw600"', b'id = "aurora-rnd"'))
+    store.add_product(random_product)
+    batch = store.create_batch("aurora-rnd", 500)
+    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials WHERE batch_id = ?", (batch.id,))]
+    assert len(set(serials)) == 500 and all(is_valid(s) and len(s) == 17 for s in serials)
+
+
+def test_allocation_in_order_and_same_uid_returns_same_unit(store, product):
+    batch = store.create_batch(product.id, 3)
+    first = store.allocate_unit(batch.id, UID, "st-1")
+    again = store.allocate_unit(batch.id, UID, "st-2")
+    second = store.allocate_unit(batch.id, UID[:-1] + b"\x00", "st-1")
+    assert first == again and first.serial == product.serial.sequential(1)
+    assert second.serial == product.serial.sequential(2)
+    assert store.unit_by_uid(UID) == first and store.unit_by_serial(second.serial) == second
+    assert store.unit_by_uid(bytes(7)) is None
+
+
+def test_allocation_refusals(store, product):
+    a = store.create_batch(product.id, 1)
+    b = store.create_batch(product.id, 2)
+    store.allocate_unit(a.id, UID, "st-1")
+    with pytest.raises(StateError, match=f"belongs to batch {a.id}"):
+        store.allocate_unit(b.id, UID, "st-1")
+    with pytest.raises(StateError, match="full"):
+        store.allocate_unit(a.id, bytes(7), "st-1")
+    store.close_batch(b.id)
+    with pytest.raises(StateError, match="closed"):
+        store.allocate_unit(b.id, bytes(7), "st-1")
+    with pytest.raises(NotFoundError):
+        store.allocate_unit("nope", bytes(6) + b"\x01", "st-1")
+    with pytest.raises(ConfigError):
+        store.allocate_unit(a.id, b"\x01\x02", "st-1")
+
+
+def test_unit_lifecycle_and_events(store, product):
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, UID, "st-1")
+    unit = store.start_encoding(unit.id, "st-1")
+    for step in ("authenticate", "write-ndef", "change-file-settings", "change-keys"):
+        unit = store.record_step(unit.id, step, "st-1")
+    assert unit.state == "encoding"
+    unit = store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}, 3, "st-1")
+    assert unit.state == "encoded" and unit.key_versions == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1} and unit.read_counter == 3
+    with pytest.raises(StateError, match="encoded"):
+        store.record_step(unit.id, "again", "st-1")
+    unit = store.mark_verified(unit.id, 4, "st-2")
+    unit = store.mark_verified(unit.id, 7, "st-2")
+    assert unit.state == "verified" and unit.verified_counter == 7 and unit.station == "st-2"
+    unit = store.record_qa(unit.id, passed=True, detail="sample 1/125")
+    store.record_label_print(unit.id, "roll-50x25", "zpl", "st-2")
+    events = [(e.event, (e.detail or {}).get("step")) for e in store.unit_events(unit.id)]
+    assert events == [("allocated", None), ("encoding_started", None), ("step", "authenticate"),
+                      ("step", "write-ndef"), ("step", "change-file-settings"), ("step", "change-keys"),
+                      ("encoded", None), ("verified", None), ("verified", None), ("qa", None),
+                      ("label_printed", None)]
+    assert store.label_prints(unit.id)[0]["format"] == "zpl"
+    assert {r[0] for r in store.conn.execute("SELECT name FROM stations")} == {"st-1", "st-2"}
+
+
+def test_void_burns_the_serial(store, product):
+    batch = store.create_batch(product.id, 3)
+    unit = store.allocate_unit(batch.id, UID, "st-1")
+    voided = store.void_unit(unit.id, "tag cracked")
+    assert voided.state == "voided" and voided.void_reason == "tag cracked"
+    with pytest.raises(StateError, match="voided"):
+        store.allocate_unit(batch.id, UID, "st-1")
+    with pytest.raises(StateError):
+        store.mark_encoded(unit.id, {0: 1}, 0, "st-1")
+    nxt = store.allocate_unit(batch.id, bytes(7), "st-1")
+    assert nxt.serial == product.serial.sequential(2)  # serial 1 stays burnt
+    progress = store.batch_progress(batch.id)
+    assert progress.by_state == {"voided": 1, "allocated": 1} and progress.remaining == 1
+
+
+def test_close_batch_refuses_units_in_progress_unless_forced(store, product):
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, UID, "st-1")
+    with pytest.raises(StateError, match="still being encoded"):
+        store.close_batch(batch.id)
+    assert store.close_batch(batch.id, force=True).state == "closed"
+    with pytest.raises(StateError, match="closed"):
+        store.mark_encoded(unit.id, {0: 1}, 0, "st-1")
+    store.void_unit(unit.id, "batch closed")  # voids still work after closing
+
+
+def test_units_stream_in_order(store, product, encode_units):
+    batch = store.create_batch(product.id, 6)
+    encode_units(store, batch.id, 4)
+    units = store.units(batch.id)
+    assert not isinstance(units, list)
+    assert [u.serial for u in units] == product.serial.sequential_range(1, 4)
+    assert len(list(store.units(batch.id, ["verified"]))) == 2
+
+
+def test_quantity_and_names_are_checked(store, product):
+    with pytest.raises(ConfigError, match="quantity"):
+        store.create_batch(product.id, 0)
+    with pytest.raises(ConfigError, match="line"):
+        store.create_batch(product.id, 1, line="line one")
+    with pytest.raises(ConfigError, match="lot"):
+        store.create_batch(product.id, 1, lot="L 1")
+    with pytest.raises(NotFoundError):
+        store.create_batch("nope", 1)
+
+
+# ---------------------------------------------------------------- two real processes, one file
+def _allocate_worker(path, batch_id, uids, out):
+    with BatchStore(path) as store:
+        out.put([(uid, store.allocate_unit(batch_id, uid, f"st-{uids[0][0]}").serial) for uid in uids])
+
+
+def _create_worker(path, product_id, n, out):
+    with BatchStore(path) as store:
+        out.put([store.create_batch(product_id, 50).id for _ in range(n)])
+
+
+def _run(target, args_list):
+    ctx = multiprocessing.get_context("fork")  # real processes; the workers live in this test module
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, queue)) for args in args_list]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
+
+
+def test_two_processes_allocating_never_collide(store, product):
+    batch = store.create_batch(product.id, 400)
+    uids_a = [bytes([0xA, 0, 0, 0, 0]) + i.to_bytes(2, "big") for i in range(150)]
+    uids_b = [bytes([0xB, 0, 0, 0, 0]) + i.to_bytes(2, "big") for i in range(150)]
+    shared = [bytes([0xC, 0, 0, 0, 0, 0, i]) for i in range(20)]  # both processes see these tags
+    results = _run(_allocate_worker, [(store.path, batch.id, uids_a + shared), (store.path, batch.id, shared + uids_b)])
+    pairs = [pair for result in results for pair in result]
+    by_uid: dict[bytes, set[str]] = {}
+    for uid, serial in pairs:
+        by_uid.setdefault(uid, set()).add(serial)
+    assert all(len(s) == 1 for s in by_uid.values())  # a tag seen twice got the same serial
+    serials = [next(iter(s)) for s in by_uid.values()]
+    assert len(serials) == len(set(serials)) == 320
+    assert sorted(serials) == sorted(product.serial.sequential_range(1, 320))  # in order, no gap
+    assert store.batch(batch.id).allocated == 320
+
+
+def test_two_processes_minting_batches_never_collide(store, product):
+    results = _run(_create_worker, [(store.path, product.id, 10), (store.path, product.id, 10)])
+    assert len({b for r in results for b in r}) == 20
+    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials")]
+    assert len(serials) == len(set(serials)) == 1000
+    assert sorted(serials) == sorted(product.serial.sequential_range(1, 1000))
