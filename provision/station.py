@@ -97,10 +97,15 @@ class SimulatedSource:
 
     ``tear_rate`` lifts that share of placements from the field at a random APDU, so the
     resume path runs in every demo and test. A chip is torn at most ``max_tears`` times.
+
+    ``resume_pool=True`` (with a ``pool``) first presents every chip already in the pool, as an
+    operator re-places the tags left on the bench after a station crash: unfinished ones resume,
+    finished ones just verify. ``count`` then counts only the new factory-fresh chips.
     """
 
     def __init__(self, count: int, *, tear_rate: float = 0.0, seed: int | None = None,
-                 pool: SimChipPool | None = None, persist_each_apdu: bool = False, max_tears: int = 2) -> None:
+                 pool: SimChipPool | None = None, persist_each_apdu: bool = False, max_tears: int = 2,
+                 resume_pool: bool = False) -> None:
         self.rng = _random.Random(seed)
         self.pool = pool
         self.persist = persist_each_apdu and pool is not None
@@ -111,6 +116,11 @@ class SimulatedSource:
         self.tears: dict[bytes, int] = {}
         self.current = None
         self.chips: list = []
+        self.leftover: deque = deque()
+        if resume_pool:
+            if pool is None:
+                raise ValueError("resume_pool needs a pool")
+            self.leftover.extend(pool.load(uid) for uid in pool.uids())
 
     def _fresh(self):
         self.remaining -= 1
@@ -122,7 +132,10 @@ class SimulatedSource:
         return SimulatedNtag424(uid=random_uid(self.rng))
 
     def next_tag(self) -> Connection | None:
-        if self.retry and (self.remaining <= 0 or self.rng.random() < 0.5):
+        if self.leftover:
+            chip = self.leftover.popleft()
+            self.chips.append(chip)
+        elif self.retry and (self.remaining <= 0 or self.rng.random() < 0.5):
             chip = self.retry.popleft()
         elif self.remaining > 0:
             chip = self._fresh()

@@ -1,0 +1,137 @@
+"""Encoding-station throughput: in-process on simulated tags, and through pcscd + vpcd.
+
+Run: ``.venv/bin/python bench/station.py [--tags 1000] [--pcscd-tags 30] [--profile]``.
+Prints tags per second, host CPU ms per tag (time.process_time), APDUs per tag, the per-round-trip
+breakdown of a fresh tag, and through pcscd the median APDU round trip and the ratio
+"pcscd seconds per tag / (APDUs per tag x round trip)" (target <= 1.3). The pcscd part starts its
+own private pcscd (needs pcscd + vsmartcard-vpcd) and serves the chips with encoders.simulator.vpicc;
+the 0.6 s gap between placements (pcscd's presence poll) is not counted: only time inside the station.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKDIR = tempfile.mkdtemp(prefix="tagsmith-bench-station-")
+os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(WORKDIR, "pcscd.comm")  # before any PC/SC call
+
+import tagsmith.batches as _batches  # noqa: E402
+from tagsmith.batches.db import BatchStore  # noqa: E402
+from tagsmith.batches.product import load_product  # noqa: E402
+from tagsmith.encoders.simulator import SimulatedNtag424  # noqa: E402
+from tagsmith.keystore import init_keystore  # noqa: E402
+from tagsmith.provision import station  # noqa: E402
+from tagsmith.provision.encode import EncodeContext  # noqa: E402
+from tagsmith.provision.workspace import Workspace  # noqa: E402
+
+SELECT_APP = bytes.fromhex("00A4040007D276000085010100")
+
+
+def context(quantity: int, name: str) -> EncodeContext:
+    ws = Workspace.resolve(Path(WORKDIR) / name)
+    keys = init_keystore(ws, "file", passphrase="bench-pass-123", scrypt_n=2**10)
+    product = load_product(Path(_batches.__file__).parent / "products" / "dishwasher.toml")
+    keys.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
+    store = BatchStore(ws.database)
+    store.add_product(product)
+    batch = store.create_batch(product.id, quantity)
+    store.mint_serials(batch.id)
+    return EncodeContext(store=store, keys=keys, product=product, batch_id=batch.id, station="bench",
+                         allow_simulator_signature=True)
+
+
+def report(label: str, outcomes, wall: float, cpu: float) -> dict:
+    n = len(outcomes)
+    apdus = sum(o.apdus for o in outcomes) / n
+    tag_seconds = sum(o.seconds for o in outcomes) / n
+    bad = [o for o in outcomes if o.result != "encoded"]
+    print(f"{label}: {n} tags, {n / wall:.1f} tags/s wall, {1000 * tag_seconds:.2f} ms/tag in the station, "
+          f"{1000 * cpu / n:.2f} CPU ms/tag, {apdus:.2f} APDUs/tag" + (f", {len(bad)} NOT encoded" if bad else ""))
+    return {"tags": n, "tag_seconds": tag_seconds, "apdus": apdus}
+
+
+def in_process(tags: int, profile: bool) -> None:
+    ctx = context(tags, "inproc")
+    source = station.SimulatedSource(tags, seed=424)
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcomes = [e for e in station.run(ctx, source) if not isinstance(e, station.Summary)]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profiler is not None:
+        import pstats
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    report("in-process", outcomes, wall, cpu)
+    print("fresh tag round trips:", len(outcomes[0].commands))
+    for i, name in enumerate(outcomes[0].commands, 1):
+        print(f"  {i:2d} {name}")
+
+
+def through_pcscd(tags: int) -> None:
+    from tagsmith.encoders.pcsc import list_readers, open_reader
+    from tagsmith.encoders.simulator.pcscd import PrivatePcscd, find_pcscd, find_vpcd_driver
+    from tagsmith.encoders.simulator.vpicc import VirtualCard, VpiccServer
+
+    if not (find_pcscd() and find_vpcd_driver()):
+        print("pcscd: skipped (pcscd or vsmartcard-vpcd not installed)")
+        return
+    daemon = PrivatePcscd(WORKDIR, ("Tagsmith Bench",), base_port=36190).start()
+    try:
+        slot = daemon.slots[0]
+        deadline = time.monotonic() + 5
+        while slot.reader not in {r.name for r in list_readers()}:
+            if time.monotonic() > deadline:
+                raise SystemExit("pcscd did not list the virtual reader")
+            time.sleep(0.02)
+        with open_reader(slot.reader) as reader:
+            with VirtualCard(SimulatedNtag424(), slot.port), reader.wait_for_tag(5) as conn:
+                for _ in range(100):
+                    conn.transceive(SELECT_APP)
+                trips = []
+                for _ in range(500):
+                    started = time.perf_counter()
+                    conn.transceive(SELECT_APP)
+                    trips.append(time.perf_counter() - started)
+            reader.wait_for_removal(5)
+        round_trip = statistics.median(trips)
+        ctx = context(tags, "pcscd")
+        chips = [SimulatedNtag424() for _ in range(tags)]
+        server = VpiccServer(slot.port, chips).start()
+        with open_reader(slot.reader) as reader:
+            wall, cpu = time.perf_counter(), time.process_time()
+            outcomes = [e for e in station.run(ctx, station.ReaderSource(reader, timeout=15), count=tags)
+                        if not isinstance(e, station.Summary)]
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server.stop()
+        server.join(5)
+        r = report("pcscd+vpcd", outcomes, wall, cpu)
+        print(f"  (wall rate includes the {tags} x 0.6 s placement gap; the station time per tag excludes it)")
+        print(f"  median APDU round trip {1000 * round_trip:.3f} ms; station {1000 * r['tag_seconds']:.2f} ms/tag; "
+              f"ratio {r['tag_seconds'] / (r['apdus'] * round_trip):.2f} (target <= 1.3)")
+    finally:
+        daemon.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--pcscd-tags", type=int, default=30)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    in_process(args.tags, args.profile)
+    if args.pcscd_tags:
+        through_pcscd(args.pcscd_tags)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,80 @@
+"""Crash test: the station process is SIGKILLed at random moments and restarted.
+
+Chips live in a SimChipPool saved after every APDU (persist_each_apdu), so a killed station
+leaves them exactly as far as they got, like physical tags on the bench. Restarts re-present
+every pool chip first (``SimulatedSource(resume_pool=True)``). In the end every unit must be
+complete and verified (or finish on a further run) and the database consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tagsmith.provision.encode import process_tag
+from tagsmith.provision.plan import FACTORY_VERSION
+from tagsmith.provision.simpool import SimChipPool
+
+WORKER = Path(__file__).with_name("station_worker.py")
+TOTAL = 30
+KILLS = 6
+
+
+def start(world, pool_dir: Path, seed: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), str(world.workspace.home), world.batch_id, "crashy",
+                             str(TOTAL), str(seed), str(pool_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def check_consistent(world, pool: SimChipPool, *, finished: bool) -> int:
+    """Assert the invariants; return how many units were left mid-encode."""
+    store = world.store
+    units = list(store.units(world.batch_id))
+    assert len({u.serial for u in units}) == len(units)
+    assert len({u.uid for u in units}) == len(units)
+    by_uid = {u.uid: u for u in units}
+    for uid in pool.uids():
+        chip = pool.load(uid)
+        if any(v != FACTORY_VERSION for v in chip.key_versions):
+            assert uid in by_uid, f"keyed chip {uid.hex()} has no unit record"
+        if finished:
+            assert by_uid[uid].state in ("encoded", "verified"), by_uid[uid]
+    return sum(u.state in ("allocated", "encoding") for u in units)
+
+
+def test_sigkill_at_random_moments_then_resume(world, tmp_path):
+    pool_dir = tmp_path / "pool"
+    pool = SimChipPool(pool_dir)
+    rng = random.Random(424)
+    kills = interrupted = 0
+    for attempt in range(KILLS):
+        proc = start(world, pool_dir, seed=attempt)
+        assert proc.stdout.readline().strip().endswith('"start"}')  # library loaded, keystore open
+        time.sleep(rng.uniform(0.005, 0.15))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+        interrupted += check_consistent(world, pool, finished=False)
+    assert interrupted >= 1, "no kill landed mid-tag"
+    assert kills >= KILLS - 1, "the station finished before it could be killed: raise TOTAL"
+
+    proc = start(world, pool_dir, seed=99)  # a final undisturbed run finishes everything
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(pool.uids()) == TOTAL
+    check_consistent(world, pool, finished=True)
+
+    ctx = world.context("checker")
+    for uid in pool.uids():
+        chip = pool.load(uid)
+        assert chip.key_versions == tuple(ctx.versions[s] for s in range(5))
+        outcome = process_tag(ctx, chip)
+        assert outcome.result == "verified", outcome
+        unit = world.store.unit_by_uid(uid)
+        assert unit.verified_counter == chip.read_counter

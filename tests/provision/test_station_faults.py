@@ -1,0 +1,182 @@
+"""Fault tests of the encoding station: a tear after every APDU, foreign/other/counterfeit tags, two stations.
+
+A tag is cut from the field after each APDU index of a clean run in turn (verification included),
+with the torn command's effect kept (``tear_commits=True``) and lost (``False``), then presented
+again until done. Every cut must end as a verified unit with the target keys, one serial and a
+record matching the chip.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tagsmith.encoders.simulator import SimulatedNtag424
+from tagsmith.provision.encode import process_tag
+from tagsmith.provision.plan import FACTORY_VERSION
+
+DONE = ("encoded", "resumed")
+WORKER = Path(__file__).with_name("station_worker.py")
+
+
+class RecordingChip:
+    """A Connection that remembers every C-APDU sent to the chip."""
+
+    def __init__(self, chip):
+        self.chip, self.apdus = chip, []
+
+    def transceive(self, apdu: bytes):
+        self.apdus.append(bytes(apdu))
+        return self.chip.transceive(apdu)
+
+    def native_ins(self) -> set[int]:
+        return {a[1] for a in self.apdus if a[0] == 0x90}
+
+
+def present_until_done(ctx, chip, *, limit: int = 6, tears=()):
+    """Place, process, remove; repeat until a done result. ``tears[i]`` arms a tear on placement i."""
+    outcomes = []
+    for placement in range(limit):
+        chip.place()
+        if placement < len(tears) and tears[placement]:
+            chip.tear_at(tears[placement])
+        outcomes.append(process_tag(ctx, chip))
+        chip.cancel_tear()
+        chip.remove()
+        if outcomes[-1].result in DONE:
+            return outcomes
+        assert outcomes[-1].result == "torn", outcomes[-1]
+    raise AssertionError(f"not done after {limit} placements: {outcomes}")
+
+
+def target_versions(ctx) -> tuple[int, ...]:
+    return tuple(ctx.versions[slot] for slot in range(5))
+
+
+def assert_sound(ctx, chip, outcomes) -> None:
+    """The chip is ours, fully keyed, recorded once as encoded with the chip's read counter."""
+    store = ctx.store
+    assert outcomes[-1].result in DONE
+    assert not [o for o in outcomes if o.result not in DONE + ("torn",)], outcomes
+    assert chip.key_versions == target_versions(ctx)
+    unit = store.unit_by_uid(chip.uid)
+    assert unit is not None and unit.state == "encoded"
+    assert unit.read_counter == chip.read_counter
+    assert unit.key_versions == {slot: v for slot, v in enumerate(target_versions(ctx))}
+    assert outcomes[-1].serial == unit.serial
+    units = list(store.units(ctx.batch_id))
+    assert len({u.serial for u in units}) == len(units)
+    assert len({u.uid for u in units}) == len(units)
+    assert all(u.state != "allocated" or u.uid == chip.uid for u in units)
+    # a further placement verifies as complete (the phone view agrees with the record)
+    chip.place()
+    again = process_tag(ctx, chip)
+    chip.remove()
+    assert again.result == "verified", again
+    assert store.unit_by_uid(chip.uid).verified_counter == chip.read_counter
+
+
+def clean_apdu_count(ctx) -> int:
+    chip = SimulatedNtag424()
+    outcome = process_tag(ctx, chip)
+    assert outcome.result == "encoded", outcome
+    return outcome.apdus
+
+
+def test_clean_run_is_within_budget(station_ctx):
+    chip = SimulatedNtag424()
+    outcome = process_tag(station_ctx, chip)
+    assert outcome.result == "encoded"
+    assert outcome.apdus <= 16
+    assert outcome.commands[-1] == "ReadData"
+    assert "AuthenticateEV2First" in outcome.commands
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["commits", "lost"])
+def test_tear_after_every_apdu_resumes(world, commits):
+    ctx = world.context()
+    n = clean_apdu_count(ctx)
+    for index in range(1, n + 1):
+        chip = SimulatedNtag424(tear_commits=commits)
+        outcomes = present_until_done(ctx, chip, tears=[index])
+        assert outcomes[0].result == "torn", (index, outcomes[0])
+        assert_sound(ctx, chip, outcomes)
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["commits", "lost"])
+def test_second_tear_during_resume(world, commits):
+    """Torn once, then torn again at every APDU of the resuming placement (verification included)."""
+    ctx = world.context()
+    n = clean_apdu_count(ctx)
+    for first in range(7, n + 1, 2):  # first cut after allocation, at alternate indices
+        for second in range(1, n + 1):
+            chip = SimulatedNtag424(tear_commits=commits)
+            outcomes = present_until_done(ctx, chip, tears=[first, second, second])
+            assert_sound(ctx, chip, outcomes)
+
+
+def test_foreign_chip_refused_without_authentication(station_ctx):
+    keys = [bytes([i + 1]) * 16 for i in range(5)]
+    chip = SimulatedNtag424(keys=keys, key_versions=[7, 7, 7, 7, 7])
+    recorder = RecordingChip(chip)
+    outcome = process_tag(station_ctx, recorder)
+    assert outcome.result == "refused" and "not in this database" in outcome.reason
+    assert not recorder.native_ins() & {0x71, 0x77}
+    assert station_ctx.store.unit_by_uid(chip.uid) is None
+    assert chip.tot_fail_counters == (0, 0, 0, 0, 0)
+
+
+def test_chip_of_another_batch_refused(world):
+    first = world.context("st1")
+    chip = SimulatedNtag424()
+    assert process_tag(first, chip).result == "encoded"
+    other = world.context("st2", batch_id=world.new_batch(5))
+    recorder = RecordingChip(chip)
+    outcome = process_tag(other, recorder)
+    assert outcome.result == "refused" and first.batch_id in outcome.reason
+    assert not recorder.native_ins() & {0x71, 0x77}
+    assert list(world.store.units(other.batch_id)) == []
+
+
+def test_counterfeit_refused(world):
+    ctx = world.context(allow_simulator_signature=False)
+    chip = SimulatedNtag424()
+    recorder = RecordingChip(chip)
+    outcome = process_tag(ctx, recorder)
+    assert outcome.result == "refused" and "originality" in outcome.reason
+    assert not recorder.native_ins() & {0x71, 0x77, 0xC4, 0x8D, 0x5F}
+    assert world.store.unit_by_uid(chip.uid) is None
+    assert chip.key_versions == (FACTORY_VERSION,) * 5
+
+
+def test_random_id_chip_refused(station_ctx):
+    chip = SimulatedNtag424(random_id=True)
+    recorder = RecordingChip(chip)
+    outcome = process_tag(station_ctx, recorder)
+    assert outcome.result == "refused" and "Random ID" in outcome.reason
+    assert not recorder.native_ins() & {0x71, 0x77}
+    assert list(station_ctx.store.units(station_ctx.batch_id)) == []
+
+
+def test_two_station_processes_never_share_a_serial(world):
+    per_station = 40
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(world.workspace.home), world.batch_id,
+                               f"st{i}", str(per_station), str(100 + i)], stdout=subprocess.PIPE, text=True)
+             for i in (1, 2)]
+    summaries = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        summaries.append(json.loads(out.strip().splitlines()[-1]))
+    assert [s["counts"] for s in summaries] == [{"encoded": per_station}] * 2
+    units = list(world.store.units(world.batch_id))
+    assert len(units) == 2 * per_station
+    assert len({u.serial for u in units}) == len(units)
+    assert len({u.uid for u in units}) == len(units)
+    assert {u.station for u in units} == {"st1", "st2"}
+    assert all(u.state == "encoded" for u in units)
+    assert world.store.batch(world.batch_id).allocated == 2 * per_station
