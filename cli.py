@@ -953,7 +953,8 @@ class _OperatorView:
         stats = Table.grid(padding=(0, 2))
         stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in ("encoded", "resumed", "refused", "failed", "torn")))
         stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{progress.quantity}")
-        bar = ProgressBar(total=max(progress.quantity, 1), completed=done, width=50)
+        bar = Table.grid()
+        bar.add_row(ProgressBar(total=max(progress.quantity, 1), completed=done, width=50))
         errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
         return Group(Panel(big, title=f"station · batch {self.batch_id}"), stats, bar, Panel(errors, title="last errors"))
 
@@ -992,6 +993,10 @@ def station_run(
         view = _OperatorView(store, batch)
         if sim:
             left = store.batch(batch).quantity - store.batch(batch).allocated
+            if left <= 0:
+                from tagsmith import StateError
+
+                raise StateError(f"batch {batch} has no serials left for new tags (all {store.batch(batch).quantity} allocated)")
             source: Any = station.SimulatedSource(min(count or left, left), tear_rate=sim_tear_rate, seed=seed,
                                                   pool=sim_pool(ws))
             _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
@@ -1021,6 +1026,7 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> None:
             view.add(event)
             live.update(view.render())
     s = summary.to_json()
+    console.print()
     console.print(f"[bold]session:[/] {s['done']} done of {s['tags']} placements "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
                   f"{s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
@@ -1074,6 +1080,34 @@ def _render_check(report: Any) -> None:
         table.add_row(key, str(value))
     console.print(table)
     console.print("[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] {report.reason}")
+
+@tag_app.command("reset")
+def tag_reset(
+    ctx: typer.Context,
+    reader: ReaderOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the unit's serial is voided for good.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the unit's record.")] = "reset to factory for rework",
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
+    allow_simulator_signature: Annotated[bool, typer.Option("--allow-simulator-signature")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Return a tag of ours to factory keys and settings; its serial is voided (rework, test tags)."""
+    from tagsmith import ConfigError
+    from tagsmith.encoders.reader import open_reader
+    from tagsmith.provision.rework import reset_tag
+
+    if not yes:
+        raise ConfigError("tag reset voids the unit's serial for good: add --yes to confirm")
+    if reader is None:
+        raise ConfigError("name the reader with --reader NAME")
+    with _store(ctx) as store, _open_keys(ctx) as keys, open_reader(reader) as device:
+        with device.wait_for_tag(wait) as connection:
+            result = reset_tag(store, keys, connection, reason=reason,
+                               allow_simulator_signature=allow_simulator_signature)
+    data = {"uid": result.uid, "serial": result.serial, "batch": result.batch_id, "apdus": result.apdus,
+            "voided": True}
+    emit(data, as_json, lambda: console.print(
+        f"[bold green]reset[/] {result.uid}: factory keys and settings; serial {result.serial} voided"))
 # ---------------------------------------------------------------- end section: station
 
 # ---------------------------------------------------------------- section: qa
@@ -1151,7 +1185,7 @@ def qa_scan(
     """Scan sample units: tap the chip, scan its door label; decide as soon as the plan allows. Exit 6 on reject."""
     from tagsmith import ConfigError, VerificationError
     from tagsmith.encoders.connection import TagRemovedError
-    from tagsmith.provision.qa import QaSession
+    from tagsmith.provision.qa import QaSession, scan_simulated
 
     if (reader is None) == (not sim):
         raise ConfigError("give --reader NAME or --sim")
@@ -1180,21 +1214,9 @@ def qa_scan(
         if sim:
             from tagsmith.provision.demo import sim_pool
 
-            pool = sim_pool(state(ctx).workspace)
-            for serial in session.pending:
-                if session.decision:
-                    break
-                unit = store.unit_by_serial(serial)
-                label = label_line()
-                if label is None:
-                    break
-                chip = pool.load(unit.uid)
-                chip.place()
-                try:
-                    show(session.inspect(chip, label))
-                finally:
-                    chip.remove()
-                    pool.save(chip)
+            lines = iter(label_line, None)
+            for result in scan_simulated(session, sim_pool(state(ctx).workspace), lines):
+                show(result)
         else:
             from tagsmith.encoders.reader import open_reader
 
