@@ -564,21 +564,30 @@ def manifest_export(
     batch: Annotated[str, typer.Option("--batch", help="Batch id.")],
     out: Annotated[Path, typer.Option("--out", help="Manifest file to write (FILE.sig is written beside it).")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    without_qa: Annotated[bool, typer.Option("--without-qa", help="Release without an accepted QA decision (needs --reason).")] = False,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is released without QA (recorded).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export the batch's encoded units as a manifest signed with the line's manifest key."""
+    """Export the batch's encoded units as a manifest signed with the line's manifest key (QA must have accepted it)."""
+    from tagsmith import ConfigError
     from tagsmith.batches.manifest import export_manifest
+    from tagsmith.provision.qa import release_check, release_override
 
+    if reason is not None and not without_qa:
+        raise ConfigError("--reason goes with --without-qa")
     with _store(ctx) as store:
+        qa = release_override(store, batch, reason) if without_qa else release_check(store, batch)
         first = next(store.units(batch, ("encoded", "verified")), None)
         record = store.batch(batch)
         layout = _sdm_layout(store.batch_product(batch), first.serial if first else None, record.lot)
         signer, public_pem, scheme, keystore = _manifest_signer(ctx)
         with keystore:
             result = export_manifest(store, batch, out, signer=signer, public_key_pem=public_pem, fmt=fmt,
-                                     sdm_layout=layout, diversification=scheme)
+                                     sdm_layout=layout, diversification=scheme, qa=qa)
+        if without_qa:
+            store.record_qa_override(batch, qa["reason"], qa["by"], result.manifest_id)
     data = {"manifest_id": result.manifest_id, "path": str(result.path), "signature": str(result.signature_path),
-            "sha256": result.sha256, "units": result.units, "format": result.format}
+            "sha256": result.sha256, "units": result.units, "format": result.format, "qa": qa}
     emit(data, as_json, lambda: console.print(f"manifest {result.manifest_id}: {result.units} units -> {result.path} "
                                               f"(signed, {result.signature_path.name})"))
 

@@ -24,6 +24,7 @@ from tagsmith import ConfigError, NotFoundError, StateError
 
 from .gs1 import validate_lot
 from .product import Product, parse_product
+from .qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
 from .records import (IN_PROGRESS, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
                       UnitEvent)
 
@@ -87,9 +88,41 @@ def _m1_initial(db: Database) -> None:
     t("manifests").create_index(["batch_id"])
 
 
+def _m_qa(db: Database) -> None:
+    """QA (issue 8): sampling plans, per-unit scan results, decisions, release overrides, switching state."""
+    t = db.table
+    t("qa_plans").create(
+        {"id": str, "batch_id": str, "product_id": str, "lot_size": int, "level": str, "aql": str,
+         "inspection": str, "switching_state": str, "code_letter": str, "plan_letter": str,
+         "table_sample_size": int, "sample_size": int, "accept": int, "reject": int, "via_arrow": str,
+         "seed": str, "serials": str, "resubmission": int, "created_at": str, "created_by": str}, pk="id",
+        not_null={"batch_id", "product_id", "lot_size", "level", "aql", "inspection", "code_letter", "sample_size",
+                  "accept", "reject", "seed", "serials", "created_at", "created_by"},
+        foreign_keys=[("batch_id", "batches", "id"), ("product_id", "products", "id")])
+    t("qa_plans").create_index(["batch_id", "created_at"])
+    t("qa_results").create(
+        {"id": int, "plan_id": str, "batch_id": str, "unit_id": int, "serial": str, "uid": bytes, "passed": int,
+         "counted": int, "reason": str, "checks": str, "chip_url": str, "label_url": str, "read_counter": int,
+         "station": str, "inspector": str, "at": str}, pk="id",
+        not_null={"plan_id", "batch_id", "passed", "counted", "reason", "checks", "inspector", "at"},
+        foreign_keys=[("plan_id", "qa_plans", "id"), ("batch_id", "batches", "id"), ("unit_id", "units", "id")])
+    t("qa_results").create_index(["plan_id"])
+    t("qa_results").create_index(["unit_id"])
+    t("qa_decisions").create(
+        {"plan_id": str, "batch_id": str, "decision": str, "defects": int, "inspected": int, "decided_at": str,
+         "decided_by": str}, pk="plan_id", not_null={"batch_id", "decision", "defects", "inspected", "decided_at"},
+        foreign_keys=[("plan_id", "qa_plans", "id"), ("batch_id", "batches", "id")])
+    t("qa_overrides").create(
+        {"id": int, "batch_id": str, "reason": str, "manifest_id": str, "by": str, "at": str}, pk="id",
+        not_null={"batch_id", "reason", "by", "at"}, foreign_keys=[("batch_id", "batches", "id")])
+    t("qa_switching").create({"product_id": str, "state": str, "lots": int, "updated_at": str}, pk="product_id",
+                             not_null={"state", "lots", "updated_at"}, foreign_keys=[("product_id", "products", "id")])
+
+
 # Applied in order; a release only appends. Never edit a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("initial schema", _m1_initial),
+    ("qa plans, results, decisions, overrides, switching", _m_qa),
 ]
 
 
@@ -468,8 +501,9 @@ class BatchStore:
     def export_rows(self, batch_id: str) -> Iterator[tuple[Any, ...]]:
         """Encoded and verified units as tuples of EXPORT_COLUMNS, streamed in allocation order."""
         return self.conn.execute(
-            f"SELECT {', '.join(self.EXPORT_COLUMNS)} FROM units INDEXED BY idx_units_batch_id WHERE batch_id = ? "
-            "AND state IN ('encoded', 'verified') ORDER BY id", (batch_id,))  # index order = allocation order, no sort
+            f"SELECT {', '.join(self.EXPORT_COLUMNS)} FROM units WHERE batch_id = ? "
+            # unary + keeps the planner on idx_units_batch_id: allocation order without a sort
+            "AND +state IN ('encoded', 'verified') ORDER BY id", (batch_id,))
 
     def record_manifest(self, record: ManifestRecord) -> None:
         """Record a manifest as exported: call only once it is complete, synced and renamed."""
@@ -526,6 +560,115 @@ class BatchStore:
         with self._write():
             return self._touch_station(station)
 
+    # ---------------------------------------------------------------- QA (issue 8: provision/qa.py)
+    def record_qa_plan(self, plan: QaPlanRecord) -> None:
+        """Record a drawn sampling plan (its seed and serials make the draw auditable)."""
+        values = {**vars(plan), "seed": str(plan.seed), "serials": json.dumps(list(plan.serials)),
+                  "resubmission": int(plan.resubmission)}
+        with self._write() as c:
+            self.batch(plan.batch_id)
+            c.execute(f"INSERT INTO qa_plans ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                      tuple(values.values()))
+
+    def qa_plan(self, batch_id: str) -> QaPlanRecord | None:
+        """The batch's current (latest) QA plan."""
+        row = self._one("SELECT * FROM qa_plans WHERE batch_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                        (batch_id,))
+        return _qa_plan(row) if row else None
+
+    def qa_plans(self, batch_id: str) -> list[QaPlanRecord]:
+        return [_qa_plan(r) for r in self.db.query("SELECT * FROM qa_plans WHERE batch_id = ? ORDER BY created_at, "
+                                                   "rowid", (batch_id,))]
+
+    def record_qa_result(self, *, plan_id: str, batch_id: str, unit_id: int | None, serial: str | None,
+                         uid: bytes | None, passed: bool, counted: bool, reason: str, checks: list[dict[str, Any]],
+                         chip_url: str | None, label_url: str | None, read_counter: int | None,
+                         station: str | None, inspector: str) -> QaResultRecord:
+        """One scan's result; a counted one also sets the unit's qa_status, in the same transaction."""
+        with self._write() as c:
+            now = self._touch_station(station)
+            cur = c.execute(
+                "INSERT INTO qa_results (plan_id, batch_id, unit_id, serial, uid, passed, counted, reason, checks, "
+                "chip_url, label_url, read_counter, station, inspector, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?)", (plan_id, batch_id, unit_id, serial, uid, int(passed), int(counted), reason,
+                             json.dumps(checks), chip_url, label_url, read_counter, station, inspector, now))
+            if counted and unit_id is not None:
+                status = "pass" if passed else "fail"
+                done = c.execute("UPDATE units SET qa_status = ?, qa_at = ?, updated_at = ? WHERE id = ? AND state IN "
+                                 "('encoded', 'verified')", (status, now, now, unit_id)).rowcount
+                if done:
+                    self._event(unit_id, "qa", {"result": status, "detail": reason, "plan": plan_id}, station, now)
+            row = self._one("SELECT * FROM qa_results WHERE id = ?", (cur.lastrowid,))
+        return _qa_result(row)
+
+    def qa_results(self, plan_id: str) -> list[QaResultRecord]:
+        return [_qa_result(r) for r in self.db.query("SELECT * FROM qa_results WHERE plan_id = ? ORDER BY id",
+                                                     (plan_id,))]
+
+    def qa_last_counter(self, unit_id: int) -> int | None:
+        """The highest SUN read counter QA has verified for this unit (replay detection)."""
+        return self.conn.execute("SELECT MAX(read_counter) FROM qa_results WHERE unit_id = ?",
+                                 (unit_id,)).fetchone()[0]
+
+    def record_qa_decision(self, decision: QaDecisionRecord, switching: dict[str, Any] | None = None,
+                           expected_lots: int | None = None) -> None:
+        """Record a plan's decision and, for an original inspection, the product's new switching state.
+
+        ``expected_lots`` is the lot count the new state was computed from: if another decision
+        moved the product's state meanwhile, nothing is written (StateError) and QA decides again.
+        """
+        with self._write() as c:
+            product_id = c.execute("SELECT product_id FROM qa_plans WHERE id = ?", (decision.plan_id,)).fetchone()
+            if product_id is None:
+                raise NotFoundError(f"no QA plan {decision.plan_id}")
+            if c.execute("SELECT 1 FROM qa_decisions WHERE plan_id = ?", (decision.plan_id,)).fetchone():
+                raise StateError(f"QA plan {decision.plan_id} already has a decision")
+            c.execute("INSERT INTO qa_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (decision.plan_id, decision.batch_id, decision.decision, decision.defects, decision.inspected,
+                       decision.decided_at, decision.decided_by))
+            if switching is not None:
+                self._set_qa_switching(product_id[0], switching, expected_lots)
+
+    def qa_decision(self, batch_id: str) -> QaDecisionRecord | None:
+        """The decision on the batch's latest plan (None while undecided or with a newer plan)."""
+        row = self._one("SELECT d.* FROM qa_decisions d WHERE d.plan_id = (SELECT id FROM qa_plans WHERE batch_id = ? "
+                        "ORDER BY created_at DESC, rowid DESC LIMIT 1)", (batch_id,))
+        return QaDecisionRecord(**row) if row else None
+
+    def qa_switching(self, product_id: str) -> dict[str, Any] | None:
+        """The product's QA switching state as stored (provision/sampling.py SwitchingState JSON)."""
+        row = self._one("SELECT state FROM qa_switching WHERE product_id = ?", (product_id,))
+        return json.loads(row["state"]) if row else None
+
+    def set_qa_switching(self, product_id: str, state: dict[str, Any], expected_lots: int | None = None) -> None:
+        """Store a switching state decided outside a lot (corrective action after discontinuation)."""
+        with self._write():
+            self._set_qa_switching(product_id, state, expected_lots)
+
+    def _set_qa_switching(self, product_id: str, state: dict[str, Any], expected_lots: int | None) -> None:
+        row = self.conn.execute("SELECT lots FROM qa_switching WHERE product_id = ?", (product_id,)).fetchone()
+        if expected_lots is not None and (row[0] if row else 0) != expected_lots:
+            raise StateError(f"product {product_id}'s QA switching state changed meanwhile; decide again")
+        self.conn.execute("INSERT INTO qa_switching VALUES (?, ?, ?, ?) ON CONFLICT(product_id) DO UPDATE SET "
+                          "state = excluded.state, lots = excluded.lots, updated_at = excluded.updated_at",
+                          (product_id, json.dumps(state, sort_keys=True), int(state.get("lots", 0)), self._now()))
+
+    def record_qa_override(self, batch_id: str, reason: str, by: str, manifest_id: str | None = None) -> QaOverrideRecord:
+        """A batch released without an accepted QA decision, with the reason given."""
+        if not reason:
+            raise ConfigError("a QA override needs a reason")
+        with self._write() as c:
+            self.batch(batch_id)
+            now = self._now()
+            cur = c.execute("INSERT INTO qa_overrides (batch_id, reason, manifest_id, by, at) VALUES (?, ?, ?, ?, ?)",
+                            (batch_id, reason, manifest_id, by, now))
+        return QaOverrideRecord(cur.lastrowid, batch_id, reason, manifest_id, by, now)
+
+    def qa_overrides(self, batch_id: str) -> list[QaOverrideRecord]:
+        return [QaOverrideRecord(**r) for r in self.db.query(
+            "SELECT id, batch_id, reason, manifest_id, by, at FROM qa_overrides WHERE batch_id = ? ORDER BY id",
+            (batch_id,))]
+
 
 def _manifest(row: dict[str, Any]) -> ManifestRecord:
     row = dict(row)
@@ -537,3 +680,16 @@ def _check_uid(uid: bytes) -> bytes:
     if not isinstance(uid, (bytes, bytearray)) or len(uid) not in (4, 7, 10):
         raise ConfigError(f"a tag UID is 4, 7 or 10 bytes, got {uid!r}")
     return bytes(uid)
+
+
+def _qa_plan(row: dict[str, Any]) -> QaPlanRecord:
+    row = dict(row)
+    row.update(seed=int(row["seed"]), serials=tuple(json.loads(row["serials"])), resubmission=bool(row["resubmission"]))
+    return QaPlanRecord(**row)
+
+
+def _qa_result(row: dict[str, Any]) -> QaResultRecord:
+    row = dict(row)
+    row.update(uid=bytes(row["uid"]) if row["uid"] is not None else None, passed=bool(row["passed"]),
+               counted=bool(row["counted"]), checks=tuple(json.loads(row["checks"])))
+    return QaResultRecord(**row)

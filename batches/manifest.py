@@ -91,8 +91,11 @@ def _public_key(pem: str) -> ECC.EccKey:
 # ---------------------------------------------------------------- writing
 def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
                     fmt: str = "jsonl", sdm_layout: Mapping[str, Any] | None = None,
-                    diversification: str = DEFAULT_DIVERSIFICATION) -> ExportResult:
-    """Export the batch's encoded units as a signed manifest and record it in the database."""
+                    diversification: str = DEFAULT_DIVERSIFICATION, qa: Mapping[str, Any] | None = None) -> ExportResult:
+    """Export the batch's encoded units as a signed manifest and record it in the database.
+
+    ``qa`` is the release's QA record for the header (provision/qa.py release_check / release_override).
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"manifest format {fmt!r} must be one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -117,6 +120,7 @@ def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer
             "time_range": {"first_encoded_at": summary["first_encoded_at"],
                            "last_encoded_at": summary["last_encoded_at"]},
             "sources": [],
+            **({"qa": dict(qa)} if qa is not None else {}),
         }
         records = _db_records(store.export_rows(batch_id), urls)
         sha256, written = write_signed(out, header, records, fmt, signer, public_key_pem)

@@ -19,6 +19,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.manifest import export_manifest
 from tagsmith.batches.product import load_product
 from tagsmith.batches.verify import verify_manifest
+from .qa import release_check
 from tagsmith.keystore import init_keystore
 
 from . import station
@@ -60,6 +61,7 @@ class DemoReport:
         pdf = self.home / "exports" / f"{self.batch_id}.labels.pdf"
         if pdf.exists():
             out.append(f"{home} labels check {pdf} --batch {self.batch_id}")
+        out.append(f"{home} qa report --batch {self.batch_id} --out {self.home / 'exports' / 'qa-report.html'}")
         return out
 
     def to_json(self) -> dict:
@@ -115,21 +117,39 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
             else:
                 report.outcomes.append(event)
                 on_tag(event)
-        out = ws.exports / f"{batch.id}.manifest.jsonl"
-        ws.exports.mkdir(parents=True, exist_ok=True)
-        exported = export_manifest(store, batch.id, out, signer=keystore.sign_manifest,
-                                   public_key_pem=keystore.manifest_public_key_pem(),
-                                   sdm_layout=ctx.sdm_layout())
         say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
+        ws.exports.mkdir(parents=True, exist_ok=True)
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
+        report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
         report.tap_url = phone_tap(sim_pool(ws), report.outcomes)
+        exported = export_manifest(store, batch.id, ws.exports / f"{batch.id}.manifest.jsonl",
+                                   signer=keystore.sign_manifest, public_key_pem=keystore.manifest_public_key_pem(),
+                                   sdm_layout=ctx.sdm_layout(), qa=release_check(store, batch.id))
         report.manifest = exported.path
         verify_manifest(exported.path, keystore.manifest_public_key_pem())
-        line = f"manifest {exported.path.name}: {exported.units} units, Ed25519-signed, verified"
+        line = f"manifest {exported.path.name}: {exported.units} units, released by QA, Ed25519-signed, verified"
         say(line)
         report.lines.append(line)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int | None,
+           say: Callable[[str], None]) -> str:
+    """ISO 2859-1 plan for the batch, then an inspector's scan of each sample unit: chip and door label."""
+    from .qa import QaSession, create_plan, genuine_labels, scan_simulated
+
+    plan = create_plan(store, batch_id, seed=seed)
+    say(f"QA plan: lot {plan.lot_size}, level {plan.level}, AQL {plan.aql}: code letter {plan.code_letter}, "
+        f"sample {plan.sample_size}, accept {plan.accept} / reject {plan.reject}")
+    session = QaSession(store, keystore, batch_id, station="demo-qa", allow_simulator_signature=True)
+    for _ in scan_simulated(session, sim_pool(ws), genuine_labels(store, batch_id, list(session.pending))):
+        pass
+    tally = session.tally
+    line = (f"QA: {session.decision or 'undecided'} after {len(session.inspected)} sample units scanned "
+            f"(chip and label), {getattr(tally, 'defects', 0)} defective")
+    say(line)
+    return line
 
 
 def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:

@@ -17,9 +17,9 @@ UID = bytes.fromhex("04A1B2C3D4E5F6")
 
 
 def test_schema_version_and_pragmas(store):
-    assert store.schema_version == len(MIGRATIONS) == 1
+    assert store.schema_version == len(MIGRATIONS)
     rows = store.conn.execute("SELECT version, description FROM schema_version").fetchall()
-    assert rows == [(1, "initial schema")]
+    assert rows == [(n, d) for n, (d, _) in enumerate(MIGRATIONS, start=1)] and rows[0] == (1, "initial schema")
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
@@ -32,7 +32,7 @@ def test_migrations_apply_in_order_once(tmp_path, monkeypatch):
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, ("add a note", lambda d: applied.append(2) or
                                                             d.execute("ALTER TABLE batches ADD COLUMN note TEXT"))])
     with BatchStore(path) as store:
-        assert store.schema_version == 2 and applied == [2]
+        assert store.schema_version == len(MIGRATIONS) + 1 and applied == [2]
     with BatchStore(path) as store:  # reopening applies nothing again
         assert applied == [2] and "note" in store.db["batches"].columns_dict
 

@@ -1,0 +1,463 @@
+"""QA of a batch: a recorded sampling plan, sample units scanned chip and label together, a decision.
+
+Each sample unit is checked the way a customer and a counterfeiter would meet it: the chip is
+read as a phone reads it (unauthenticated NDEF read, SUN verified with the unit's diversified
+keys) plus its originality signature, and the door label's QR URL (typed by a handheld scanner)
+must name the same unit. The plan's decision is taken the moment it is certain: reject as soon
+as defects reach Re, accept only once the whole sample is inspected with at most Ac defects.
+Results and decisions are stored by the batch store; this module writes no SQL.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tagsmith import ChipError, ConfigError, StateError, VerificationError
+from tagsmith.batches.db import BatchStore, utc_now
+from tagsmith.batches.gs1 import DigitalLinkError, parse_digital_link
+from tagsmith.batches.qarecords import QaDecisionRecord, QaPlanRecord, QaResultRecord
+from tagsmith.batches.records import DONE, Unit
+from tagsmith.encoders.connection import Connection
+from tagsmith.encoders.ntag424.originality import verify_originality
+from tagsmith.encoders.ntag424.session import Ntag424Session
+from tagsmith.encoders.ntag424.sun import verify_sun_url
+from tagsmith.encoders.ntag424.template import compile_template, url_from_ndef_file
+from tagsmith.keystore.base import KeyProvider
+
+from .encode import _static_text_matches
+from .sampling import (Inspection, SamplingPlan, SwitchingState, draw_sample, normalise_aql, normalise_level,
+                       plan_for)
+
+DEFAULT_AQL = "0.65"
+CHECKS = ("originality", "unit", "sun", "uid", "counter", "label", "sample")
+
+
+def current_user() -> str:
+    """Who is at the keyboard (the OS user), for plans, results and decisions."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers): still record something
+        return "unknown"
+
+
+# ---------------------------------------------------------------- plans
+def lot_units(store: BatchStore, batch_id: str) -> list[Unit]:
+    """The lot QA samples from: the batch's encoded and verified units, in allocation order."""
+    return list(store.units(batch_id, DONE))
+
+
+def switching_state(store: BatchStore, product_id: str) -> SwitchingState:
+    return SwitchingState.from_json(store.qa_switching(product_id))
+
+
+def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
+                inspection: str | None = None, seed: int | None = None, new: bool = False,
+                user: str | None = None) -> QaPlanRecord:
+    """The batch's QA plan: the recorded one, or a new one drawn and recorded now.
+
+    An existing plan is returned as it is (redrawing until a convenient sample comes up must not
+    be possible); ``new`` draws another only once the previous one has a decision (a
+    resubmitted lot) or no results yet. ``inspection`` None follows the product's switching
+    state; "normal" plans under normal inspection whatever the state says (recorded as such).
+    """
+    existing = store.qa_plan(batch_id)
+    if existing is not None and not new:
+        wanted = (normalise_aql(aql) if aql is not None else existing.aql, normalise_level(level or existing.level))
+        if wanted != (existing.aql, existing.level):
+            raise StateError(f"batch {batch_id} already has plan {existing.id} (AQL {existing.aql}, level "
+                             f"{existing.level}); draw another with --new")
+        return existing
+    resubmission = False
+    if existing is not None:
+        if store.qa_decision(batch_id) is not None:
+            resubmission = True
+        elif store.qa_results(existing.id):
+            raise StateError(f"plan {existing.id} of batch {batch_id} has results and no decision yet: "
+                             "finish its scan before drawing a new plan")
+    batch = store.batch(batch_id)
+    units = lot_units(store, batch_id)
+    if len(units) < 2:
+        raise StateError(f"batch {batch_id} has {len(units)} encoded unit(s): nothing to sample")
+    state = switching_state(store, batch.product_id)
+    plan = plan_for(len(units), DEFAULT_AQL if aql is None else aql, level or "II", inspection or state.inspection)
+    seed = secrets.randbits(63) if seed is None else seed
+    serials = tuple(draw_sample([u.serial for u in units], plan.sample_size, seed))
+    record = QaPlanRecord(
+        id=uuid.uuid4().hex[:16], batch_id=batch_id, product_id=batch.product_id, lot_size=plan.lot_size,
+        level=plan.level, aql=plan.aql, inspection=plan.inspection, switching_state=state.inspection,
+        code_letter=plan.code_letter, plan_letter=plan.plan_letter, table_sample_size=plan.table_sample_size,
+        sample_size=plan.sample_size, accept=plan.accept, reject=plan.reject, via_arrow=plan.via_arrow,
+        seed=seed, serials=serials, resubmission=resubmission, created_at=utc_now(), created_by=user or current_user())
+    store.record_qa_plan(record)
+    return record
+
+
+def as_sampling_plan(record: QaPlanRecord) -> SamplingPlan:
+    return SamplingPlan(record.lot_size, record.level, record.aql, record.inspection, record.code_letter,
+                        record.plan_letter, record.table_sample_size, record.sample_size, record.accept,
+                        record.reject, record.via_arrow)
+
+
+# ---------------------------------------------------------------- one unit
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool | None  # None: not run (an earlier check made it impossible)
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ChipReading:
+    """What QA read off the chip: UID, signature verdict, the NDEF URL (None if unreadable)."""
+
+    uid: bytes
+    originality: bool
+    file_bytes: bytes | None
+    url: str | None
+    error: str | None = None
+
+
+def read_chip(connection: Connection, *, allow_simulator_signature: bool = False) -> ChipReading:
+    """Identify the chip and read its NDEF as a phone does (this tap advances the SUN counter).
+
+    Tag-removed and reader errors propagate (the inspector taps again); a chip that answers
+    wrongly is a reading with an error, which fails the unit.
+    """
+    session = Ntag424Session(connection)
+    session.select_application()
+    uid = session.get_version().uid
+    try:
+        originality = verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid
+    except ChipError:
+        originality = False
+    try:
+        file_bytes = session.read_ndef_unauthenticated()
+        url = url_from_ndef_file(file_bytes)
+    except (ChipError, ConfigError, VerificationError, ValueError) as exc:
+        return ChipReading(uid, originality, None, None, f"NDEF unreadable: {exc}")
+    return ChipReading(uid, originality, file_bytes, url)
+
+
+@dataclass(frozen=True)
+class UnitInspection:
+    """The checks of one scan; ``serial`` is the sample unit it counts for when ``counted``."""
+
+    serial: str | None
+    unit_id: int | None
+    uid: bytes | None
+    checks: tuple[Check, ...]
+    chip_url: str | None
+    label_url: str | None
+    read_counter: int | None
+    counted: bool
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def reason(self) -> str:
+        failed = [f"{c.name}: {c.detail}" for c in self.checks if c.passed is False]
+        return "; ".join(failed) if failed else "all checks passed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "unit", "serial": self.serial, "uid": self.uid.hex().upper() if self.uid else None,
+                "passed": self.passed, "counted": self.counted, "reason": self.reason, "note": self.note,
+                "read_counter": self.read_counter, "checks": [c.to_json() for c in self.checks]}
+
+
+def _dl(url: str | None, what: str) -> tuple[Any, str | None]:
+    if not url:
+        return None, f"no {what} URL"
+    try:
+        return parse_digital_link(url), None
+    except DigitalLinkError as exc:
+        return None, f"{what} URL is not a GS1 Digital Link: {exc}"
+
+
+@dataclass(frozen=True)
+class Tally:
+    sample_size: int
+    accept: int
+    reject: int
+    inspected: int
+    defects: int
+
+    @property
+    def decision(self) -> str | None:
+        """reject once defects reach Re; accept once the whole sample is in with at most Ac."""
+        if self.defects >= self.reject:
+            return "reject"
+        if self.inspected >= self.sample_size and self.defects <= self.accept:
+            return "accept"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sample_size": self.sample_size, "accept": self.accept, "reject": self.reject,
+                "inspected": self.inspected, "defects": self.defects, "decision": self.decision}
+
+
+# ---------------------------------------------------------------- the session
+@dataclass
+class QaSession:
+    """Scanning the sample of one batch's plan; resumes from the results already recorded."""
+
+    store: BatchStore
+    keys: KeyProvider
+    batch_id: str
+    station: str | None = None
+    allow_simulator_signature: bool = False
+    inspector: str = field(default_factory=current_user)
+
+    def __post_init__(self) -> None:
+        plan = self.store.qa_plan(self.batch_id)
+        if plan is None:
+            raise StateError(f"batch {self.batch_id} has no QA plan: run tagsmith qa plan --batch {self.batch_id}")
+        self.plan: QaPlanRecord = plan
+        self.product = self.store.batch_product(self.batch_id)
+        self.lot = self.store.batch(self.batch_id).lot
+        self.template = compile_template(self.product.url_template)
+        self.sample = set(plan.serials)
+        self.results: list[QaResultRecord] = list(self.store.qa_results(plan.id))
+        self.decided: QaDecisionRecord | None = self.store.qa_decision(self.batch_id)
+        if self.decided is not None and self.decided.plan_id != plan.id:
+            self.decided = None
+
+    # -------- progress
+    @property
+    def inspected(self) -> set[str]:
+        return {r.serial for r in self.results if r.counted and r.serial}
+
+    @property
+    def pending(self) -> list[str]:
+        """Sample serials still to scan, in the order they were drawn."""
+        done = self.inspected
+        return [s for s in self.plan.serials if s not in done]
+
+    @property
+    def tally(self) -> Tally:
+        counted = [r for r in self.results if r.counted]
+        return Tally(self.plan.sample_size, self.plan.accept, self.plan.reject, len(counted),
+                     sum(not r.passed for r in counted))
+
+    @property
+    def decision(self) -> str | None:
+        return self.decided.decision if self.decided else None
+
+    # -------- one scan
+    def inspect(self, connection: Connection, label_text: str) -> UnitInspection:
+        """Read the chip on ``connection``, check it with the label line, record and decide."""
+        if self.decided is not None:
+            raise StateError(f"batch {self.batch_id} was already decided: {self.decided.decision}")
+        return self.inspect_reading(self.read(connection), label_text)
+
+    def read(self, connection: Connection) -> ChipReading:
+        """Read the chip alone (a reader station reads on the tap, then waits for the label scan)."""
+        return read_chip(connection, allow_simulator_signature=self.allow_simulator_signature)
+
+    def inspect_reading(self, reading: ChipReading, label_text: str) -> UnitInspection:
+        """Check a chip reading with its label line, record the result and decide when certain."""
+        if self.decided is not None:
+            raise StateError(f"batch {self.batch_id} was already decided: {self.decided.decision}")
+        inspection = self.check(reading, label_text.strip())
+        self.record(inspection)
+        return inspection
+
+    def check(self, reading: ChipReading, label_url: str) -> UnitInspection:
+        """All checks of one chip reading and one label line (no side effects)."""
+        checks: list[Check] = []
+        add = lambda name, ok, detail: checks.append(Check(name, ok, detail))  # noqa: E731
+        uid_hex = reading.uid.hex().upper()
+        add("originality", reading.originality, "NXP originality signature valid" if reading.originality
+            else "originality signature does not verify: counterfeit or not an NXP chip")
+
+        unit = self.store.unit_by_uid(reading.uid)
+        if unit is None:
+            add("unit", False, f"chip {uid_hex} is not a unit of this database (foreign chip)")
+        elif unit.batch_id != self.batch_id:
+            add("unit", False, f"chip {uid_hex} is unit {unit.serial} of batch {unit.batch_id}, not {self.batch_id}")
+        elif unit.state not in DONE:
+            add("unit", False, f"chip {uid_hex} is unit {unit.serial}, which is {unit.state}, not encoded")
+        else:
+            add("unit", True, f"chip {uid_hex} is unit {unit.serial}")
+        known = checks[-1].passed and unit is not None
+
+        chip_dl, chip_dl_error = _dl(reading.url, "chip")
+        counter, sun_uid = None, None
+        if reading.error or not known:
+            add("sun", None, reading.error or "no keys for an unknown chip")
+            add("uid", None, "SUN not verified")
+        else:
+            assert unit is not None and reading.url is not None
+            keys = self.keys.chip_keys(self.product.keys.key_set, reading.uid, unit.key_versions or None)
+            rendered = self.template.render(gtin=self.product.gtin, serial=unit.serial, lot=self.lot)
+            try:
+                sun = verify_sun_url(reading.url, meta_key=_key(keys.meta_read_key), file_key=_key(keys.file_read_key),
+                                     **rendered.verifier_params())
+            except (VerificationError, ConfigError) as exc:
+                add("sun", False, f"SUN URL malformed: {exc}")
+            else:
+                counter, sun_uid = sun.read_counter, sun.uid
+                add("sun", sun.cmac_valid, "SUN MAC valid with the unit's keys" if sun.cmac_valid
+                    else "SUN MAC does not verify with the unit's diversified keys")
+            static_ok = reading.file_bytes is not None and _static_text_matches(rendered, reading.file_bytes)
+            names_unit = chip_dl is not None and chip_dl.serial == unit.serial and chip_dl.gtin == self.product.gtin
+            if checks[-1].passed is not True:
+                add("uid", None, "SUN not verified")
+            elif sun_uid is not None and sun_uid != reading.uid:
+                add("uid", False, f"SUN names UID {sun_uid.hex().upper()}, the chip is {uid_hex}")
+            elif not (static_ok and names_unit):
+                add("uid", False, f"the chip's URL is not unit {unit.serial}'s URL"
+                    + (f" (it names serial {chip_dl.serial})" if chip_dl is not None else ""))
+            else:
+                add("uid", True, f"SUN and URL name unit {unit.serial}, UID {uid_hex}")
+
+        if counter is None or checks[-1].passed is not True:
+            add("counter", None, "no verified read counter")
+        else:
+            assert unit is not None
+            previous = max(unit.read_counter or 0, unit.verified_counter or 0,
+                           self.store.qa_last_counter(unit.id) or 0)
+            add("counter", counter > previous, f"read counter {counter} > {previous}" if counter > previous
+                else f"read counter {counter} not above {previous} recorded before: replayed or cloned chip data")
+
+        label_dl, label_error = _dl(label_url, "label")
+        if label_error:
+            add("label", False, label_error)
+        elif chip_dl is None:
+            add("label", None, chip_dl_error or "no chip URL to compare")
+        elif (label_dl.gtin, label_dl.serial) != (chip_dl.gtin, chip_dl.serial):
+            add("label", False, f"label names GTIN {label_dl.gtin} serial {label_dl.serial}, the chip GTIN "
+                f"{chip_dl.gtin} serial {chip_dl.serial}: cloned or swapped label")
+        elif label_dl.lot is not None and chip_dl.lot is not None and label_dl.lot != chip_dl.lot:
+            add("label", False, f"label lot {label_dl.lot} differs from the chip's lot {chip_dl.lot}")
+        else:
+            add("label", True, f"label and chip name serial {chip_dl.serial}")
+
+        # which sample unit this scan inspects: the chip's unit, else the unit the label names
+        candidates = [unit.serial if unit is not None and unit.batch_id == self.batch_id else None,
+                      label_dl.serial if label_dl is not None else None]
+        serial = next((s for s in candidates if s in self.sample), None)
+        note = ""
+        if serial is None:
+            named = next((s for s in candidates if s), None)
+            add("sample", False, f"{named or 'this unit'} is not in the sample of plan {self.plan.id}")
+            serial = named
+        else:
+            add("sample", True, f"{serial} is in the sample")
+            if serial in self.inspected:
+                note = f"{serial} was already inspected; this scan does not count"
+        counted = checks[-1].passed is True and not note
+        target = unit if unit is not None and unit.serial == serial else self.store.unit_by_serial(serial) if serial else None
+        return UnitInspection(serial, target.id if target else None, reading.uid, tuple(checks), reading.url,
+                              label_url or None, counter if _passed(checks, "sun") else None, counted, note)
+
+    def record(self, inspection: UnitInspection) -> None:
+        result = self.store.record_qa_result(
+            plan_id=self.plan.id, batch_id=self.batch_id, unit_id=inspection.unit_id, serial=inspection.serial,
+            uid=inspection.uid, passed=inspection.passed, counted=inspection.counted, reason=inspection.reason,
+            checks=[c.to_json() for c in inspection.checks], chip_url=inspection.chip_url,
+            label_url=inspection.label_url, read_counter=inspection.read_counter, station=self.station,
+            inspector=self.inspector)
+        self.results.append(result)
+        if self.tally.decision is not None:
+            self.decide()
+
+    def decide(self) -> QaDecisionRecord:
+        """Record the plan's decision; original inspections also move the product's switching state."""
+        tally = self.tally
+        if tally.decision is None:
+            raise StateError(f"no decision yet: {tally.inspected} of {tally.sample_size} inspected, "
+                             f"{tally.defects} defect(s)")
+        record = QaDecisionRecord(self.plan.id, self.batch_id, tally.decision, tally.defects, tally.inspected,
+                                  utc_now(), self.inspector)
+        switching = None
+        before = switching_state(self.store, self.plan.product_id)
+        if not self.plan.resubmission and Inspection(before.inspection) is not Inspection.DISCONTINUED:
+            switching = before.after_lot(as_sampling_plan(self.plan), tally.defects, tally.decision == "accept")
+        self.store.record_qa_decision(record, switching.to_json() if switching else None, expected_lots=before.lots)
+        self.decided = record
+        return record
+
+
+def _key(value: Any) -> bytes:
+    """ChipKeys exposes the SDM keys as properties (encode.py calls them); accept either form."""
+    return value() if callable(value) else value
+
+
+def _passed(checks: list[Check], name: str) -> bool:
+    return any(c.name == name and c.passed for c in checks)
+
+
+# ---------------------------------------------------------------- release gate
+def release_check(store: BatchStore, batch_id: str) -> dict[str, Any]:
+    """The manifest header's ``qa`` field for an accepted batch; StateError when QA has not accepted it."""
+    plan = store.qa_plan(batch_id)
+    decision = store.qa_decision(batch_id)
+    hint = "; to release anyway: tagsmith manifest export --without-qa --reason TEXT"
+    if plan is None:
+        raise StateError(f"batch {batch_id} has no QA plan or decision{hint}")
+    if decision is None or decision.plan_id != plan.id:
+        raise StateError(f"batch {batch_id} has no QA decision yet (plan {plan.id}){hint}")
+    if decision.decision != "accept":
+        raise StateError(f"batch {batch_id} was rejected by QA (plan {plan.id}: {decision.defects} defect(s), "
+                         f"reject at {plan.reject}){hint}")
+    size = len(lot_units(store, batch_id))
+    if size != plan.lot_size:
+        raise StateError(f"batch {batch_id} has {size} encoded units, QA sampled a lot of {plan.lot_size}: "
+                         f"draw a new plan (tagsmith qa plan --batch {batch_id} --new){hint}")
+    return {"decision": "accept", "plan_id": plan.id, "aql": plan.aql, "level": plan.level,
+            "sample_size": plan.sample_size, "defects": decision.defects, "decided_at": decision.decided_at,
+            "decided_by": decision.decided_by}
+
+
+def release_override(store: BatchStore, batch_id: str, reason: str | None, user: str | None = None) -> dict[str, Any]:
+    """The header's ``qa`` field for a release without accepted QA (recorded once exported)."""
+    if not reason or not reason.strip():
+        raise ConfigError("--without-qa needs --reason TEXT (it is recorded in the manifest and the database)")
+    store.batch(batch_id)
+    decision = store.qa_decision(batch_id)
+    return {"decision": "override", "reason": reason.strip(), "by": user or current_user(), "at": utc_now(),
+            "qa_decision": decision.decision if decision else None,
+            "plan_id": decision.plan_id if decision else None}
+
+
+# ---------------------------------------------------------------- simulated sample (demo, --sim)
+def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
+    """Scan the pending sample units' simulated chips from ``pool`` (a SimChipPool), one label each.
+
+    ``labels`` yields label lines (None or exhaustion stops early). Yields each UnitInspection;
+    stops once the plan is decided. Chips are saved after each tap so counters advance as real ones do.
+    """
+    lines = iter(labels)
+    for serial in session.pending:
+        if session.decision:
+            return
+        label = next(lines, None)
+        if label is None:
+            return
+        unit = session.store.unit_by_serial(serial)
+        chip = pool.load(unit.uid)
+        chip.place()
+        try:
+            yield session.inspect(chip, label)
+        finally:
+            chip.remove()
+            pool.save(chip)
+
+
+def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:
+    """The door-label URLs the batch's labels carry for ``serials`` (the demo's stand-in scanner)."""
+    from tagsmith.batches.gs1 import UnitUrls
+
+    batch, product = store.batch(batch_id), store.batch_product(batch_id)
+    urls = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
+    return [urls(s) for s in serials]

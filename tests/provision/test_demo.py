@@ -1,0 +1,46 @@
+"""The demo runs the whole line, and every command it prints works as printed."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
+
+
+def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_demo_encodes_labels_qa_and_releases_a_batch(tmp_path):
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("TAGSMITH_HOME", None)
+    home = tmp_path / "demo"
+    done = _run([TAGSMITH, "--home", str(home), "demo", "--units", "12", "--tear-rate", "0.3", "--seed", "5",
+                 "--json"], env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["home"] == str(home)
+    assert report["station"]["done"] == 12
+    assert report["station"]["counts"].get("torn", 0) > 0  # tears happened and were resumed
+    assert any("QA: accept" in line for line in report["lines"])
+    assert Path(report["manifest"]).exists()
+    for command in report["commands"]:
+        words = shlex.split(command)
+        extra_env = dict(w.split("=", 1) for w in words if "=" in w.split("/")[0] and not w.startswith("'"))
+        argv = [w for w in words if w not in {f"{k}={v}" for k, v in extra_env.items()}]
+        argv[0] = TAGSMITH
+        result = _run(argv, {**env, **extra_env})
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+
+
+def test_demo_never_reuses_a_workspace_with_data(tmp_path):
+    env = {**os.environ}
+    home = tmp_path / "busy"
+    first = _run([TAGSMITH, "--home", str(home), "demo", "--units", "3", "--tear-rate", "0", "--json"], env)
+    second = _run([TAGSMITH, "--home", str(home), "demo", "--units", "3", "--tear-rate", "0", "--json"], env)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert json.loads(first.stdout)["home"] == str(home)
+    assert json.loads(second.stdout)["home"] != str(home)
