@@ -1,0 +1,123 @@
+"""Where a station's ZPL goes: a file (appended), a device node, or a raw TCP port-9100 printer.
+
+The target is one string, as the user types it: ``tcp://HOST[:PORT]`` (port 9100 by default), a
+device such as ``/dev/usb/lp0``, or any other path, which is appended to.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
+
+from tagsmith import ConfigError
+
+from . import PrinterError
+
+RAW_PORT = 9100
+TIMEOUT_S = 5.0
+
+
+class Sink(Protocol):
+    """Something ZPL can be written to."""
+
+    target: str
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Closing:
+    target: str
+
+    def __enter__(self) -> "_Closing":
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class FileSink(_Closing):
+    """Append to a file (or write to a device node, which cannot be appended to)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.target = str(path)
+        device = self._is_device(Path(path))
+        try:
+            self._file: BinaryIO = open(path, "wb" if device else "ab")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise PrinterError(f"cannot open label printer {self.target}: {exc.strerror or exc}") from None
+
+    @staticmethod
+    def _is_device(path: Path) -> bool:
+        try:
+            return stat.S_ISCHR(path.stat().st_mode)
+        except OSError:
+            return False
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            raise PrinterError(f"writing to label printer {self.target} failed: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TcpSink(_Closing):
+    """A raw TCP printer port (Zebra "port 9100" printing): bytes in, nothing back."""
+
+    def __init__(self, host: str, port: int = RAW_PORT, timeout: float = TIMEOUT_S) -> None:
+        self.target = f"tcp://{host}:{port}"
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            raise PrinterError(f"label printer {self.target} unreachable: {reason}") from None
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise PrinterError(f"sending to label printer {self.target} failed: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._sock.close()
+
+
+def open_sink(target: str, timeout: float = TIMEOUT_S) -> FileSink | TcpSink:
+    """Open the sink a user named: ``tcp://HOST[:PORT]``, a device path, or a file to append to."""
+    if target.startswith("tcp://"):
+        parts = urlsplit(target)
+        if not parts.hostname:
+            raise ConfigError(f"label printer {target!r}: expected tcp://HOST[:PORT]")
+        try:
+            port = parts.port or RAW_PORT
+        except ValueError:
+            raise ConfigError(f"label printer {target!r}: bad port") from None
+        return TcpSink(parts.hostname, port, timeout)
+    if "://" in target:
+        raise ConfigError(f"label printer {target!r}: use tcp://HOST[:PORT], a device path or a file path")
+    return FileSink(os.path.expanduser(target))
+
+
+def print_zpl(target: str, zpl: str | list[str], timeout: float = TIMEOUT_S) -> int:
+    """Send ZPL (one string or a list of labels) to a target; returns the number of bytes sent."""
+    data = ("".join(zpl) if isinstance(zpl, list) else zpl).encode("utf-8")  # ^CI28: UTF-8
+    with open_sink(target, timeout) as sink:
+        sink.send(data)
+    return len(data)
