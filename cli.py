@@ -1286,6 +1286,7 @@ def demo(
     tear_rate: Annotated[float, typer.Option("--tear-rate", min=0.0, max=0.9,
                                              help="Share of placements lifted mid-encode (resumed later).")] = 0.2,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible chips and tears.")] = None,
+    home: Annotated[Optional[Path], typer.Option("--home", help="Workspace to use if it holds no data yet.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the whole line on simulated chips: keystore, product, batch, station, labels, manifest, QA."""
@@ -1300,9 +1301,22 @@ def demo(
             style = _RESULT_STYLE.get(outcome.result, "")
             console.print(f"  [{style}]{outcome.result:8}[/] {outcome.serial or outcome.uid or '':14} {outcome.reason}")
 
-    report = run_demo(state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)
+    report = run_demo(home or state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)
+    report.program = _program_name()
     data = report.to_json()
     emit(data, as_json, lambda: _render_demo(data))
+
+
+def _program_name() -> str:
+    """``tagsmith`` when the shell finds this very script, else its full path (e.g. inside .venv)."""
+    import os
+    import shutil
+
+    script = os.path.realpath(sys.argv[0])
+    if not os.path.basename(script).startswith("tagsmith"):
+        return f"{sys.executable} -m tagsmith"
+    found = shutil.which("tagsmith")
+    return "tagsmith" if found and os.path.realpath(found) == script else script
 
 
 def _render_demo(data: dict) -> None:
@@ -1319,6 +1333,21 @@ def _render_demo(data: dict) -> None:
 # ---------------------------------------------------------------- end section: demo
 
 
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException, Abort) classes: recent Typer raises its vendored click's, older Typer click's own."""
+    usage, abort = [click.exceptions.ClickException], [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer._click import exceptions as vendored  # Typer >= 0.20 vendors click
+    except ImportError:
+        pass
+    else:
+        usage.append(vendored.ClickException)
+    return tuple(usage), tuple(abort)
+
+
+_CLICK_ERRORS, _CLICK_ABORTS = _click_exception_types()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; print expected errors as one line and exit with their code."""
     try:
@@ -1326,13 +1355,13 @@ def main(argv: list[str] | None = None) -> None:
     except TagsmithError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _CLICK_ABORTS:
         err_console.print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except _CLICK_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except BrokenPipeError:

@@ -45,10 +45,11 @@ class DemoReport:
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
     tap_url: str | None = None
+    program: str = "tagsmith"  # how the user can call tagsmith from their shell
 
     def commands(self) -> list[str]:
         """Commands that explore what the demo made, working as printed."""
-        home = f"tagsmith --home {self.home}"
+        home = f"{self.program} --home {self.home}"
         env = f"TAGSMITH_KEYSTORE_PASSPHRASE={DEMO_PASSPHRASE}"
         done = [o for o in self.outcomes if o.result in ("encoded", "resumed") and o.uid]
         out = [f"{home} batch show {self.batch_id}"]
