@@ -119,10 +119,18 @@ def _m_qa(db: Database) -> None:
                              not_null={"state", "lots", "updated_at"}, foreign_keys=[("product_id", "products", "id")])
 
 
+def _m_reusable_uid(db: Database) -> None:
+    """A chip reset for rework may be encoded again: a UID is unique among units that are not voided."""
+    db.execute("DROP INDEX IF EXISTS idx_units_uid")
+    db.execute("CREATE UNIQUE INDEX idx_units_live_uid ON units (uid) WHERE state != 'voided'")
+    db.execute("CREATE INDEX idx_units_uid_all ON units (uid)")
+
+
 # Applied in order; a release only appends. Never edit a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("initial schema", _m1_initial),
     ("qa plans, results, decisions, overrides, switching", _m_qa),
+    ("a voided unit's chip can be encoded again", _m_reusable_uid),
 ]
 
 
@@ -341,16 +349,17 @@ class BatchStore:
         return BatchProgress(batch_id, batch.quantity, minted, batch.allocated, counts)
 
     # ---------------------------------------------------------------- units (the station's calls)
-    def allocate_unit(self, batch_id: str, uid: bytes, station: str) -> Unit:
+    def allocate_unit(self, batch_id: str, uid: bytes, station: str, *, after_reset: bool = False) -> Unit:
         """The unit for this chip: the batch's next serial in order, or the unit it already has.
 
         One transaction under the write lock, journaled before the chip is touched. A UID of
-        another batch, a voided UID, a closed batch or a full batch is a StateError.
+        another batch, a voided UID, a closed batch or a full batch is a StateError. ``after_reset``
+        allocates a new serial for a chip whose only units are voided (it was reset for rework).
         """
         uid = _check_uid(uid)
         with self._write() as c:
-            row = self._one("SELECT * FROM units WHERE uid = ?", (uid,))
-            if row is not None:
+            row = self._one("SELECT * FROM units WHERE uid = ? ORDER BY state = 'voided', id DESC LIMIT 1", (uid,))
+            if row is not None and not (after_reset and row["state"] == "voided"):
                 unit = Unit.from_row(row)
                 if unit.batch_id != batch_id:
                     raise StateError(f"tag {uid.hex().upper()} already belongs to batch {unit.batch_id} (serial {unit.serial})")
@@ -380,7 +389,9 @@ class BatchStore:
         return Unit.from_row(row)
 
     def unit_by_uid(self, uid: bytes) -> Unit | None:
-        row = self._one("SELECT * FROM units WHERE uid = ?", (_check_uid(uid),))
+        """The chip's live unit, else its most recent voided one (a chip reset for rework)."""
+        row = self._one("SELECT * FROM units WHERE uid = ? ORDER BY state = 'voided', id DESC LIMIT 1",
+                        (_check_uid(uid),))
         return Unit.from_row(row) if row else None
 
     def unit_by_serial(self, serial: str) -> Unit | None:

@@ -206,7 +206,8 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
         if decision.verdict in (Verdict.FOREIGN, Verdict.REFUSED):
             return outcome("refused", decision.reason)
         if decision.verdict is Verdict.FRESH:
-            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station)
+            reset = tag.unit is not None and tag.unit.state == "voided"
+            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset)
         assert tag.unit is not None
         tag.keys = ctx.keys.chip_keys(ctx.product.keys.key_set, tag.uid, tag.unit.key_versions or ctx.versions)
         if decision.writes:

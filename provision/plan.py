@@ -54,6 +54,8 @@ def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_v
         return Decision(Verdict.FOREIGN,
                         f"not in this database and key 0 is not factory (version {key0_version:02X})")
     if unit.state == "voided":
+        if key0_version == FACTORY_VERSION:
+            return Decision(Verdict.FRESH, f"reset after {unit.serial} was voided: encoding under a new serial")
         return Decision(Verdict.REFUSED, f"serial {unit.serial} was voided; reset the tag before reuse")
     if unit.batch_id != batch_id:
         return Decision(Verdict.REFUSED, f"tag belongs to batch {unit.batch_id} (serial {unit.serial})")
