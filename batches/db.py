@@ -198,7 +198,10 @@ class BatchStore:
         return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        return next(iter(self.db.query(sql, tuple(params))), None)
+        """One row as a dict (plain sqlite3: the station calls this many times per tag)."""
+        cursor = self.conn.execute(sql, tuple(params))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip((d[0] for d in cursor.description), row))
 
     # ---------------------------------------------------------------- products
     def add_product(self, product: Product) -> tuple[ProductRecord, bool]:

@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python bench/labels.py [--labels 10000] [--zpl 100000] [--layout roll-50x25]``.
 Both PDFs use the same layout, URLs, EC level M, text and placement; only the QR drawing differs:
-tagsmith (segno matrix -> merged runs written as PDF operators; encoding spread over the CPUs, and
-once more on one CPU for a like-for-like figure) vs ``QrCodeWidget`` drawn with ``renderPDF.draw``.
+tagsmith (segno with mask 0 + its own mask selection -> merged runs written as PDF operators; once
+in one process, the default, and once spread over all CPUs) vs ``QrCodeWidget`` drawn with ``renderPDF.draw``.
 """
 
 from __future__ import annotations
@@ -76,12 +76,13 @@ def main() -> None:
     labels = units(args.labels)
     print(f"{args.labels} labels, layout {args.layout}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
-        ours = timed("tagsmith PDF (encoding on all CPUs)", lambda: render_pdf(labels, layout, Path(tmp) / "a.pdf"))
+        ours = timed(f"tagsmith PDF (encoding in {os.cpu_count()} processes)",
+                     lambda: render_pdf(labels, layout, Path(tmp) / "a.pdf", workers=os.cpu_count() or 1))
         one = timed("tagsmith PDF (one CPU)", lambda: render_pdf(labels, layout, Path(tmp) / "b.pdf", workers=1))
         base = timed("reportlab QrCodeWidget PDF", lambda: baseline_pdf(labels, args.layout, Path(tmp) / "c.pdf"))
         sizes = {k: (Path(tmp) / f"{k}.pdf").stat().st_size / 1e6 for k in "abc"}
         print(f"PDF sizes: tagsmith {sizes['a']:.1f} MB, baseline {sizes['c']:.1f} MB")
-        print(f"ratio: {base / ours:.1f}x faster (all CPUs), {base / one:.1f}x faster (one CPU); target >= 6x")
+        print(f"ratio: {base / one:.1f}x faster (one process), {base / ours:.1f}x faster (all CPUs); target >= 6x")
         zpl_units = units(args.zpl)
         out = Path(tmp) / "labels.zpl"
 

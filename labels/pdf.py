@@ -31,7 +31,7 @@ class PdfResult:
 
 
 def symbols_for(labels: Sequence[LabelData], layout: Layout, dpi: int | None = None,
-                workers: int | None = None) -> tuple[list[QrSymbol], dict[int, PlacedQr]]:
+                workers: int = 1) -> tuple[list[QrSymbol], dict[int, PlacedQr]]:
     """Encode every unit's QR and check that each version fits the layout before anything is drawn."""
     symbols = encode_many([d.url for d in labels], layout.qr.error, layout.qr.compact, workers)
     placed: dict[int, PlacedQr] = {}
@@ -42,7 +42,7 @@ def symbols_for(labels: Sequence[LabelData], layout: Layout, dpi: int | None = N
 
 
 def render_pdf(labels: Sequence[LabelData], layout: Layout, out: str | Path | BinaryIO, *,
-               dpi: int | None = None, workers: int | None = None, outline: bool = False) -> PdfResult:
+               dpi: int | None = None, workers: int = 1, outline: bool = False) -> PdfResult:
     """Write the labels to one PDF, filling sheets row by row (rolls: one label per page)."""
     symbols, placed = symbols_for(labels, layout, dpi, workers)
     canvas = Canvas(str(out) if isinstance(out, Path) else out,

@@ -9,6 +9,8 @@ UID standing in for the message hash.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import hmac
 
@@ -53,8 +55,13 @@ def _nonces(d: int, e: int):
         v = hmac.new(k, v, hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=4096)
 def sign_uid(uid: bytes, d: int = SIMULATOR_SIGNING_KEY) -> bytes:
-    """r || s (28 + 28 bytes) over the raw UID: e = int.from_bytes(uid, "big"), no hashing."""
+    """r || s (28 + 28 bytes) over the raw UID: e = int.from_bytes(uid, "big"), no hashing.
+
+    Cached: NXP writes the signature into the chip at production, so Read_Sig always returns the
+    same bytes for a UID (and the deterministic nonce gives the same signature anyway).
+    """
     e = int.from_bytes(uid, "big")
     for k in _nonces(d, e):
         point = ECC.construct(curve="P-224", d=k).pointQ  # k * G
