@@ -92,15 +92,9 @@ app.add_typer(sun_app, name="sun")
 
 
 def _sun_key(value: str, option: str) -> bytes:
-    from tagsmith import ConfigError
+    from tagsmith.keystore.model import parse_key_hex
 
-    try:
-        key = bytes.fromhex(value)
-    except ValueError:
-        raise ConfigError(f"{option} is not hex") from None
-    if len(key) != 16:
-        raise ConfigError(f"{option} must be 16 bytes (32 hex characters), got {len(key)}")
-    return key
+    return parse_key_hex(value, option)
 
 
 @sun_app.command("verify")
@@ -789,15 +783,13 @@ def _labels_store(ctx: typer.Context):  # -> batches.db.BatchStore; never create
 
 def _batch_labels(store, batch_id: str, serials: Optional[str]) -> tuple[Any, list[tuple[int, Any]]]:
     """The batch's product and (unit id, LabelData) of its encoded/verified units, in batch order."""
-    from tagsmith.batches.gs1 import UnitUrls
     from tagsmith.batches.records import DONE
     from tagsmith.labels.jobs import parse_serial_range, select_for_print
-    from tagsmith.labels.model import LabelData
+    from tagsmith.provision.labelling import UnitLabels
 
     batch, product = store.batch(batch_id), store.batch_product(batch_id)
-    url = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
-    units = [(u.id, LabelData(url=url(u.serial), serial=u.serial, model=product.model, gtin=product.gtin,
-                              name=product.name, lot=batch.lot)) for u in store.units(batch_id, DONE)]
+    labels = UnitLabels(product, batch.lot)
+    units = [(u.id, labels.label(u.serial)) for u in store.units(batch_id, DONE)]
     if serials:
         units = list(select_for_print(units, parse_serial_range(serials), reprint=True).items)
     return product, units
@@ -1276,6 +1268,24 @@ def qa_report(
     path = write_report(report, out)
     data = {"batch": batch, "out": str(path), "verdict": report.verdict, "scans": len(report.results)}
     emit(data, as_json, lambda: console.print(f"QA report of batch {batch} ({report.verdict}) -> {path}"))
+
+@qa_app.command("switching")
+def qa_switching(
+    ctx: typer.Context,
+    product: Annotated[str, typer.Option("--product", help="Product id.")],
+    corrective_action: Annotated[bool, typer.Option(
+        "--corrective-action", help="Record corrective action after discontinuation (resumes at tightened).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a product's switching state (normal, tightened, reduced, discontinued) across its batches."""
+    from tagsmith.provision.qa import record_corrective_action, switching_state
+
+    with _store(ctx) as store:
+        current = (record_corrective_action if corrective_action else switching_state)(store, product)
+    data = {"product": product, **current.to_json()}
+    emit(data, as_json, lambda: console.print(
+        f"product {product}: [bold]{data['inspection']}[/] inspection after {data['lots']} lot(s); "
+        f"switching score {data['score']}" + ("; eligible for reduced" if data["reduced_eligible"] else "")))
 # ---------------------------------------------------------------- end section: qa
 
 # ---------------------------------------------------------------- section: demo

@@ -8,12 +8,11 @@ from tagsmith import TagsmithError
 from tagsmith.batches.db import BatchStore
 from tagsmith.batches.gs1 import parse_digital_link
 from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import verify_sun_url
 from tagsmith.keystore.base import KeyProvider
 
-from .encode import EncodeContext, _Tag, verify_as_phone
+from .encode import EncodeContext, TagRefused, _Tag, identify_tag, verify_as_phone
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,11 @@ def check_connection(store: BatchStore, keys: KeyProvider, connection: Connectio
                      allow_simulator_signature: bool = False) -> CheckReport:
     """Identify the tag, then verify its SUN as a phone tap; records the counter seen when it checks out."""
     session = Ntag424Session(connection)
-    session.select_application()
-    uid = session.get_version().uid
+    try:
+        uid = identify_tag(session, allow_simulator_signature=allow_simulator_signature)
+    except TagRefused as exc:
+        return CheckReport(False, str(exc))
     uid_hex = uid.hex().upper()
-    if not verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid:
-        return CheckReport(False, "originality signature does not verify", uid_hex)
     unit = store.unit_by_uid(uid)
     if unit is None:
         return CheckReport(False, "this UID is not a unit in this database", uid_hex)

@@ -173,16 +173,19 @@ def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id:
     """Door labels for the batch as one PDF, each recorded, then decoded back and compared (if zbar is here)."""
     from tagsmith.labels import jobs
     from tagsmith.labels.check import check_pdf
-    from .labelling import StationLabeller
+    from tagsmith.labels.layouts import load_layout
 
-    labeller = StationLabeller(store, ctx.product, "unused", None, 203, lot=ctx.lot)
+    from .labelling import UnitLabels
+
+    labeller = UnitLabels(ctx.product, lot=ctx.lot)
+    layout = load_layout(ctx.product.label_layout)
     units = [u for u in store.units(batch_id, states=("encoded", "verified"))]
     labels = [labeller.label(u.serial) for u in units]
     out = ws.exports / f"{batch_id}.labels.pdf"
-    result = jobs.render(labels, labeller.layout, "pdf", out)
+    result = jobs.render(labels, layout, "pdf", out)
     for unit in units:
-        store.record_label_print(unit.id, labeller.layout.name, "pdf")
-    lines = [f"labels {out.name}: {result.labels} QR door labels on {labeller.layout.name}"]
+        store.record_label_print(unit.id, layout.name, "pdf")
+    lines = [f"labels {out.name}: {result.labels} QR door labels on {layout.name}"]
     say(lines[0])
     try:
         check = check_pdf(out, {d.url: d.serial for d in labels})

@@ -76,15 +76,13 @@ class EncodeContext:
     def _check_key_policy(self) -> None:
         """The product file and the keystore must agree on the SDM slots, and the versions must exist."""
         key_set = self.product.keys.key_set
-        info = self.keys.info(key_set) if hasattr(self.keys, "info") else None
+        # deriving for a dummy UID proves every pinned version exists (NotFoundError) and gives the policy
+        policy = self.keys.chip_keys(key_set, bytes(7), self.versions).policy
         roles = {s.slot: s.role for s in self.product.keys.slots}
-        if info is not None:
-            policy = info.policy
-            for slot, role in ((policy.meta_read_slot, "sdm-meta-read"), (policy.file_read_slot, "sdm-file-read")):
-                if roles.get(slot) != role:
-                    raise ConfigError(f"product {self.product.id}: key set {key_set} uses slot {slot} as {role}, "
-                                      f"the product file says {roles.get(slot)!r}")
-        self.keys.chip_keys(key_set, bytes(7), self.versions)  # every pinned version exists (NotFoundError)
+        for slot, role in ((policy.meta_read_slot, "sdm-meta-read"), (policy.file_read_slot, "sdm-file-read")):
+            if roles.get(slot) != role:
+                raise ConfigError(f"product {self.product.id}: key set {key_set} uses slot {slot} as {role}, "
+                                  f"the product file says {roles.get(slot)!r}")
 
     def render(self, serial: str) -> RenderedTemplate:
         return self.template.render(gtin=self.product.gtin, serial=serial, lot=self.lot)
@@ -104,21 +102,31 @@ class _Tag:
     uid: bytes = b""
     unit: Unit | None = None
     keys: ChipKeys | None = None
+    rendered: RenderedTemplate | None = None  # the unit's NDEF, rendered once per tag
+
+    def render(self, ctx: "EncodeContext") -> RenderedTemplate:
+        assert self.unit is not None
+        if self.rendered is None:
+            self.rendered = ctx.render(self.unit.serial)
+        return self.rendered
+
+
+def identify_tag(session: Ntag424Session, *, allow_simulator_signature: bool = False) -> bytes:
+    """Select, GetVersion (NTAG 424 only), refuse Random ID, check the originality signature; the UID."""
+    session.select_application()
+    uid = session.get_version().uid
+    if not any(uid):
+        raise TagRefused("tag hides its UID (Random ID is on): not provisionable here")
+    if not verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid:
+        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip")
+    return uid
 
 
 def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
     """Select, GetVersion, Read_Sig, GetKeyVersion(0) and the database: no authentication yet."""
-    s = tag.session
-    s.select_application()
-    info = s.get_version()
-    if not any(info.uid):
-        raise TagRefused("tag hides its UID (Random ID is on): not provisionable here")
-    tag.uid = info.uid
-    signature = verify_originality(info.uid, s.read_sig(), allow_simulator=ctx.allow_simulator_signature)
-    if not signature.valid:
-        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip")
-    tag.unit = ctx.store.unit_by_uid(info.uid)
-    key0_version = s.get_key_version(0)
+    tag.uid = identify_tag(tag.session, allow_simulator_signature=ctx.allow_simulator_signature)
+    tag.unit = ctx.store.unit_by_uid(tag.uid)
+    key0_version = tag.session.get_key_version(0)
     known = None
     if tag.unit is not None:
         target = tag.unit.key_versions.get(0) or ctx.versions[0]
@@ -132,7 +140,7 @@ def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     assert keys is not None and unit is not None
     ctx.store.start_encoding(unit.id, ctx.station)
     s.authenticate_ev2_first(0, FACTORY_KEY)
-    rendered = ctx.render(unit.serial)
+    rendered = tag.render(ctx)
     s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
     ctx.store.record_step(unit.id, "ndef", ctx.station)
     policy = keys.policy
@@ -162,8 +170,8 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     unit, keys = tag.unit, tag.keys
     assert unit is not None and keys is not None
     file_bytes = tag.session.read_ndef_unauthenticated()
-    rendered = ctx.render(unit.serial)
-    if not _static_text_matches(rendered, file_bytes):
+    rendered = tag.render(ctx)
+    if not rendered.matches_file(file_bytes):
         raise VerificationError(f"{unit.serial}: the NDEF on the tag is not this unit's URL")
     url = url_from_ndef_file(file_bytes)
     result = verify_sun_url(url, meta_key=keys.meta_read_key, file_key=keys.file_read_key,
@@ -177,18 +185,6 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     if counter <= previous:
         raise VerificationError(f"{unit.serial}: read counter {counter} did not advance past {previous} (replay?)")
     return url, counter
-
-
-def _static_text_matches(rendered: RenderedTemplate, file_bytes: bytes) -> bool:
-    """The tag's NDEF equals the rendered file everywhere except inside the chip's mirrors."""
-    expected = rendered.ndef_file
-    got = file_bytes[:len(expected)]
-    if len(got) != len(expected):
-        return False
-    masked = bytearray(got)
-    for mirror in rendered.mirrors:
-        masked[mirror.offset:mirror.offset + mirror.length] = expected[mirror.offset:mirror.offset + mirror.length]
-    return bytes(masked) == expected
 
 
 def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:

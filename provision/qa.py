@@ -28,7 +28,6 @@ from tagsmith.encoders.ntag424.sun import verify_sun_url
 from tagsmith.encoders.ntag424.template import compile_template, url_from_ndef_file
 from tagsmith.keystore.base import KeyProvider
 
-from .encode import _static_text_matches
 from .sampling import (Inspection, SamplingPlan, SwitchingState, draw_sample, normalise_aql, normalise_level,
                        plan_for)
 
@@ -51,7 +50,17 @@ def lot_units(store: BatchStore, batch_id: str) -> list[Unit]:
 
 
 def switching_state(store: BatchStore, product_id: str) -> SwitchingState:
+    """The product's ISO 2859-1 switching state across its batches (normal when none was recorded)."""
+    store.product_record(product_id)  # NotFoundError for an unknown product
     return SwitchingState.from_json(store.qa_switching(product_id))
+
+
+def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingState:
+    """After discontinuation, record the supplier's corrective action: sampling resumes at tightened."""
+    current = switching_state(store, product_id)
+    resumed = current.corrective_action()
+    store.set_qa_switching(product_id, resumed.to_json(), expected_lots=current.lots)
+    return resumed
 
 
 def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
@@ -308,7 +317,7 @@ class QaSession:
                 counter, sun_uid = sun.read_counter, sun.uid
                 add("sun", sun.cmac_valid, "SUN MAC valid with the unit's keys" if sun.cmac_valid
                     else "SUN MAC does not verify with the unit's diversified keys")
-            static_ok = reading.file_bytes is not None and _static_text_matches(rendered, reading.file_bytes)
+            static_ok = reading.file_bytes is not None and rendered.matches_file(reading.file_bytes)
             names_unit = chip_dl is not None and chip_dl.serial == unit.serial and chip_dl.gtin == self.product.gtin
             if checks[-1].passed is not True:
                 add("uid", None, "SUN not verified")
@@ -456,8 +465,7 @@ def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
 
 def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:
     """The door-label URLs the batch's labels carry for ``serials`` (the demo's stand-in scanner)."""
-    from tagsmith.batches.gs1 import UnitUrls
+    from .labelling import UnitLabels
 
-    batch, product = store.batch(batch_id), store.batch_product(batch_id)
-    urls = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
-    return [urls(s) for s in serials]
+    labels = UnitLabels(store.batch_product(batch_id), store.batch(batch_id).lot)
+    return [labels.label(s).url for s in serials]

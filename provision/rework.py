@@ -15,12 +15,11 @@ from tagsmith import ConfigError
 from tagsmith.batches.db import BatchStore
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.files import KEY_FREE, NDEF_FILE_NO, NDEF_FILE_SIZE, AccessRights, CommMode, FileSettings
-from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.keystore.base import KeyProvider
 
 from .counting import CountingConnection
-from .encode import FACTORY_KEY, TagRefused
+from .encode import FACTORY_KEY, TagRefused, identify_tag
 from .plan import FACTORY_VERSION
 
 #: File 02 as delivered ("00 E0EE"): CommMode plain, read/write/read-write free, change key 0, no SDM.
@@ -46,20 +45,15 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
     """
     counting = CountingConnection(connection)
     s = Ntag424Session(counting)
-    s.select_application()
-    info = s.get_version()
-    if not any(info.uid):
-        raise TagRefused("tag hides its UID (Random ID is on): not one of ours")
-    if not verify_originality(info.uid, s.read_sig(), allow_simulator=allow_simulator_signature).valid:
-        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip")
-    unit = store.unit_by_uid(info.uid)
+    uid = identify_tag(s, allow_simulator_signature=allow_simulator_signature)
+    unit = store.unit_by_uid(uid)
     if unit is None:
-        raise TagRefused(f"tag {info.uid.hex().upper()} is not in this database: refusing to touch it")
+        raise TagRefused(f"tag {uid.hex().upper()} is not in this database: refusing to touch it")
     product = store.batch_product(unit.batch_id)
     versions = unit.key_versions or product.keys.versions()
     if any(versions[slot] == FACTORY_VERSION for slot in range(5)):
         raise ConfigError(f"{unit.serial}: a slot of this product uses version 00, indistinguishable from factory")
-    chip_keys = keys.chip_keys(product.keys.key_set, info.uid, versions)
+    chip_keys = keys.chip_keys(product.keys.key_set, uid, versions)
     key0_version = s.get_key_version(0)
     if key0_version == versions[0]:
         key0 = chip_keys.key(0)
@@ -81,4 +75,4 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
         s.change_key(slot, FACTORY_KEY, FACTORY_VERSION, old_key=chip_keys.key(slot))
     if key0_version != FACTORY_VERSION:
         s.change_key(0, FACTORY_KEY, FACTORY_VERSION)
-    return ResetResult(info.uid.hex().upper(), unit.serial, unit.batch_id, counting.count, tuple(counting.commands))
+    return ResetResult(uid.hex().upper(), unit.serial, unit.batch_id, counting.count, tuple(counting.commands))

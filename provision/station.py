@@ -115,7 +115,6 @@ class SimulatedSource:
         self.retry: deque = deque()
         self.tears: dict[bytes, int] = {}
         self.current = None
-        self.chips: list = []
         self.leftover: deque = deque()
         if resume_pool:
             if pool is None:
@@ -134,12 +133,10 @@ class SimulatedSource:
     def next_tag(self) -> Connection | None:
         if self.leftover:
             chip = self.leftover.popleft()
-            self.chips.append(chip)
         elif self.retry and (self.remaining <= 0 or self.rng.random() < 0.5):
             chip = self.retry.popleft()
         elif self.remaining > 0:
             chip = self._fresh()
-            self.chips.append(chip)
         else:
             return None
         chip.place()

@@ -114,6 +114,16 @@ class RenderedTemplate:
         """The mirror of that kind (picc, uid, ctr, enc, cmac), or None."""
         return next((m for m in self.mirrors if m.kind == kind), None)
 
+    def matches_file(self, file_bytes: bytes) -> bool:
+        """True when a chip's NDEF file equals this one everywhere except inside the chip's mirrors."""
+        got = file_bytes[:len(self.ndef_file)]
+        if len(got) != len(self.ndef_file):
+            return False
+        masked = bytearray(got)
+        for m in self.mirrors:
+            masked[m.offset:m.offset + m.length] = self.ndef_file[m.offset:m.offset + m.length]
+        return bytes(masked) == self.ndef_file
+
     def sdm_settings(self, *, meta_read: int = 2, file_read: int = 1, ctr_ret: int = KEY_NEVER) -> SdmSettings | None:
         """SDM settings for these mirrors and key numbers, or None for a static template."""
         picc, uid, ctr, enc, mac = (self.mirror(k) for k in ("picc", "uid", "ctr", "enc", "cmac"))

@@ -148,3 +148,34 @@ def test_state_round_trips_through_json():
     assert SwitchingState.from_json(json.loads(json.dumps(s.to_json()))) == s
     assert SwitchingState.from_json(None) == SwitchingState()
     assert Inspection(s.inspection) is Inspection.NORMAL
+
+
+def test_discontinued_product_resumes_at_tightened_only_through_corrective_action(tmp_path):
+    """`qa switching --corrective-action` is the only way out of discontinuation, and only from it."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from tagsmith.batches.db import BatchStore
+    from tagsmith.batches.product import load_product
+    from tagsmith.cli import app
+    from tagsmith.provision.demo import example_product_path
+    from tagsmith.provision.sampling import SwitchingState
+
+    home = tmp_path / "ws"
+    product = load_product(example_product_path())
+    with BatchStore(home / "tagsmith.db") as store:
+        store.add_product(product)
+        store.set_qa_switching(product.id, SwitchingState("discontinued", (), 0, 5, 12).to_json())
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--home", str(home), "qa", "switching", "--product", product.id, "--json"])
+    assert shown.exit_code == 0 and _json.loads(shown.stdout)["inspection"] == "discontinued"
+    resumed = runner.invoke(app, ["--home", str(home), "qa", "switching", "--product", product.id,
+                                  "--corrective-action", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _json.loads(resumed.stdout)["inspection"] == "tightened"
+    again = runner.invoke(app, ["--home", str(home), "qa", "switching", "--product", product.id,
+                                "--corrective-action"])
+    assert again.exit_code != 0  # not discontinued any more: refused
+    unknown = runner.invoke(app, ["--home", str(home), "qa", "switching", "--product", "nope"])
+    assert unknown.exit_code != 0
