@@ -4,6 +4,10 @@ Chips live in a SimChipPool saved after every APDU (persist_each_apdu), so a kil
 leaves them exactly as far as they got, like physical tags on the bench. Restarts re-present
 every pool chip first (``SimulatedSource(resume_pool=True)``). In the end every unit must be
 complete and verified (or finish on a further run) and the database consistent.
+
+Half the kills come from outside at a random time (they can land anywhere, SQLite commits
+included); the other half the worker deals itself right after a random writing command, so those
+land mid-encode on a machine of any speed.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ TOTAL = 30
 KILLS = 6
 
 
-def start(world, pool_dir: Path, seed: int) -> subprocess.Popen:
+def start(world, pool_dir: Path, seed: int, kill_after_writes: int | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    if kill_after_writes is not None:
+        env["KILL_AFTER_WRITES"] = str(kill_after_writes)
     return subprocess.Popen([sys.executable, str(WORKER), str(world.workspace.home), world.batch_id, "crashy",
                              str(TOTAL), str(seed), str(pool_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
 
 
 def check_consistent(world, pool: SimChipPool, *, finished: bool) -> int:
@@ -53,13 +60,17 @@ def test_sigkill_at_random_moments_then_resume(world, tmp_path):
     rng = random.Random(424)
     kills = interrupted = 0
     for attempt in range(KILLS):
-        proc = start(world, pool_dir, seed=attempt)
-        assert proc.stdout.readline().strip().endswith('"start"}')  # library loaded, keystore open
-        time.sleep(rng.uniform(0.005, 0.15))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
+        if attempt % 2:
+            proc = start(world, pool_dir, seed=attempt, kill_after_writes=rng.randint(1, 20))
+            assert proc.stdout.readline().strip().endswith('"start"}')
+        else:
+            proc = start(world, pool_dir, seed=attempt)
+            assert proc.stdout.readline().strip().endswith('"start"}')  # library loaded, keystore open
+            time.sleep(rng.uniform(0.005, 0.15))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
+        kills += proc.returncode == -signal.SIGKILL
         interrupted += check_consistent(world, pool, finished=False)
     assert interrupted >= 1, "no kill landed mid-tag"
     assert kills >= KILLS - 1, "the station finished before it could be killed: raise TOTAL"
