@@ -51,6 +51,7 @@ class Keystore(ABC):
         self._digest = digest
         self._audit = audit
         self._pending: list[Loc] | None = None
+        self._subkeys: dict[Loc, tuple[bytes, bytes]] = {}  # never key bytes: E(K, 0) shifted
 
     # ---- backend primitives -------------------------------------------------------------
     @abstractmethod
@@ -116,25 +117,33 @@ class Keystore(ABC):
 
     def key_versions(self, key_set: str) -> dict[int, int]:
         """The current version per slot: what a newly encoded chip receives."""
-        return dict(self.info(key_set).current)
+        slots = self._record(key_set)["slots"]
+        return {s: slots[str(s)]["current"] for s in SLOTS}
 
     def chip_key(self, ref: KeyRef) -> bytes:
         """A chip's key for one slot: AN10922-diversified, or the key set's shared meta-read key."""
         rec = self._record(ref.key_set)
-        loc = self._loc(rec, ref.key_set, ref.slot, ref.version)
-        if not KeyPolicy.from_json(rec["policy"]).slots[ref.slot].diversified:
-            return self._resolver_key(rec, loc)
-        if ref.uid is None:
-            raise ConfigError(f"slot {ref.slot} of {ref.key_set} is diversified per chip: a UID is needed")
-        return self._diversify(loc, diversification_input(ref.uid, ref.slot, bytes.fromhex(rec["system_id"])))
+        return self._slot_key(rec, KeyPolicy.from_json(rec["policy"]), ref.key_set, ref.slot, ref.version, ref.uid)
 
     def chip_keys(self, key_set: str, uid: bytes, versions: Mapping[int, int] | None = None) -> ChipKeys:
         """The five keys and versions for the chip ``uid`` (current versions unless given)."""
         check_uid(uid)
+        rec = self._record(key_set)
+        policy = KeyPolicy.from_json(rec["policy"])  # parsed once per chip, not once per slot
         chosen = {**self.key_versions(key_set), **(versions or {})}
-        refs = [KeyRef(key_set, s, chosen[s], uid) for s in SLOTS]
-        return ChipKeys(key_set=key_set, uid=uid, versions=tuple(r.version for r in refs),
-                        policy=self.info(key_set).policy, keys=tuple(self.chip_key(r) for r in refs))
+        for slot in SLOTS:
+            check_version(chosen[slot])
+        return ChipKeys(key_set=key_set, uid=uid, versions=tuple(chosen[s] for s in SLOTS), policy=policy,
+                        keys=tuple(self._slot_key(rec, policy, key_set, s, chosen[s], uid) for s in SLOTS))
+
+    def _slot_key(self, rec: dict, policy: KeyPolicy, key_set: str, slot: int, version: int,
+                  uid: bytes | None) -> bytes:
+        loc = self._loc(rec, key_set, slot, version)
+        if not policy.slots[slot].diversified:
+            return self._resolver_key(policy, loc)
+        if uid is None:
+            raise ConfigError(f"slot {slot} of {key_set} is diversified per chip: a UID is needed")
+        return self._diversify(loc, diversification_input(uid, slot, bytes.fromhex(rec["system_id"])))
 
     def meta_read_key(self, key_set: str, version: int | None = None) -> bytes:
         """The key set's shared SDM meta-read key (decrypts PICC data before the UID is known)."""
@@ -230,9 +239,8 @@ class Keystore(ABC):
         """
         from .export import build_export
 
-        rec = self._record(key_set)
         info = self.info(key_set)
-        masters = {slot: {v.version: self._resolver_key(rec, (key_set, slot, v.version)) for v in info.versions[slot]}
+        masters = {slot: {v.version: self._resolver_key(info.policy, (key_set, slot, v.version)) for v in info.versions[slot]}
                    for slot in info.policy.resolver_slots()}
         blob, fields = build_export(info, masters, recipient_public_pem, self.sign_manifest,
                                     self.manifest_public_key_pem())
@@ -247,16 +255,22 @@ class Keystore(ABC):
     # ---- shared machinery ---------------------------------------------------------------
     def _diversify(self, loc: Loc, m: bytes) -> bytes:
         """AN10922 from the backend's own AES: subkeys from E(K, 0), then CBC over D'."""
-        k1, k2 = cmac_subkeys(lambda block: self._encrypt_ecb(loc, block))
+        k1, k2 = self._cmac_subkeys(loc)
         return self._encrypt_cbc(loc, padded_diversification_block(m, k1, k2))[16:]
+
+    def _cmac_subkeys(self, loc: Loc) -> tuple[bytes, bytes]:
+        """K1, K2 of a master, asked of the backend once: a station derives five keys per chip."""
+        found = self._subkeys.get(loc)
+        if found is None:
+            found = self._subkeys[loc] = cmac_subkeys(lambda block: self._encrypt_ecb(loc, block))
+        return found
 
     def _check_value(self, loc: Loc) -> bytes:
         """CMAC(K, 0^16) = E(K, K1): a one-way check value of a master, the source of its fingerprint."""
-        k1, _ = cmac_subkeys(lambda block: self._encrypt_ecb(loc, block))
-        return self._encrypt_ecb(loc, k1)
+        return self._encrypt_ecb(loc, self._cmac_subkeys(loc)[0])
 
-    def _resolver_key(self, rec: dict, loc: Loc) -> bytes:
-        if loc[1] not in KeyPolicy.from_json(rec["policy"]).resolver_slots():
+    def _resolver_key(self, policy: KeyPolicy, loc: Loc) -> bytes:
+        if loc[1] not in policy.resolver_slots():
             raise KeystoreError(f"slot {loc[1]} master keys never leave the keystore")
         return self._extract_master(loc)
 
@@ -310,6 +324,7 @@ class Keystore(ABC):
         except BaseException:
             self._meta = snapshot
             for loc in reversed(self._pending):
+                self._subkeys.pop(loc, None)
                 with contextlib.suppress(Exception):
                     self._discard_master(loc)
             raise

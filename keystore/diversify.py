@@ -41,14 +41,30 @@ def padded_diversification_block(m: bytes, k1: bytes, k2: bytes) -> bytes:
     return d[:16] + bytes(a ^ b for a, b in zip(d[16:], last))
 
 
+class Diversifier:
+    """AN10922 under one master key, expanded once: a station derives several keys per chip."""
+
+    __slots__ = ("_encrypt", "_k1", "_k2")
+
+    def __init__(self, master: bytes) -> None:
+        if len(master) != 16:
+            raise ValueError("AES-128 master key must be 16 bytes")
+        self._encrypt = AES.new(master, AES.MODE_ECB).encrypt
+        self._k1, self._k2 = cmac_subkeys(self._encrypt)
+
+    def __repr__(self) -> str:  # the expanded key stays out of logs and tracebacks
+        return "Diversifier()"
+
+    def derive(self, m: bytes) -> bytes:
+        """The diversified key for input M (1..31 bytes): the last block of CBC over D'."""
+        block = padded_diversification_block(m, self._k1, self._k2)
+        first = int.from_bytes(self._encrypt(block[:16]), "big")
+        return self._encrypt((first ^ int.from_bytes(block[16:], "big")).to_bytes(16, "big"))
+
+
 def diversify_aes128(master: bytes, m: bytes) -> bytes:
     """Derive a chip key from a 16-byte master key and diversification input M (1..31 bytes)."""
-    if len(master) != 16:
-        raise ValueError("AES-128 master key must be 16 bytes")
-    ecb = AES.new(master, AES.MODE_ECB)
-    k1, k2 = cmac_subkeys(ecb.encrypt)
-    block = padded_diversification_block(m, k1, k2)
-    return AES.new(master, AES.MODE_CBC, iv=bytes(16)).encrypt(block)[16:]
+    return Diversifier(master).derive(m)
 
 
 def diversification_input(uid: bytes, slot: int, system_id: bytes) -> bytes:

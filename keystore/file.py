@@ -24,7 +24,7 @@ from tagsmith import ConfigError, KeystoreError
 
 from .audit import AuditLog
 from .base import Keystore, Loc
-from .diversify import diversify_aes128
+from .diversify import Diversifier
 from .storage import digest
 
 FORMAT = "tagsmith-keystore"
@@ -66,6 +66,7 @@ class FileKeystore(Keystore):
         self._header = header
         self._kek = kek
         self._masters: dict[str, str] = plain["secrets"]["masters"]
+        self._diversifiers: dict[str, Diversifier] = {}  # expanded once per master, like the masters themselves
         self._manifest_seed = bytes.fromhex(plain["secrets"]["manifest_seed"])
 
     @classmethod
@@ -118,7 +119,11 @@ class FileKeystore(Keystore):
         return AES.new(self._master(loc), AES.MODE_CBC, iv=bytes(16)).encrypt(data)
 
     def _diversify(self, loc: Loc, m: bytes) -> bytes:
-        return diversify_aes128(self._master(loc), m)
+        name = _name(loc)
+        diversifier = self._diversifiers.get(name)
+        if diversifier is None:
+            diversifier = self._diversifiers[name] = Diversifier(self._master(loc))
+        return diversifier.derive(m)
 
     def _extract_master(self, loc: Loc) -> bytes:
         return self._master(loc)
@@ -130,6 +135,7 @@ class FileKeystore(Keystore):
 
     def _discard_master(self, loc: Loc) -> None:
         self._masters.pop(_name(loc), None)
+        self._diversifiers.pop(_name(loc), None)
 
     def _manifest_key(self) -> ECC.EccKey:
         return ECC.construct(curve="Ed25519", seed=self._manifest_seed)

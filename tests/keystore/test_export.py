@@ -63,7 +63,7 @@ def test_export_never_carries_other_slots(file_store, rsa_pair, monkeypatch):
     for master in others.values():
         assert master.hex() not in seen[0].decode().lower()
     with pytest.raises(KeystoreError, match="never leave"):
-        file_store._resolver_key(file_store._record("prod"), ("prod", 0, 1))
+        file_store._resolver_key(file_store.info("prod").policy, ("prod", 0, 1))
 
 
 def test_export_fails_with_any_other_private_key(store, rsa_pair, other_rsa_pair, make_x25519):

@@ -80,7 +80,7 @@ def test_masters_stay_in_the_token(pkcs11_store):
         with pytest.raises(Exception):
             key[Attribute.VALUE]
     with pytest.raises(KeystoreError, match="never leave"):
-        pkcs11_store._resolver_key(pkcs11_store._record("p"), ("p", 0, 1))
+        pkcs11_store._resolver_key(pkcs11_store.info("p").policy, ("p", 0, 1))
 
 
 def test_keystore_json_holds_no_key_material(pkcs11_store):
