@@ -8,8 +8,9 @@ once per accepted command, Plain ones included (§6.1).
 
 from __future__ import annotations
 
+import copy
 import hmac
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from . import crypto
@@ -35,17 +36,26 @@ class SecureChannel:
     enc_key: bytes
     mac_key: bytes
     cmd_ctr: int = 0
+    # the session keys expanded once per authentication, not once per message
+    _enc: crypto.AesKey = field(init=False, compare=False)
+    _mac: crypto.AesKey = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_enc", crypto.AesKey(self.enc_key))
+        object.__setattr__(self, "_mac", crypto.AesKey(self.mac_key))
 
     def __repr__(self) -> str:  # keys stay out of logs and tracebacks
         return f"SecureChannel(ti={self.ti.hex().upper()}, cmd_ctr={self.cmd_ctr})"
 
     def advanced(self) -> SecureChannel:
-        """The channel after the chip accepted one command."""
-        return replace(self, cmd_ctr=self.cmd_ctr + 1)
+        """The channel after the chip accepted one command (same expanded keys, counter + 1)."""
+        successor = copy.copy(self)
+        object.__setattr__(successor, "cmd_ctr", self.cmd_ctr + 1)
+        return successor
 
     def _iv(self, label: bytes, ctr: int) -> bytes:
         block = label + self.ti + ctr.to_bytes(2, "little") + bytes(8)
-        return crypto.ecb_encrypt(self.enc_key, block)
+        return self._enc.ecb_encrypt(block)
 
     def command_iv(self) -> bytes:
         """IVc = E(SesAuthENCKey, A55A || TI || CmdCtr || 0^8)."""
@@ -58,23 +68,23 @@ class SecureChannel:
     def command_mac(self, ins: int, header: bytes, data: bytes) -> bytes:
         """MACt over Cmd || CmdCtr || TI || CmdHeader || CmdData (data already encrypted in Full mode)."""
         message = bytes([ins]) + self.cmd_ctr.to_bytes(2, "little") + self.ti + header + data
-        return crypto.mac_t(self.mac_key, message)
+        return self._mac.mac_t(message)
 
     def response_mac(self, rc: int, data: bytes) -> bytes:
         """MACt over RC || CmdCtr+1 || TI || RespData."""
         message = bytes([rc]) + (self.cmd_ctr + 1).to_bytes(2, "little") + self.ti + data
-        return crypto.mac_t(self.mac_key, message)
+        return self._mac.mac_t(message)
 
     def encrypt_command_data(self, data: bytes) -> bytes:
         """Encrypt CmdData with IVc after method-2 padding (always padded)."""
-        return crypto.cbc_encrypt(self.enc_key, crypto.pad_m2(data), self.command_iv())
+        return self._enc.cbc_encrypt(crypto.pad_m2(data), self.command_iv())
 
     def decrypt_response_data(self, data: bytes) -> bytes:
         """Decrypt RespData with IVr and strip method-2 padding."""
         if not data or len(data) % crypto.BLOCK:
             raise ResponseError(f"encrypted response of {len(data)} bytes is not whole blocks")
         try:
-            return crypto.unpad_m2(crypto.cbc_decrypt(self.enc_key, data, self.response_iv()))
+            return crypto.unpad_m2(self._enc.cbc_decrypt(data, self.response_iv()))
         except ValueError:
             raise ResponseError("encrypted response has malformed padding") from None
 

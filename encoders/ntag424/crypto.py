@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 
-from Crypto.Cipher import AES
+from . import fastaes
 
 BLOCK = 16
 ZERO_BLOCK = bytes(BLOCK)
@@ -27,19 +27,83 @@ def xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
+class AesKey:
+    """One AES-128 key expanded once, for the many short ECB/CBC/CMAC operations of a session.
+
+    An EV2 session protects every command and response with the same two keys; expanding them
+    per message cost more than the messages. The CMAC subkeys are made on first use.
+    """
+
+    __slots__ = ("_block", "_subkeys")
+
+    def __init__(self, key: bytes) -> None:
+        self._block = fastaes.block_key(key)
+        self._subkeys: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return "AesKey()"
+
+    def ecb_encrypt(self, data: bytes) -> bytes:
+        """Encrypt whole blocks, each on its own."""
+        return self._block.encrypt(data)
+
+    def cbc_encrypt(self, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+        """Encrypt whole blocks in CBC mode; NXP's E(K, M) is this with a zero IV."""
+        _check_blocks(data)
+        out, chain, encrypt = [], iv, self._block.encrypt
+        for at in range(0, len(data), BLOCK):
+            chain = encrypt(xor(chain, data[at:at + BLOCK]))
+            out.append(chain)
+        return b"".join(out)
+
+    def cbc_decrypt(self, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
+        """Decrypt whole blocks in CBC mode: one ECB pass, then XOR with the shifted ciphertext."""
+        _check_blocks(data)
+        if not data:
+            return b""
+        return xor(self._block.decrypt(data), iv + data[:-BLOCK])
+
+    def cmac(self, data: bytes) -> bytes:
+        """AES-CMAC (RFC 4493) of ``data``."""
+        if self._subkeys is None:
+            k1, k2 = cmac_subkeys_from_l(self._block.encrypt(ZERO_BLOCK))
+            self._subkeys = int.from_bytes(k1, "big"), int.from_bytes(k2, "big")
+        k1, k2 = self._subkeys
+        if data and len(data) % BLOCK == 0:
+            body, last = data[:-BLOCK], int.from_bytes(data[-BLOCK:], "big") ^ k1
+        else:
+            cut = len(data) - len(data) % BLOCK
+            body, tail = data[:cut], data[cut:] + b"\x80" + bytes(BLOCK - 1 - len(data) + cut)
+            last = int.from_bytes(tail, "big") ^ k2
+        chain, encrypt = 0, self._block.encrypt
+        for at in range(0, len(body), BLOCK):
+            chain = int.from_bytes(encrypt((chain ^ int.from_bytes(body[at:at + BLOCK], "big")).to_bytes(BLOCK, "big")), "big")
+        return encrypt((chain ^ last).to_bytes(BLOCK, "big"))
+
+    def mac_t(self, data: bytes) -> bytes:
+        """Truncated CMAC as carried in commands and responses."""
+        return self.cmac(data)[1::2]
+
+
+def _check_blocks(data: bytes) -> None:
+    if len(data) % BLOCK:
+        raise ValueError(f"AES data must be whole 16-byte blocks, got {len(data)} bytes")
+
+
 def ecb_encrypt(key: bytes, data: bytes) -> bytes:
     """Encrypt whole blocks with AES-ECB (used for IVs and single-block CMACs)."""
-    return AES.new(key, AES.MODE_ECB).encrypt(data)
+    _check_blocks(data)
+    return fastaes.block_key(key).encrypt(data)
 
 
 def cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
     """Encrypt whole blocks with AES-CBC; NXP's E(K, M) is this with a zero IV."""
-    return AES.new(key, AES.MODE_CBC, iv=iv).encrypt(data)
+    return AesKey(key).cbc_encrypt(data, iv)
 
 
 def cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
     """Decrypt whole blocks with AES-CBC; NXP's D(K, M) is this with a zero IV."""
-    return AES.new(key, AES.MODE_CBC, iv=iv).decrypt(data)
+    return AesKey(key).cbc_decrypt(data, iv)
 
 
 def double(block: bytes) -> bytes:
@@ -57,16 +121,8 @@ def cmac_subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
 
 
 def cmac(key: bytes, data: bytes) -> bytes:
-    """Compute AES-CMAC (RFC 4493) with one CBC pass instead of pycryptodome's slower CMAC object."""
-    k1, k2 = cmac_subkeys_from_l(ecb_encrypt(key, ZERO_BLOCK))
-    if data and len(data) % BLOCK == 0:
-        last = xor(data[-BLOCK:], k1)
-        body = data[:-BLOCK]
-    else:
-        cut = len(data) - len(data) % BLOCK
-        body, tail = data[:cut], data[cut:]
-        last = xor(tail + b"\x80" + bytes(BLOCK - 1 - len(tail)), k2)
-    return cbc_encrypt(key, body + last)[-BLOCK:]
+    """AES-CMAC (RFC 4493) under a key used for this one message."""
+    return fastaes.cmac_once(key, data)
 
 
 def truncate_mac(full_mac: bytes) -> bytes:

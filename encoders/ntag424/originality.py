@@ -53,25 +53,54 @@ def _point(public_key: bytes) -> ECC.EccPoint:
     return ECC.EccPoint(int.from_bytes(public_key[1:29], "big"), int.from_bytes(public_key[29:], "big"), curve=CURVE)
 
 
-def verify_raw_ecdsa(public_key: bytes, uid: bytes, signature: bytes) -> bool:
-    """Check r || s over e = int(UID) with the given secp224r1 public key."""
+_GENERATOR = ECC.EccPoint(_GX, _GY, curve=CURVE)  # pycryptodome multiplies it with precomputed tables
+_KNOWN_POINTS = {key: _point(key) for key in (NXP_PUBLIC_KEY, SIMULATOR_PUBLIC_KEY)}
+
+
+def _scalars(uid: bytes, signature: bytes) -> tuple[int, int, int] | None:
+    """(r, u1, u2) of ECDSA verification with e = int(UID), or None when r or s is out of range."""
     if len(signature) != 56:
         raise ConfigError(f"originality signature must be 56 bytes (r || s), got {len(signature)}")
     r, s = int.from_bytes(signature[:28], "big"), int.from_bytes(signature[28:], "big")
     if not (0 < r < _N and 0 < s < _N):
-        return False
+        return None
     w = pow(s, -1, _N)
-    generator = ECC.EccPoint(_GX, _GY, curve=CURVE)
-    point = generator * (int.from_bytes(uid, "big") * w % _N) + _point(public_key) * (r * w % _N)
+    return r, int.from_bytes(uid, "big") * w % _N, r * w % _N
+
+
+def _matches(public_key: bytes, r: int, u1_g: ECC.EccPoint, u2: int) -> bool:
+    """Whether u1*G + u2*Q has x = r (mod n) for the public key Q."""
+    q = _KNOWN_POINTS.get(public_key) or _point(public_key)
+    point = u1_g + q * u2
     return not point.is_point_at_infinity() and int(point.x) % _N == r
 
 
+def verify_raw_ecdsa(public_key: bytes, uid: bytes, signature: bytes) -> bool:
+    """Check r || s over e = int(UID) with the given secp224r1 public key."""
+    scalars = _scalars(uid, signature)
+    if scalars is None:
+        return False
+    r, u1, u2 = scalars
+    return _matches(public_key, r, _GENERATOR * u1, u2)
+
+
 def verify_originality(uid: bytes, signature: bytes, *, allow_simulator: bool = False) -> OriginalityResult:
-    """Verify a Read_Sig signature for a 7-byte UID against NXP's key (and the simulator's, when allowed)."""
+    """Verify a Read_Sig signature for a 7-byte UID against NXP's key (and the simulator's, when allowed).
+
+    u1*G is shared by both keys. When simulated chips are allowed (demo, tests, benchmarks) their
+    key is tried first, so a simulated chip costs one verification as a real one does on the line;
+    no signature verifies under both keys, so the order never changes the verdict.
+    """
     if len(uid) != 7:
         raise ConfigError(f"UID must be 7 bytes, got {len(uid)}")
-    if verify_raw_ecdsa(NXP_PUBLIC_KEY, uid, signature):
-        return OriginalityResult(uid, Signer.NXP)
-    if allow_simulator and verify_raw_ecdsa(SIMULATOR_PUBLIC_KEY, uid, signature):
-        return OriginalityResult(uid, Signer.SIMULATOR)
+    scalars = _scalars(uid, signature)
+    if scalars is None:
+        return OriginalityResult(uid, Signer.NONE)
+    r, u1, u2 = scalars
+    u1_g = _GENERATOR * u1
+    candidates = ((SIMULATOR_PUBLIC_KEY, Signer.SIMULATOR), (NXP_PUBLIC_KEY, Signer.NXP)) if allow_simulator \
+        else ((NXP_PUBLIC_KEY, Signer.NXP),)
+    for key, signer in candidates:
+        if _matches(key, r, u1_g, u2):
+            return OriginalityResult(uid, signer)
     return OriginalityResult(uid, Signer.NONE)

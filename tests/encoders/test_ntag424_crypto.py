@@ -46,6 +46,40 @@ def test_cmac_matches_pycryptodome_and_the_fast_path():
         assert crypto.cmac(key, message) == expected == fastaes.cmac_once(key, message)
 
 
+def test_expanded_key_matches_pycryptodome_for_every_operation():
+    for length in (0, 1, 15, 16, 17, 32, 38, 100):
+        key, message = os.urandom(16), os.urandom(length)
+        aes = crypto.AesKey(key)
+        assert aes.cmac(message) == CMAC.new(key, message, ciphermod=AES).digest()
+        assert aes.cmac(message) == aes.cmac(message)  # subkeys are kept, not recomputed wrongly
+        if length % 16 == 0:
+            iv = os.urandom(16)
+            assert aes.ecb_encrypt(message) == AES.new(key, AES.MODE_ECB).encrypt(message)
+            assert aes.cbc_encrypt(message, iv) == AES.new(key, AES.MODE_CBC, iv=iv).encrypt(message)
+            assert aes.cbc_decrypt(message, iv) == AES.new(key, AES.MODE_CBC, iv=iv).decrypt(message)
+            assert crypto.cbc_decrypt(key, crypto.cbc_encrypt(key, message, iv), iv) == message
+    with pytest.raises(ValueError, match="whole 16-byte blocks"):
+        crypto.AesKey(bytes(16)).cbc_encrypt(bytes(15))
+    assert repr(crypto.AesKey(bytes(range(16)))) == "AesKey()"
+
+
+def test_cmac_rfc4493_examples():
+    key = h("2b7e151628aed2a6abf7158809cf4f3c")
+    aes = crypto.AesKey(key)
+    assert aes.cmac(b"") == h("bb1d6929e95937287fa37d129b756746")
+    assert aes.cmac(h("6bc1bee22e409f96e93d7e117393172a")) == h("070a16b46b4d4144f79bdd9dd04a287c")
+    message = h("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411")
+    assert aes.cmac(message) == crypto.cmac(key, message) == h("dfa66747de9ae63030ca32611497c827")
+
+
+def test_channel_keeps_its_expanded_keys_across_commands():
+    channel = SecureChannel(ti=bytes(4), enc_key=os.urandom(16), mac_key=os.urandom(16))
+    after = channel.advanced().advanced()
+    assert after.cmd_ctr == 2 and channel.cmd_ctr == 0 and after.mac_key == channel.mac_key
+    expected = crypto.mac_t(channel.mac_key, b"\x8d" + (2).to_bytes(2, "little") + bytes(4) + b"hdr" + b"data")
+    assert after.command_mac(0x8D, b"hdr", b"data") == expected
+
+
 def test_cmac_subkeys_t3(ntag_vectors):
     e = ntag_vectors["an12196-t3-t5-sun-encrypted-piccdata-empty-mac-input"]["expected"]
     k1, k2 = crypto.cmac_subkeys_from_l(h(e["cmac_subkey_L"]))
