@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from .records import (IN_PROGRESS, Batch, BatchProgress, ManifestRecord, Product
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 MAX_QUANTITY = 10_000_000
 _MINT_CHUNK = 100_000
+STATION_TOUCH_SECONDS = 60.0
 
 
 def utc_now() -> str:
@@ -148,6 +150,8 @@ class BatchStore:
         self.db.enable_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         self._now = clock
+        self._stations_touched: dict[str, float] = {}  # station -> monotonic time of its last committed touch
+        self._stations_pending: set[str] = set()
         self._migrate()
 
     def close(self) -> None:
@@ -161,16 +165,31 @@ class BatchStore:
 
     # ---------------------------------------------------------------- transactions and schema
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE).
+
+        WAL with synchronous=NORMAL survives any crash of the process; ``durable`` also syncs
+        this commit to disk, so it survives a power cut (the allocation a chip's keys depend on).
+        """
+        if durable:
+            self.conn.execute("PRAGMA synchronous = FULL")
         try:
-            yield self.conn
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._stations_pending.clear()
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        finally:
+            if durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+        if self._stations_pending:
+            touched = time.monotonic()
+            self._stations_touched.update(dict.fromkeys(self._stations_pending, touched))
+            self._stations_pending.clear()
 
     @contextmanager
     def snapshot(self) -> Iterator["BatchStore"]:
@@ -352,15 +371,18 @@ class BatchStore:
         return BatchProgress(batch_id, batch.quantity, minted, batch.allocated, counts)
 
     # ---------------------------------------------------------------- units (the station's calls)
-    def allocate_unit(self, batch_id: str, uid: bytes, station: str, *, after_reset: bool = False) -> Unit:
+    def allocate_unit(self, batch_id: str, uid: bytes, station: str, *, after_reset: bool = False,
+                      start_encoding: bool = False) -> Unit:
         """The unit for this chip: the batch's next serial in order, or the unit it already has.
 
-        One transaction under the write lock, journaled before the chip is touched. A UID of
+        One transaction under the write lock, synced to disk before the chip is touched. A UID of
         another batch, a voided UID, a closed batch or a full batch is a StateError. ``after_reset``
         allocates a new serial for a chip whose only units are voided (it was reset for rework).
+        ``start_encoding`` journals a new unit as encoding in the same transaction (the station
+        writes the chip next), saving a second commit per tag.
         """
         uid = _check_uid(uid)
-        with self._write() as c:
+        with self._write(durable=True) as c:
             row = self._one("SELECT * FROM units WHERE uid = ? ORDER BY state = 'voided', id DESC LIMIT 1", (uid,))
             if row is not None and not (after_reset and row["state"] == "voided"):
                 unit = Unit.from_row(row)
@@ -379,11 +401,17 @@ class BatchStore:
             if found is None:
                 raise StateError(f"batch {batch_id} has no serial #{seq} minted (run mint_serials)")
             now = self._touch_station(station)
-            cur = c.execute("INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, updated_at) "
-                            "VALUES (?, ?, ?, 'allocated', ?, ?, ?)", (batch_id, found[0], uid, station, now, now))
+            state, encoding_at = ("encoding", now) if start_encoding else ("allocated", None)
+            cur = c.execute("INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, encoding_at, "
+                            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                            (batch_id, found[0], uid, state, station, now, encoding_at, now))
+            unit = Unit.from_row(dict(zip((d[0] for d in cur.description), cur.fetchone())))
+            cur.close()
             c.execute("UPDATE batches SET allocated = ? WHERE id = ?", (seq, batch_id))
-            self._event(cur.lastrowid, "allocated", {"serial": found[0], "uid": uid.hex().upper()}, station, now)
-            return self.unit(cur.lastrowid)
+            self._event(unit.id, "allocated", {"serial": found[0], "uid": uid.hex().upper()}, station, now)
+            if start_encoding:
+                self._event(unit.id, "encoding_started", None, station, now)
+            return unit
 
     def unit(self, unit_id: int) -> Unit:
         row = self._one("SELECT * FROM units WHERE id = ?", (unit_id,))
@@ -406,12 +434,26 @@ class BatchStore:
         return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "encoding_started", None,
                             {"encoding_at": None}, encoding=True)
 
-    def record_step(self, unit_id: int, step: str, station: str) -> Unit:
-        """Journal one completed personalisation step (so a torn tag resumes where it stopped)."""
+    def record_step(self, unit_id: int, step: str, station: str) -> None:
+        """Journal one completed personalisation step of a unit being encoded (an audit trail).
+
+        One INSERT, atomic on its own, guarded in SQL: the unit must be encoding in an open batch.
+        It runs between two APDUs of every tag, so it does not re-read the unit or the batch.
+        """
         if not step or len(step) > 64:
             raise ConfigError("step name must be 1-64 characters")
-        return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "step", {"step": step},
-                            {}, encoding=True)
+        if station not in self._stations_touched:
+            self._touch_station_outside(station)
+        cursor = self.conn.execute(
+            "INSERT INTO unit_events (unit_id, event, detail, station, at) "
+            "SELECT u.id, 'step', ?, ?, ? FROM units u JOIN batches b ON b.id = u.batch_id "
+            "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'",
+            (json.dumps({"step": step}), station, self._now(), unit_id))
+        if cursor.rowcount != 1:
+            unit = self.unit(unit_id)
+            if unit.state != "encoding":
+                raise StateError(f"unit {unit.serial} is {unit.state}; cannot record step {step}")
+            raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
 
     def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str) -> Unit:
         """The chip is personalised: record its key versions and SDM read counter."""
@@ -467,31 +509,52 @@ class BatchStore:
 
     def _change(self, unit_id: int, station: str | None, allowed: tuple[str, ...], new_state: str | None,
                 event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False) -> Unit:
-        """One unit state change, its event and its columns in one transaction (None = now)."""
+        """One unit state change, its event and its columns in one transaction (None = now).
+
+        The allowed states and the open batch are conditions of the UPDATE itself, which returns
+        the changed row; only a refused change reads more, to say why.
+        """
         with self._write() as c:
-            unit = self.unit(unit_id)
-            if unit.state not in allowed:
-                raise StateError(f"unit {unit.serial} is {unit.state}; cannot record {event}")
-            if encoding and not self.batch(unit.batch_id).is_open:
-                raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
             now = self._touch_station(station)
             values = {k: (now if v is None else v) for k, v in columns.items()}
             values.update(updated_at=now, **({"state": new_state} if new_state else {}))
             if station:
                 values["station"] = station
             assignments = ", ".join(f"{k} = ?" for k in values)
-            c.execute(f"UPDATE units SET {assignments} WHERE id = ?", (*values.values(), unit_id))
+            open_batch = " AND batch_id IN (SELECT id FROM batches WHERE state = 'open')" if encoding else ""
+            cursor = c.execute(f"UPDATE units SET {assignments} WHERE id = ? AND state IN "
+                               f"({', '.join('?' * len(allowed))}){open_batch} RETURNING *",
+                               (*values.values(), unit_id, *allowed))
+            row = cursor.fetchone()
+            if row is None:
+                unit = self.unit(unit_id)
+                if unit.state not in allowed:
+                    raise StateError(f"unit {unit.serial} is {unit.state}; cannot record {event}")
+                raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
+            unit = Unit.from_row(dict(zip((d[0] for d in cursor.description), row)))
+            cursor.close()
             self._event(unit_id, event, detail, station, now)
-        return self.unit(unit_id)
+        return unit
 
     def _touch_station(self, station: str | None) -> str:
+        """Now; and the station's row: made on first use, its last_seen refreshed at most once a minute.
+
+        A station journals about ten changes per tag; rewriting its row each time was a third of
+        the station's SQL. What this process touched counts only once its transaction commits.
+        """
         now = self._now()
         if station is not None:
-            if not _NAME.fullmatch(station):
-                raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
-            self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
-                              (station, now, now, now))
+            self._check_station(station)
+            if time.monotonic() - self._stations_touched.get(station, -STATION_TOUCH_SECONDS) >= STATION_TOUCH_SECONDS:
+                self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
+                                  (station, now, now, now))
+                self._stations_pending.add(station)
         return now
+
+    @staticmethod
+    def _check_station(station: str | None) -> None:
+        if station is not None and not _NAME.fullmatch(station):
+            raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
 
     def _event(self, unit_id: int, event: str, detail: dict[str, Any] | None, station: str | None, now: str) -> None:
         self.conn.execute("INSERT INTO unit_events (unit_id, event, detail, station, at) VALUES (?, ?, ?, ?, ?)",

@@ -48,11 +48,12 @@ class Outcome:
     seconds: float
     url: str | None = None
     read_counter: int | None = None
+    io_seconds: float = 0.0  # of ``seconds``, the time spent waiting on reader and chip
 
     def to_json(self) -> dict:
         return {"event": "tag", "result": self.result, "uid": self.uid, "serial": self.serial,
                 "reason": self.reason, "apdus": self.apdus, "ms": round(self.seconds * 1000, 2),
-                "read_counter": self.read_counter, "url": self.url}
+                "io_ms": round(self.io_seconds * 1000, 2), "read_counter": self.read_counter, "url": self.url}
 
 
 @dataclass
@@ -135,10 +136,14 @@ def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
 
 
 def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
-    """Write NDEF and SDM settings, change keys 1-4, then key 0, journaling each step."""
+    """Write NDEF and SDM settings, change keys 1-4, then key 0, journaling each step.
+
+    A fresh tag's unit was journaled as encoding by its allocation; a resumed one starts here.
+    """
     s, keys, unit = tag.session, tag.keys, tag.unit
     assert keys is not None and unit is not None
-    ctx.store.start_encoding(unit.id, ctx.station)
+    if unit.state != "encoding" or not fresh:
+        ctx.store.start_encoding(unit.id, ctx.station)
     s.authenticate_ev2_first(0, FACTORY_KEY)
     rendered = tag.render(ctx)
     s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
@@ -195,7 +200,8 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
 
     def outcome(result: str, reason: str, url: str | None = None, counter: int | None = None) -> Outcome:
         return Outcome(result, tag.uid.hex().upper() or None, tag.unit.serial if tag.unit else None, reason,
-                       counting.count, tuple(counting.commands), time.perf_counter() - started, url, counter)
+                       counting.count, tuple(counting.commands), time.perf_counter() - started, url, counter,
+                       counting.seconds)
 
     try:
         decision = identify(ctx, tag)
@@ -203,7 +209,8 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
             return outcome("refused", decision.reason)
         if decision.verdict is Verdict.FRESH:
             reset = tag.unit is not None and tag.unit.state == "voided"
-            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset)
+            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
+                                               start_encoding=True)
         assert tag.unit is not None
         tag.keys = ctx.keys.chip_keys(ctx.product.keys.key_set, tag.uid, tag.unit.key_versions or ctx.versions)
         if decision.writes:

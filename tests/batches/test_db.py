@@ -122,8 +122,8 @@ def test_unit_lifecycle_and_events(store, product):
     unit = store.allocate_unit(batch.id, UID, "st-1")
     unit = store.start_encoding(unit.id, "st-1")
     for step in ("authenticate", "write-ndef", "change-file-settings", "change-keys"):
-        unit = store.record_step(unit.id, step, "st-1")
-    assert unit.state == "encoding"
+        store.record_step(unit.id, step, "st-1")
+    assert store.unit(unit.id).state == "encoding"
     unit = store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}, 3, "st-1")
     assert unit.state == "encoded" and unit.key_versions == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1} and unit.read_counter == 3
     with pytest.raises(StateError, match="encoded"):
@@ -166,6 +166,46 @@ def test_close_batch_refuses_units_in_progress_unless_forced(store, product):
     with pytest.raises(StateError, match="closed"):
         store.mark_encoded(unit.id, {0: 1}, 0, "st-1")
     store.void_unit(unit.id, "batch closed")  # voids still work after closing
+
+
+def test_steps_are_journaled_only_while_encoding_in_an_open_batch(store, product):
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, UID, "st-1")
+    with pytest.raises(StateError, match="allocated; cannot record step ndef"):
+        store.record_step(unit.id, "ndef", "st-1")  # not started: nothing journaled
+    store.start_encoding(unit.id, "st-1")
+    store.record_step(unit.id, "ndef", "st-1")
+    store.close_batch(batch.id, force=True)
+    with pytest.raises(StateError, match=f"batch {batch.id} is closed"):
+        store.record_step(unit.id, "sdm", "st-1")
+    with pytest.raises(NotFoundError):
+        store.record_step(9999, "sdm", "st-1")
+    steps = [e.detail["step"] for e in store.unit_events(unit.id) if e.event == "step"]
+    assert steps == ["ndef"]
+
+
+def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_rollback(store, product, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(dbmod.time, "monotonic", lambda: clock[0])
+    full = store.create_batch(product.id, 1)
+    store.allocate_unit(full.id, UID, "st-1")
+    with pytest.raises(StateError, match="full"):  # touched st-new inside a transaction that rolled back
+        store.allocate_unit(full.id, bytes(7), "st-new")
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, bytes(6) + b"\x01", "st-1")
+    store.start_encoding(unit.id, "st-new")  # the row must be made now, or the unit's FK would fail
+    store.record_step(unit.id, "ndef", "st-other")  # a station first seen in a step gets its row too
+    seen = dict(store.conn.execute("SELECT name, last_seen FROM stations"))
+    assert set(seen) == {"st-1", "st-new", "st-other"}
+    stamps = iter(["2030-01-01T00:00:00.000Z", "2030-01-01T00:00:30.000Z", "2030-01-01T00:01:01.000Z"])
+    monkeypatch.setattr(store, "_now", lambda: next(stamps))
+    clock[0] += 30
+    store.mark_encoded(unit.id, {0: 1}, 1, "st-new")  # 30 s later: the row is left alone
+    assert store.conn.execute("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == seen["st-new"]
+    clock[0] += 31
+    store.mark_verified(unit.id, 2, "st-new")  # a minute on: refreshed
+    assert store.conn.execute("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == \
+        "2030-01-01T00:00:30.000Z"
 
 
 def test_units_stream_in_order(store, product, encode_units):

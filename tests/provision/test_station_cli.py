@@ -34,7 +34,8 @@ def test_station_sim_json_events_and_zpl_labels_per_unit(tmp_path):
     tags = [e for e in events if e["event"] == "tag"]
     done = [e for e in tags if e["result"] in ("encoded", "resumed")]
     assert events[-1]["event"] == "summary" and events[-1]["done"] == 4
-    assert {"uid", "serial", "result", "apdus", "ms"} <= set(tags[0])
+    assert {"uid", "serial", "result", "apdus", "ms", "io_ms"} <= set(tags[0])
+    assert all(0 <= t["io_ms"] <= t["ms"] for t in tags)
     text = zpl.read_text()
     assert text.count("^XA") == 4 and all(e["serial"] in text for e in done)
     shown = json.loads(_tagsmith(home, "batch", "show", batch, "--json", env=env).stdout)

@@ -94,6 +94,23 @@ def test_clean_run_is_within_budget(station_ctx):
     assert outcome.apdus <= 16
     assert outcome.commands[-1] == "ReadData"
     assert "AuthenticateEV2First" in outcome.commands
+    unit = station_ctx.store.unit_by_uid(chip.uid)
+    journal = [(e.event, (e.detail or {}).get("step")) for e in station_ctx.store.unit_events(unit.id)]
+    assert journal == [("allocated", None), ("encoding_started", None), ("step", "ndef"), ("step", "sdm"),
+                       ("step", "key1"), ("step", "key2"), ("step", "key3"), ("step", "key4"), ("step", "key0"),
+                       ("encoded", None)]
+
+
+def test_resumed_tag_journals_a_new_start_and_only_the_steps_it_did(world):
+    ctx = world.context()
+    chip = SimulatedNtag424()
+    outcomes = present_until_done(ctx, chip, tears=[12])  # torn at the 12th APDU, a ChangeKey
+    assert [o.result for o in outcomes] == ["torn", "resumed"]
+    unit = ctx.store.unit_by_uid(chip.uid)
+    journal = [(e.event, (e.detail or {}).get("step")) for e in ctx.store.unit_events(unit.id)]
+    assert journal[:4] == [("allocated", None), ("encoding_started", None), ("step", "ndef"), ("step", "sdm")]
+    restart = journal.index(("encoding_started", None), 2)
+    assert ("step", "key0") in journal[restart:] and journal[-1] == ("encoded", None)
 
 
 @pytest.mark.parametrize("commits", [True, False], ids=["commits", "lost"])
