@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tagsmith.encoders.apdu import SW
 from tagsmith.encoders.connection import TagRemovedError
@@ -18,7 +18,7 @@ from . import files as F
 from .files import FileSettings, parse_settings
 from .sdm import mirror
 from .signing import sign_uid
-from .sm import Session, cbc_decrypt, cbc_encrypt, crc32nk, ev2_session_keys, rotl1
+from .sm import AesKey, Session, crc32nk, ev2_session_keys, rotl1
 from .state import NvState
 from .status import ChipStatus
 
@@ -56,6 +56,7 @@ class _Pending:
     previous: Session | None = None
     step: int = 0
     collected: bytes = b""
+    cipher: AesKey | None = field(default=None, repr=False)  # the auth key, expanded once for both parts
 
 
 class SimulatedNtag424:
@@ -256,22 +257,16 @@ class SimulatedNtag424:
         if self._pending is not None:  # a new command while part 2/3 is awaited (ref §2.2 91CA)
             self._pending = None
             raise ChipStatus(SW.COMMAND_ABORTED)
-        handlers = {
-            0x71: self._auth_first, 0x77: self._auth_nonfirst, 0x60: self._get_version,
-            0x51: self._get_card_uid, 0x64: self._get_key_version, 0xC4: self._change_key,
-            0xF5: self._get_file_settings, 0x5F: self._change_file_settings,
-            0xF6: self._get_file_counters, 0x3C: self._read_sig, 0x5C: self._set_configuration,
-        }
         if ins == 0xAD:
             return self._read_data(data, previous_sdm_read)
         if ins == 0x8D:
             return self._write_data(data, apdu_len)
-        handler = handlers.get(ins)
+        handler = _NATIVE_HANDLERS.get(ins)
         if handler is None:
             raise ChipStatus(SW.ILLEGAL_COMMAND_CODE)
         if self._level != "app" and ins not in (0x60, 0x3C):
             raise ChipStatus(SW.PERMISSION_DENIED)  # PICC level selected (ref §2.2 919D)
-        return handler(data)
+        return getattr(self, handler)(data)
 
     # --- secure-messaging helpers (ref §6)
 
@@ -367,15 +362,16 @@ class SimulatedNtag424:
 
     def _auth_part1(self, pending: _Pending) -> tuple[bytes, int]:
         pending.rnd_b = self._draw(16)
+        pending.cipher = AesKey(self._nv.keys[pending.key_no])
         self._pending = pending
-        return cbc_encrypt(self._nv.keys[pending.key_no], pending.rnd_b), SW.ADDITIONAL_FRAME
+        return pending.cipher.cbc_encrypt(pending.rnd_b), SW.ADDITIONAL_FRAME
 
     def _auth_part2(self, pending: _Pending, data: bytes) -> tuple[bytes, int]:
         if len(data) != 32:
             raise ChipStatus(SW.LENGTH_ERROR)
-        nv, key_no = self._nv, pending.key_no
-        key = nv.keys[key_no]
-        plain = cbc_decrypt(key, data)
+        nv, key_no, key = self._nv, pending.key_no, pending.cipher
+        assert key is not None
+        plain = key.cbc_decrypt(data)
         rnd_a, rnd_b_rot = plain[:16], plain[16:]
         if rnd_b_rot != rotl1(pending.rnd_b):
             nv.consecutive_failures[key_no] += 1
@@ -387,18 +383,18 @@ class SimulatedNtag424:
         self._delay_spent[key_no] = 0
         if nv.failed_ctr_enabled:
             nv.tot_fail_ctr[key_no] = max(0, nv.tot_fail_ctr[key_no] - nv.tot_fail_decr)
-        k_enc, k_mac = ev2_session_keys(key, rnd_a, pending.rnd_b)
+        enc, mac = ev2_session_keys(key, rnd_a, pending.rnd_b)
         if pending.first:
             ti = self._draw(4)
-            self._session = Session(key_no, ti, k_enc, k_mac, 0)
+            self._session = Session(key_no, ti, enc, mac, 0)
             pd_cap2 = bytes([0x02 if nv.lrp else 0x00, 0, 0, 0]) + nv.pdcap2_user
             reply = ti + rotl1(rnd_a) + pd_cap2 + pending.pcd_cap2
         else:
             assert pending.previous is not None
             prev = pending.previous
-            self._session = Session(key_no, prev.ti, k_enc, k_mac, prev.cmd_ctr)
+            self._session = Session(key_no, prev.ti, enc, mac, prev.cmd_ctr)
             reply = rotl1(rnd_a)
-        return cbc_encrypt(key, reply), SW.OPERATION_OK
+        return key.cbc_encrypt(reply), SW.OPERATION_OK
 
     # --- information commands (ref §7)
 
@@ -864,6 +860,15 @@ class SimulatedNtag424:
         if not 0 <= value <= 0xFFFFFF:
             raise ValueError("SDMReadCtr is a 24-bit counter")
         self._nv.sdm_read_ctr = value
+
+
+#: Native commands taking only their data: INS -> handler name (built once, not per APDU).
+_NATIVE_HANDLERS = {
+    0x71: "_auth_first", 0x77: "_auth_nonfirst", 0x60: "_get_version",
+    0x51: "_get_card_uid", 0x64: "_get_key_version", 0xC4: "_change_key",
+    0xF5: "_get_file_settings", 0x5F: "_change_file_settings",
+    0xF6: "_get_file_counters", 0x3C: "_read_sig", 0x5C: "_set_configuration",
+}
 
 
 def _parse_body(rest: bytes) -> tuple[bytes, int | None] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .files import CTR_NOT_MIRRORED, FREE, NEVER, SdmSettings
-from .sm import aes_ecb, cbc_encrypt, cmac, mact
+from .sm import AesKey
 
 
 def _ascii(data: bytes) -> bytes:
@@ -20,6 +20,7 @@ def _ascii(data: bytes) -> bytes:
 
 def sdm_session_keys(file_read_key: bytes, sdm: SdmSettings, uid: bytes, ctr: int) -> tuple[bytes, bytes]:
     """(KSesSDMFileReadENC, KSesSDMFileReadMAC), ref §10.3."""
+    file_read = AesKey(file_read_key)
     ctr_le = ctr.to_bytes(3, "little")
     sv1 = b"\xC3\x3C\x00\x01\x00\x80" + uid + ctr_le
     sv2 = b"\x3C\xC3\x00\x01\x00\x80"
@@ -28,7 +29,7 @@ def sdm_session_keys(file_read_key: bytes, sdm: SdmSettings, uid: bytes, ctr: in
     if sdm.ctr_enabled:
         sv2 += ctr_le
     sv2 += bytes(-len(sv2) % 16)
-    return cmac(file_read_key, sv1), cmac(file_read_key, sv2)
+    return file_read.cmac(sv1), file_read.cmac(sv2)
 
 
 def picc_data_plaintext(sdm: SdmSettings, uid: bytes, ctr: int, random: Callable[[int], bytes]) -> bytes:
@@ -60,15 +61,16 @@ def mirror(static: bytes, sdm: SdmSettings, *, uid: bytes, ctr: int, keys: Seque
             put(sdm.ctr_offset, _ascii(ctr.to_bytes(3, "big")))  # plain counter: MSB first
     elif sdm.meta_read <= 4 and sdm.picc_offset is not None:
         plain = picc_data_plaintext(sdm, uid, ctr, random)
-        put(sdm.picc_offset, _ascii(cbc_encrypt(keys[sdm.meta_read], plain)))
+        put(sdm.picc_offset, _ascii(AesKey(keys[sdm.meta_read]).cbc_encrypt(plain)))
     if sdm.file_read != NEVER:
         assert sdm.mac_input_offset is not None and sdm.mac_offset is not None
         k_enc, k_mac = sdm_session_keys(keys[sdm.file_read], sdm, uid, ctr)
         if sdm.enc_enabled:
             assert sdm.enc_offset is not None and sdm.enc_length is not None
             plain = bytes(static[sdm.enc_offset:sdm.enc_offset + sdm.enc_length // 2])
-            iv = aes_ecb(k_enc, ctr.to_bytes(3, "little") + bytes(13))
-            put(sdm.enc_offset, _ascii(cbc_encrypt(k_enc, plain, iv)))
+            enc = AesKey(k_enc)  # per-tap key: used for one IV and one encryption
+            iv = enc.encrypt_block(ctr.to_bytes(3, "little") + bytes(13))
+            put(sdm.enc_offset, _ascii(enc.cbc_encrypt(plain, iv)))
         window = bytes(image[sdm.mac_input_offset:sdm.mac_offset])
-        put(sdm.mac_offset, _ascii(mact(k_mac, window)))
+        put(sdm.mac_offset, _ascii(AesKey(k_mac).mact(window)))
     return bytes(image)

@@ -26,6 +26,9 @@ SIMULATOR_PUBLIC_KEY = bytes.fromhex(
     "106EF9F61D06F07A134169CC12B9CE281415F3B00D033596"
 )
 _QLEN = 28  # bytes of the group order
+#: The secp224r1 base point G: multiplying it directly skips the key checks ECC.construct does.
+_GENERATOR = ECC.EccPoint(0xB70E0CBD6BB4BF7F321390B94A03C1D356C21122343280D6115C1D21,
+                          0xBD376388B5F723FB4C22DFE6CD4375A05A07476444D5819985007E34, curve="P-224")
 
 
 def _bits2int(data: bytes) -> int:
@@ -64,7 +67,7 @@ def sign_uid(uid: bytes, d: int = SIMULATOR_SIGNING_KEY) -> bytes:
     """
     e = int.from_bytes(uid, "big")
     for k in _nonces(d, e):
-        point = ECC.construct(curve="P-224", d=k).pointQ  # k * G
+        point = _GENERATOR * k
         r = int(point.x) % P224_ORDER
         if r == 0:
             continue

@@ -11,38 +11,91 @@ import zlib
 from dataclasses import dataclass
 
 from Crypto.Cipher import AES
-from Crypto.Hash import CMAC
 
 from tagsmith.encoders.apdu import SW
 
 from .status import ChipStatus
 
 ZERO_IV = bytes(16)
+_MASK128 = (1 << 128) - 1
 
 
-def aes_ecb(key: bytes, block: bytes) -> bytes:
-    """One AES-128 block encryption."""
-    return AES.new(key, AES.MODE_ECB).encrypt(block)
+def _dbl(value: int) -> int:
+    """Doubling in GF(2^128), the CMAC subkey step (SP 800-38B §6.1)."""
+    value <<= 1
+    return (value ^ 0x87) & _MASK128 if value >> 128 else value
 
 
-def cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_IV) -> bytes:
-    """AES-128-CBC without padding (``data`` is block aligned)."""
-    return AES.new(key, AES.MODE_CBC, iv=iv).encrypt(data)
+class AesKey:
+    """One AES-128 key, expanded once: block encryption, CBC both ways and CMAC.
 
+    Expanding a key (``AES.new``) costs more than the few blocks a command needs, and an EV2
+    session or an authentication uses the same key many times, so the cipher objects live here.
+    Holds CBC chaining state: one object per user, not shared across threads.
+    """
 
-def cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_IV) -> bytes:
-    """AES-128-CBC decryption without padding removal."""
-    return AES.new(key, AES.MODE_CBC, iv=iv).decrypt(data)
+    __slots__ = ("_key", "_cbc", "_chain", "_ecb", "_k1", "_k2")
 
+    def __init__(self, key: bytes) -> None:
+        self._key = bytes(key)
+        self._cbc = AES.new(self._key, AES.MODE_CBC, iv=ZERO_IV)
+        self._chain = 0  # the CBC object's running IV: its last ciphertext block
+        self._ecb = None  # made on the first decryption
+        self._k1: int | None = None  # CMAC subkeys K1, K2, made on the first CMAC
+        self._k2 = 0
 
-def cmac(key: bytes, data: bytes) -> bytes:
-    """AES-CMAC (NIST SP 800-38B), 16 bytes."""
-    return CMAC.new(key, msg=data, ciphermod=AES).digest()
+    def __repr__(self) -> str:  # keep key material out of logs and tracebacks
+        return "AesKey(<hidden>)"
 
+    def __reduce__(self):  # copy/pickle by key: cipher objects cannot be, and calls share no state
+        return AesKey, (self._key,)
 
-def mact(key: bytes, data: bytes) -> bytes:
-    """The 8-byte truncated MAC: CMAC bytes at zero-based indices 1, 3, ..., 15 (ref §1)."""
-    return cmac(key, data)[1::2]
+    def cbc_encrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
+        """AES-128-CBC without padding (``data`` is block aligned).
+
+        The one CBC object chains on from its last ciphertext block; XORing that block and
+        ``iv`` into the first input block makes each call an independent CBC run from ``iv``.
+        """
+        if len(data) % 16 or len(iv) != 16:
+            raise ValueError("CBC data must be block aligned and the IV 16 bytes")
+        if not data:
+            return b""
+        first = int.from_bytes(data[:16], "big") ^ int.from_bytes(iv, "big") ^ self._chain
+        out = self._cbc.encrypt(first.to_bytes(16, "big") + data[16:])
+        self._chain = int.from_bytes(out[-16:], "big")
+        return out
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        """One AES-128 block encryption (ECB)."""
+        return self.cbc_encrypt(block)
+
+    def cbc_decrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
+        """AES-128-CBC decryption without padding removal: ECB-decrypt, then XOR IV || C[:-1]."""
+        if len(data) % 16 or len(iv) != 16:
+            raise ValueError("CBC data must be block aligned and the IV 16 bytes")
+        if not data:
+            return b""
+        if self._ecb is None:
+            self._ecb = AES.new(self._key, AES.MODE_ECB)
+        plain = int.from_bytes(self._ecb.decrypt(data), "big") ^ int.from_bytes(iv + data[:-16], "big")
+        return plain.to_bytes(len(data), "big")
+
+    def cmac(self, data: bytes) -> bytes:
+        """AES-CMAC (NIST SP 800-38B, RFC 4493), 16 bytes: CBC-MAC with the last block masked."""
+        if self._k1 is None:
+            k1 = _dbl(int.from_bytes(self.encrypt_block(ZERO_IV), "big"))
+            self._k1, self._k2 = k1, _dbl(k1)
+        size = len(data)
+        if size and not size % 16:
+            head, last = data[:-16], int.from_bytes(data[-16:], "big") ^ self._k1
+        else:
+            cut = size - size % 16
+            head, last = data[:cut], int.from_bytes(pad_m2(data[cut:]), "big") ^ self._k2
+        return self.cbc_encrypt(head + last.to_bytes(16, "big"))[-16:]
+
+    def mact(self, data: bytes) -> bytes:
+        """The 8-byte truncated MAC: CMAC bytes at zero-based indices 1, 3, ..., 15 (ref §1)."""
+        return self.cmac(data)[1::2]
 
 
 def pad_m2(data: bytes) -> bytes:
@@ -69,23 +122,23 @@ def crc32nk(data: bytes) -> bytes:
     return (zlib.crc32(data) ^ 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def ev2_session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
+def ev2_session_keys(key: AesKey, rnd_a: bytes, rnd_b: bytes) -> tuple[AesKey, AesKey]:
     """(SesAuthENCKey, SesAuthMACKey) from the AuthenticateEV2 randoms (ref §5.3)."""
     mixed = bytes(a ^ b for a, b in zip(rnd_a[2:8], rnd_b[0:6]))
     ctx = rnd_a[0:2] + mixed + rnd_b[6:16] + rnd_a[8:16]
-    k_enc = cmac(key, b"\xA5\x5A\x00\x01\x00\x80" + ctx)
-    k_mac = cmac(key, b"\x5A\xA5\x00\x01\x00\x80" + ctx)
-    return k_enc, k_mac
+    k_enc = key.cmac(b"\xA5\x5A\x00\x01\x00\x80" + ctx)
+    k_mac = key.cmac(b"\x5A\xA5\x00\x01\x00\x80" + ctx)
+    return AesKey(k_enc), AesKey(k_mac)
 
 
 @dataclass
 class Session:
-    """An authenticated EV2 session as the PICC keeps it (volatile)."""
+    """An authenticated EV2 session as the PICC keeps it (volatile); holds its two session ciphers."""
 
     key_no: int
     ti: bytes
-    k_enc: bytes
-    k_mac: bytes
+    enc: AesKey
+    mac: AesKey
     cmd_ctr: int = 0
 
     def __repr__(self) -> str:  # keep session keys out of logs and tracebacks
@@ -102,7 +155,7 @@ class Session:
     def verify_command_mac(self, ins: int, header_and_data: bytes, mac: bytes) -> None:
         """Check the MACt a PCD appended: CMAC over Cmd || CmdCtr || TI || header || data."""
         self.check_counter()
-        expected = mact(self.k_mac, bytes([ins]) + self._ctr(self.cmd_ctr) + self.ti + header_and_data)
+        expected = self.mac.mact(bytes([ins]) + self._ctr(self.cmd_ctr) + self.ti + header_and_data)
         if expected != mac:
             raise ChipStatus(SW.INTEGRITY_ERROR)
 
@@ -110,8 +163,8 @@ class Session:
         """Decrypt a Full-mode command cryptogram with IVc (label A55A, CmdCtr n) and strip padding."""
         if not cryptogram or len(cryptogram) % 16:
             raise ChipStatus(SW.LENGTH_ERROR)
-        iv = aes_ecb(self.k_enc, b"\xA5\x5A" + self.ti + self._ctr(self.cmd_ctr) + bytes(8))
-        return unpad_m2(cbc_decrypt(self.k_enc, cryptogram, iv))
+        iv = self.enc.encrypt_block(b"\xA5\x5A" + self.ti + self._ctr(self.cmd_ctr) + bytes(8))
+        return unpad_m2(self.enc.cbc_decrypt(cryptogram, iv))
 
     def advance(self) -> None:
         """The command was accepted: CmdCtr moves to n + 1."""
@@ -119,11 +172,11 @@ class Session:
 
     def response_mac(self, rc: int, data: bytes) -> bytes:
         """MACt over RC || CmdCtr(n+1) || TI || data (call after :meth:`advance`)."""
-        return mact(self.k_mac, bytes([rc]) + self._ctr(self.cmd_ctr) + self.ti + data)
+        return self.mac.mact(bytes([rc]) + self._ctr(self.cmd_ctr) + self.ti + data)
 
     def encrypt_response(self, data: bytes) -> bytes:
         """Full-mode response cryptogram with IVr (label 5AA5, CmdCtr n+1); empty data stays empty."""
         if not data:
             return b""
-        iv = aes_ecb(self.k_enc, b"\x5A\xA5" + self.ti + self._ctr(self.cmd_ctr) + bytes(8))
-        return cbc_encrypt(self.k_enc, pad_m2(data), iv)
+        iv = self.enc.encrypt_block(b"\x5A\xA5" + self.ti + self._ctr(self.cmd_ctr) + bytes(8))
+        return self.enc.cbc_encrypt(pad_m2(data), iv)

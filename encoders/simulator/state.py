@@ -45,8 +45,15 @@ class NvState:
                 f"sdm_read_ctr={self.sdm_read_ctr}, random_id={self.random_id}, lrp={self.lrp})")
 
     def copy(self) -> NvState:
-        """A deep copy (snapshots must not share mutable file buffers)."""
-        return copy.deepcopy(self)
+        """A deep copy (snapshots must not share mutable file buffers).
+
+        Field by field rather than ``copy.deepcopy``, which costs ~10x as much and runs per APDU
+        when a pool persists every step.
+        """
+        clone = object.__new__(type(self))
+        for f in fields(self):
+            setattr(clone, f.name, _deep_copy(getattr(self, f.name)))
+        return clone
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (bytes as hex). Contains the keys: treat it as a secret."""
@@ -90,6 +97,23 @@ class NvState:
                 value = list(value)
             setattr(state, f.name, value)
         return state
+
+
+#: Values shared, not copied, by :meth:`NvState.copy` (the settings classes are frozen).
+_IMMUTABLE = (bytes, int, str, type(None), FileSettings, SdmSettings)
+
+
+def _deep_copy(value: Any) -> Any:
+    """``copy.deepcopy`` for the value types an NvState holds; anything else goes to deepcopy."""
+    if isinstance(value, _IMMUTABLE):  # bool is an int
+        return value
+    if isinstance(value, bytearray):
+        return bytearray(value)
+    if type(value) is list:
+        return [_deep_copy(v) for v in value]
+    if type(value) is dict:
+        return {k: _deep_copy(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def _decode_settings(parse, base: FileSettings, body: bytes) -> FileSettings:
