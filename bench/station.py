@@ -59,9 +59,50 @@ def report(label: str, outcomes, wall: float, cpu: float) -> dict:
     return {"tags": n, "tag_seconds": tag_seconds, "apdus": apdus, "io_seconds": io_seconds}
 
 
+class Breakdown:
+    """Wall time per tag spent in named parts of the station, by wrapping their entry points."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+
+        setattr(owner, name, timed)
+
+    def attach(self, ctx: EncodeContext) -> None:
+        import tagsmith.provision.encode as encode
+
+        self.wrap(ctx.store, "allocate_unit", "SQLite: allocation (durable commit)")
+        for name in ("unit_by_uid", "start_encoding", "record_step", "mark_encoded", "mark_verified"):
+            self.wrap(ctx.store, name, "SQLite: lookup, steps, encoded")
+        self.wrap(ctx.keys, "chip_keys", "keystore: five AN10922 keys")
+        self.wrap(encode, "verify_originality", "originality signature check")
+        self.wrap(encode, "verify_sun_url", "SUN verification")
+
+    def print(self, outcomes, tag_seconds: float) -> None:
+        n = len(outcomes)
+        io = sum(o.io_seconds for o in outcomes) / n
+        parts = {"chip (simulator, inside transceive)": io, **{k: v / n for k, v in self.seconds.items()}}
+        print("where a tag's time goes (ms/tag):")
+        for label, seconds in parts.items():
+            print(f"  {1000 * seconds:6.3f}  {label}")
+        print(f"  {1000 * (tag_seconds - sum(parts.values())):6.3f}  the rest: host protocol, secure messaging, Python")
+
+
 def in_process(tags: int, profile: bool) -> None:
     ctx = context(tags, "inproc")
     source = station.SimulatedSource(tags, seed=424)
+    breakdown = Breakdown()
+    if not profile:
+        breakdown.attach(ctx)
     profiler = None
     if profile:
         import cProfile
@@ -74,7 +115,9 @@ def in_process(tags: int, profile: bool) -> None:
         import pstats
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    report("in-process", outcomes, wall, cpu)
+    r = report("in-process", outcomes, wall, cpu)
+    if not profile:
+        breakdown.print(outcomes, r["tag_seconds"])
     print("fresh tag round trips:", len(outcomes[0].commands))
     for i, name in enumerate(outcomes[0].commands, 1):
         print(f"  {i:2d} {name}")
