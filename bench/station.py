@@ -6,7 +6,7 @@ breakdown of a fresh tag, and through pcscd the median APDU round trip and the r
 "pcscd seconds per tag / (APDUs per tag x round trip)" (target <= 1.3). That round trip is a SELECT,
 which the simulated chip answers at once; the station's own commands cost the chip crypto too, so the
 time spent inside transceive for these very commands is printed beside it. The pcscd part starts its
-own private pcscd (needs pcscd + vsmartcard-vpcd) and serves the chips with encoders.simulator.vpicc;
+own private pcscd (needs pcscd + vsmartcard-vpcd) and serves the chips from a `tagsmith sim serve` process;
 the 0.6 s gap between placements (pcscd's presence poll) is not counted: only time inside the station.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +27,6 @@ os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(WORKDIR, "pcscd.comm")  # befor
 import tagsmith.batches as _batches  # noqa: E402
 from tagsmith.batches.db import BatchStore  # noqa: E402
 from tagsmith.batches.product import load_product  # noqa: E402
-from tagsmith.encoders.simulator import SimulatedNtag424  # noqa: E402
 from tagsmith.keystore import init_keystore  # noqa: E402
 from tagsmith.provision import station  # noqa: E402
 from tagsmith.provision.encode import EncodeContext  # noqa: E402
@@ -87,10 +87,10 @@ class Breakdown:
         self.wrap(encode, "verify_originality", "originality signature check")
         self.wrap(encode, "verify_sun_url", "SUN verification")
 
-    def print(self, outcomes, tag_seconds: float) -> None:
+    def print(self, outcomes, tag_seconds: float, chip_label: str = "chip (simulator, inside transceive)") -> None:
         n = len(outcomes)
         io = sum(o.io_seconds for o in outcomes) / n
-        parts = {"chip (simulator, inside transceive)": io, **{k: v / n for k, v in self.seconds.items()}}
+        parts = {chip_label: io, **{k: v / n for k, v in self.seconds.items()}}
         print("where a tag's time goes (ms/tag):")
         for label, seconds in parts.items():
             print(f"  {1000 * seconds:6.3f}  {label}")
@@ -126,7 +126,6 @@ def in_process(tags: int, profile: bool) -> None:
 def through_pcscd(tags: int) -> None:
     from tagsmith.encoders.pcsc import list_readers, open_reader
     from tagsmith.encoders.simulator.pcscd import PrivatePcscd, find_pcscd, find_vpcd_driver
-    from tagsmith.encoders.simulator.vpicc import VirtualCard, VpiccServer
 
     if not (find_pcscd() and find_vpcd_driver()):
         print("pcscd: skipped (pcscd or vsmartcard-vpcd not installed)")
@@ -139,8 +138,14 @@ def through_pcscd(tags: int) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("pcscd did not list the virtual reader")
             time.sleep(0.02)
+        # the chips live in their own process (`tagsmith sim serve`), as a real chip is not on the host's CPU
+        serve = subprocess.Popen([str(Path(sys.executable).with_name("tagsmith")), "sim", "serve", "--port",
+                                  str(slot.port), "--count", str(tags + 1), "--json"], stdout=subprocess.DEVNULL)
+        ctx = context(tags, "pcscd")
+        breakdown = Breakdown()
+        breakdown.attach(ctx)
         with open_reader(slot.reader) as reader:
-            with VirtualCard(SimulatedNtag424(), slot.port), reader.wait_for_tag(5) as conn:
+            with reader.wait_for_tag(15) as conn:  # placement 1: the SELECT baseline
                 for _ in range(100):
                     conn.transceive(SELECT_APP)
                 trips = []
@@ -148,19 +153,15 @@ def through_pcscd(tags: int) -> None:
                     started = time.perf_counter()
                     conn.transceive(SELECT_APP)
                     trips.append(time.perf_counter() - started)
-            reader.wait_for_removal(5)
-        round_trip = statistics.median(trips)
-        ctx = context(tags, "pcscd")
-        chips = [SimulatedNtag424() for _ in range(tags)]
-        server = VpiccServer(slot.port, chips).start()
-        with open_reader(slot.reader) as reader:
+            reader.wait_for_removal(15)
+            round_trip = statistics.median(trips)
             wall, cpu = time.perf_counter(), time.process_time()
             outcomes = [e for e in station.run(ctx, station.ReaderSource(reader, timeout=15), count=tags)
                         if not isinstance(e, station.Summary)]
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        server.stop()
-        server.join(5)
+        serve.wait(30)
         r = report("pcscd+vpcd", outcomes, wall, cpu)
+        breakdown.print(outcomes, r["tag_seconds"], chip_label="reader + pcscd + chip (inside transceive)")
         print(f"  (wall rate includes the {tags} x 0.6 s placement gap; the station time per tag excludes it)")
         print(f"  median APDU round trip {1000 * round_trip:.3f} ms; station {1000 * r['tag_seconds']:.2f} ms/tag; "
               f"ratio {r['tag_seconds'] / (r['apdus'] * round_trip):.2f} (target <= 1.3)")
