@@ -5,9 +5,9 @@ leaves them exactly as far as they got, like physical tags on the bench. Restart
 every pool chip first (``SimulatedSource(resume_pool=True)``). In the end every unit must be
 complete and verified (or finish on a further run) and the database consistent.
 
-Half the kills come from outside at a random time (they can land anywhere, SQLite commits
-included); the other half the worker deals itself right after a random writing command, so those
-land mid-encode on a machine of any speed.
+Half the kills the worker deals itself right after a random writing command, so those land
+mid-encode on a machine of any speed; the other half come from outside at a random time (they can
+land anywhere, SQLite commits included, or miss a run that already finished).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_sigkill_at_random_moments_then_resume(world, tmp_path):
     rng = random.Random(424)
     kills = interrupted = 0
     for attempt in range(KILLS):
-        if attempt % 2:
+        if attempt < KILLS // 2:  # first, while many fresh chips remain to be written
             proc = start(world, pool_dir, seed=attempt, kill_after_writes=rng.randint(1, 20))
             assert proc.stdout.readline().strip().endswith('"start"}')
         else:
@@ -73,7 +73,8 @@ def test_sigkill_at_random_moments_then_resume(world, tmp_path):
         kills += proc.returncode == -signal.SIGKILL
         interrupted += check_consistent(world, pool, finished=False)
     assert interrupted >= 1, "no kill landed mid-tag"
-    assert kills >= KILLS - 1, "the station finished before it could be killed: raise TOTAL"
+    # the self-dealt kills always land; a timed one misses if the run was already over
+    assert kills >= KILLS // 2, "a station finished before its self-dealt kill: raise TOTAL"
 
     proc = start(world, pool_dir, seed=99)  # a final undisturbed run finishes everything
     out, err = proc.communicate(timeout=120)
