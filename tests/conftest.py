@@ -81,7 +81,7 @@ def require_pcscd() -> None:
     pytest.skip(message)
 
 
-def wait_for_readers(names, timeout: float = 5.0) -> None:
+def wait_for_readers(names, timeout: float = 15.0) -> None:
     """Wait until PC/SC lists every reader in ``names``."""
     import time
 
