@@ -40,9 +40,13 @@ class ReaderUnavailableError(ReaderError):
 
 
 def split_response(response: bytes) -> tuple[bytes, int]:
-    """Split a raw R-APDU into data and status word; a reply shorter than 2 bytes is malformed."""
+    """Split a raw R-APDU into data and status word.
+
+    A reply without a status word is what every reader gives when the tag left the field mid-command
+    (pyscard's "no valid response", nfcpy's empty frame), so it means the tag was removed.
+    """
     if len(response) < 2:
-        raise ReaderError(f"Reader returned a malformed response of {len(response)} byte(s)")
+        raise TagRemovedError()
     return bytes(response[:-2]), (response[-2] << 8) | response[-1]
 
 

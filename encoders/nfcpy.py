@@ -77,9 +77,7 @@ class NfcpyConnection:
         log_traffic(log, "SEND", apdu)
         with _nfcpy_errors(self.reader):
             response = self._tag.transceive(bytearray(apdu), self.timeout)
-        if not response or len(response) < 2:
-            raise TagRemovedError()
-        response = bytes(response)
+        response = bytes(response or b"")
         log_traffic(log, "RECV", response)
         return split_response(response)
 

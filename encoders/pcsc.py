@@ -37,7 +37,6 @@ _TAG_GONE = {
     scard.SCARD_W_UNRESPONSIVE_CARD,
     scard.SCARD_E_NO_SMARTCARD,
     scard.SCARD_E_COMM_DATA_LOST,
-    scard.SCARD_S_SUCCESS,  # "no valid response": the call succeeded with no bytes
 }
 _SERVICE_GONE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR}
 _READER_GONE = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE}
@@ -241,7 +240,7 @@ class PcscConnection:
         log_traffic(log, "SEND", apdu)
         with _pyscard_errors("talking to the tag", self.reader):
             hresult, response = scard.SCardTransmit(self._card, self._header, list(apdu))
-        if hresult != scard.SCARD_S_SUCCESS or len(response) < 2:
+        if hresult != scard.SCARD_S_SUCCESS:
             _fail(hresult, "talking to the tag", self.reader)
         response = bytes(response)
         log_traffic(log, "RECV", response)

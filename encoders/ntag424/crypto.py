@@ -12,8 +12,6 @@ from . import fastaes
 
 BLOCK = 16
 ZERO_BLOCK = bytes(BLOCK)
-_RB = 0x87
-_MASK128 = (1 << 128) - 1
 
 # Session-vector labels: EV2 auth (A55A ENC, 5AA5 MAC) and SDM (C33C ENC, 3CC3 MAC).
 SV_AUTH_ENC = bytes.fromhex("A55A00010080")
@@ -31,14 +29,14 @@ class AesKey:
     """One AES-128 key expanded once, for the many short ECB/CBC/CMAC operations of a session.
 
     An EV2 session protects every command and response with the same two keys; expanding them
-    per message cost more than the messages. The CMAC subkeys are made on first use.
+    per message cost more than the messages. The CMAC subkey is made on first use.
     """
 
-    __slots__ = ("_block", "_subkeys")
+    __slots__ = ("_block", "_k1")
 
     def __init__(self, key: bytes) -> None:
         self._block = fastaes.block_key(key)
-        self._subkeys: tuple[int, int] | None = None
+        self._k1: int | None = None
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return "AesKey()"
@@ -64,21 +62,10 @@ class AesKey:
         return xor(self._block.decrypt(data), iv + data[:-BLOCK])
 
     def cmac(self, data: bytes) -> bytes:
-        """AES-CMAC (RFC 4493) of ``data``."""
-        if self._subkeys is None:
-            k1, k2 = cmac_subkeys_from_l(self._block.encrypt(ZERO_BLOCK))
-            self._subkeys = int.from_bytes(k1, "big"), int.from_bytes(k2, "big")
-        k1, k2 = self._subkeys
-        if data and len(data) % BLOCK == 0:
-            body, last = data[:-BLOCK], int.from_bytes(data[-BLOCK:], "big") ^ k1
-        else:
-            cut = len(data) - len(data) % BLOCK
-            body, tail = data[:cut], data[cut:] + b"\x80" + bytes(BLOCK - 1 - len(data) + cut)
-            last = int.from_bytes(tail, "big") ^ k2
-        chain, encrypt = 0, self._block.encrypt
-        for at in range(0, len(body), BLOCK):
-            chain = int.from_bytes(encrypt((chain ^ int.from_bytes(body[at:at + BLOCK], "big")).to_bytes(BLOCK, "big")), "big")
-        return encrypt((chain ^ last).to_bytes(BLOCK, "big"))
+        """AES-CMAC (RFC 4493) of ``data``, with K1 kept from the first call."""
+        if self._k1 is None:
+            self._k1 = fastaes.double(int.from_bytes(self._block.encrypt(ZERO_BLOCK), "big"))
+        return fastaes.cmac_blocks(self._block.encrypt, data, self._k1)
 
     def mac_t(self, data: bytes) -> bytes:
         """Truncated CMAC as carried in commands and responses."""
@@ -88,12 +75,6 @@ class AesKey:
 def _check_blocks(data: bytes) -> None:
     if len(data) % BLOCK:
         raise ValueError(f"AES data must be whole 16-byte blocks, got {len(data)} bytes")
-
-
-def ecb_encrypt(key: bytes, data: bytes) -> bytes:
-    """Encrypt whole blocks with AES-ECB (used for IVs and single-block CMACs)."""
-    _check_blocks(data)
-    return fastaes.block_key(key).encrypt(data)
 
 
 def cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
@@ -106,23 +87,13 @@ def cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
     return AesKey(key).cbc_decrypt(data, iv)
 
 
-def double(block: bytes) -> bytes:
-    """Multiply by x in GF(2^128), the CMAC subkey step."""
-    value = int.from_bytes(block, "big") << 1
-    if value >> 128:
-        value = (value & _MASK128) ^ _RB
-    return value.to_bytes(BLOCK, "big")
-
-
 def cmac_subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
     """K1 and K2 from L = E(K, 0^16)."""
-    k1 = double(l_block)
-    return k1, double(k1)
+    k1 = fastaes.double(int.from_bytes(l_block, "big"))
+    return k1.to_bytes(BLOCK, "big"), fastaes.double(k1).to_bytes(BLOCK, "big")
 
 
-def cmac(key: bytes, data: bytes) -> bytes:
-    """AES-CMAC (RFC 4493) under a key used for this one message."""
-    return fastaes.cmac_once(key, data)
+cmac = fastaes.cmac_once  # AES-CMAC (RFC 4493) under a key used for this one message
 
 
 def truncate_mac(full_mac: bytes) -> bytes:
@@ -160,8 +131,8 @@ def ev2_context(rnd_a: bytes, rnd_b: bytes) -> bytes:
 
 def ev2_session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
     """Derive (SesAuthENCKey, SesAuthMACKey) from the authenticated key and both randoms."""
-    ctx = ev2_context(rnd_a, rnd_b)
-    return cmac(key, SV_AUTH_ENC + ctx), cmac(key, SV_AUTH_MAC + ctx)
+    ctx, aes = ev2_context(rnd_a, rnd_b), AesKey(key)
+    return aes.cmac(SV_AUTH_ENC + ctx), aes.cmac(SV_AUTH_MAC + ctx)
 
 
 def sdm_session_vectors(uid: bytes | None, read_ctr: int | None) -> tuple[bytes, bytes]:

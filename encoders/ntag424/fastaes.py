@@ -130,13 +130,15 @@ def block_key(key: bytes):
 
 
 def double(value: int) -> int:
+    """Multiply by x in GF(2^128): the CMAC subkey step (K1 = 2L, K2 = 2K1)."""
     value <<= 1
     return (value & _MASK) ^ 0x87 if value >> 128 else value
 
 
-def _cmac_blocks(encrypt: Callable[[bytes], bytes], message: bytes) -> bytes:
-    """AES-CMAC given a single-block encrypt function (RFC 4493)."""
-    k1 = double(int.from_bytes(encrypt(_ZERO), "big"))
+def cmac_blocks(encrypt: Callable[[bytes], bytes], message: bytes, k1: int | None = None) -> bytes:
+    """AES-CMAC (RFC 4493) given a single-block encrypt function; ``k1`` when the caller keeps it."""
+    if k1 is None:
+        k1 = double(int.from_bytes(encrypt(_ZERO), "big"))
     if message and not len(message) % BLOCK:
         body, last = message[:-BLOCK], int.from_bytes(message[-BLOCK:], "big") ^ k1
     else:
@@ -152,7 +154,7 @@ def _cmac_blocks(encrypt: Callable[[bytes], bytes], message: bytes) -> bytes:
 def cmac_once(key: bytes, message: bytes) -> bytes:
     """Full 16-byte AES-CMAC under a key used only this once (a per-tap session key)."""
     if _RAW is None:
-        return _cmac_blocks(AES.new(key, AES.MODE_ECB).encrypt, message)
+        return cmac_blocks(AES.new(key, AES.MODE_ECB).encrypt, message)
     raw, out, state = _RAW, _block_buffer(), _RAW.open(key)
     try:
         if not message:  # the common SUN case: T = E(K, K2 xor 80 00..), K2 = 4 * L in GF(2^128)
@@ -166,40 +168,30 @@ def cmac_once(key: bytes, message: bytes) -> bytes:
             raw.encrypt(state, block, out, BLOCK)
             return out.raw
 
-        return _cmac_blocks(encrypt, message)
+        return cmac_blocks(encrypt, message)
     finally:
         raw.stop_ecb(state)
 
 
-def fast_pair(meta: object, file: object, file_k1: int) -> Callable[[bytes, bytes], tuple[bytes, bytes]] | None:
+def fast_pair(meta: object, file: object, file_k1: int,
+              sv2_prefix: bytes) -> Callable[[bytes, bytes], tuple[bytes, bytes]] | None:
     """The SUN hot path for two cached keys, or None when the raw library is not in use.
 
     The returned function decrypts PICC data with ``meta``, derives the session MAC key as
-    E(file, SV2 xor K1) (SV2 built for a C7 tag: UID and counter) and returns (PICC plaintext, MACt
-    over ``message``), all in direct C calls.
+    E(file, SV2 xor K1) (SV2 = ``sv2_prefix`` || UID || counter, for a C7 tag) and returns (PICC
+    plaintext, MACt over ``message``), all in direct C calls.
     """
     if _RAW is None or not isinstance(meta, _RawBlockKey) or not isinstance(file, _RawBlockKey):
         return None
-    raw, meta_state, file_state = _RAW, meta._state, file._state
-    decrypt, encrypt, start_cipher, start_ecb, stop = raw.decrypt, raw.encrypt, raw.start_cipher, raw.start_ecb, raw.stop_ecb
-    prefix = bytes.fromhex("3CC300010080")
+    meta_state, file_state, decrypt, encrypt = meta._state, file._state, _RAW.decrypt, _RAW.encrypt
 
     def tap(picc: bytes, message: bytes) -> tuple[bytes, bytes]:
         out = _block_buffer()
         decrypt(meta_state, picc, out, BLOCK)
         plain = out.raw
-        encrypt(file_state, (int.from_bytes(prefix + plain[1:11], "big") ^ file_k1).to_bytes(BLOCK, "big"), out, BLOCK)
-        if message:
-            return plain, cmac_once(out.raw, message)[1::2]
-        cipher, state = _VOID(), _VOID()
-        if start_cipher(out.raw, _KEY_SIZE, _BYREF(cipher)) or start_ecb(cipher, _BYREF(state)):
-            raise ValueError("AES key setup failed")
-        encrypt(state, _ZERO, out, BLOCK)
-        wide = int.from_bytes(out.raw, "big") << 2
-        k2 = (wide & _MASK) ^ (0x10E if wide >> 129 else 0) ^ (0x87 if wide >> 128 & 1 else 0)
-        encrypt(state, (k2 ^ _PAD_EMPTY).to_bytes(BLOCK, "big"), out, BLOCK)
-        stop(state)
-        return plain, out.raw[1::2]
+        sv2 = int.from_bytes(sv2_prefix + plain[1:11], "big")
+        encrypt(file_state, (sv2 ^ file_k1).to_bytes(BLOCK, "big"), out, BLOCK)
+        return plain, cmac_once(out.raw, message)[1::2]
 
     tap.keys = (meta, file)  # keep the key states alive as long as the function
     return tap

@@ -27,10 +27,6 @@ CTR_NOT_MIRRORED = 0xFFFFFF
 _SDM_ENABLED = 0x40
 
 
-def _key_name(value: int) -> str:
-    return {KEY_FREE: "E (free)", KEY_NEVER: "F (never)"}.get(value, f"key {value}")
-
-
 def _check_key(name: str, value: int, *, allow_free: bool = True) -> None:
     if not (0 <= value <= 4 or value == KEY_NEVER or (allow_free and value == KEY_FREE)):
         raise ConfigError(f"{name} must be a key number 0..4{', E' if allow_free else ''} or F, got {value:X}")

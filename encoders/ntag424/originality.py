@@ -54,7 +54,7 @@ def _point(public_key: bytes) -> ECC.EccPoint:
 
 
 _GENERATOR = ECC.EccPoint(_GX, _GY, curve=CURVE)  # pycryptodome multiplies it with precomputed tables
-_KNOWN_POINTS = {key: _point(key) for key in (NXP_PUBLIC_KEY, SIMULATOR_PUBLIC_KEY)}
+_NXP_POINT, _SIMULATOR_POINT = _point(NXP_PUBLIC_KEY), _point(SIMULATOR_PUBLIC_KEY)
 
 
 def _scalars(uid: bytes, signature: bytes) -> tuple[int, int, int] | None:
@@ -68,20 +68,10 @@ def _scalars(uid: bytes, signature: bytes) -> tuple[int, int, int] | None:
     return r, int.from_bytes(uid, "big") * w % _N, r * w % _N
 
 
-def _matches(public_key: bytes, r: int, u1_g: ECC.EccPoint, u2: int) -> bool:
-    """Whether u1*G + u2*Q has x = r (mod n) for the public key Q."""
-    q = _KNOWN_POINTS.get(public_key) or _point(public_key)
+def _matches(q: ECC.EccPoint, r: int, u1_g: ECC.EccPoint, u2: int) -> bool:
+    """Whether u1*G + u2*Q has x = r (mod n) for the public key point Q."""
     point = u1_g + q * u2
     return not point.is_point_at_infinity() and int(point.x) % _N == r
-
-
-def verify_raw_ecdsa(public_key: bytes, uid: bytes, signature: bytes) -> bool:
-    """Check r || s over e = int(UID) with the given secp224r1 public key."""
-    scalars = _scalars(uid, signature)
-    if scalars is None:
-        return False
-    r, u1, u2 = scalars
-    return _matches(public_key, r, _GENERATOR * u1, u2)
 
 
 def verify_originality(uid: bytes, signature: bytes, *, allow_simulator: bool = False) -> OriginalityResult:
@@ -98,8 +88,8 @@ def verify_originality(uid: bytes, signature: bytes, *, allow_simulator: bool = 
         return OriginalityResult(uid, Signer.NONE)
     r, u1, u2 = scalars
     u1_g = _GENERATOR * u1
-    candidates = ((SIMULATOR_PUBLIC_KEY, Signer.SIMULATOR), (NXP_PUBLIC_KEY, Signer.NXP)) if allow_simulator \
-        else ((NXP_PUBLIC_KEY, Signer.NXP),)
+    candidates = ((_SIMULATOR_POINT, Signer.SIMULATOR), (_NXP_POINT, Signer.NXP)) if allow_simulator \
+        else ((_NXP_POINT, Signer.NXP),)
     for key, signer in candidates:
         if _matches(key, r, u1_g, u2):
             return OriginalityResult(uid, signer)

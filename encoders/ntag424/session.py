@@ -204,13 +204,6 @@ class Ntag424Session:
         mode = CommMode.FULL if self.authenticated else CommMode.PLAIN
         self._command("ChangeFileSettings", 0x5F, bytes([file_no]), settings.to_change_bytes(), mode)
 
-    def get_file_counters(self, file_no: int = NDEF_FILE_NO) -> int:
-        """Read SDMReadCtr of the SDM file (Full when authenticated)."""
-        data = self._command("GetFileCounters", 0xF6, bytes([file_no]), mode=CommMode.FULL)
-        if len(data) != 5:
-            raise ResponseError(f"GetFileCounters returned {len(data)} bytes, expected 5")
-        return int.from_bytes(data[:3], "little")
-
     def read_data(self, file_no: int, offset: int = 0, length: int = 0,
                   comm_mode: CommMode = CommMode.PLAIN) -> bytes:
         """Read file data in the file's CommMode (length 0 = to the end of the file, one APDU)."""
@@ -281,7 +274,7 @@ class Ntag424Session:
         """Read the whole NDEF file with one native ReadData, as SDM mirrors it for a phone."""
         if self.authenticated:
             raise NotAuthenticatedError("an authenticated read shows placeholders; read the SUN before authenticating")
-        return self._command("ReadData", 0xAD, bytes([NDEF_FILE_NO]) + _le3(0) + _le3(0))
+        return self._read_once(NDEF_FILE_NO, 0, 0, CommMode.PLAIN)
 
     def read_ndef_as_phone(self) -> str:
         """Do a phone's Type 4 Tag NDEF detection with ISO commands and return the URL it would open."""

@@ -16,8 +16,6 @@ from tagsmith import ConfigError, VerificationError
 from . import crypto, fastaes
 
 FileKey = Union[bytes, Callable[[bytes], bytes]]
-SV2_PREFIX = crypto.SV_SDM_MAC
-SV1_PREFIX = crypto.SV_SDM_ENC
 PICC_TAGS = {0xC7: (True, True), 0x87: (True, False), 0x40: (False, True)}
 _ENDS = "&#"
 
@@ -64,7 +62,8 @@ class SunVerifier:
         self._names = {"picc": picc_param, "mac": mac_param, "enc": enc_param, "uid": uid_param, "ctr": ctr_param}
         self._marks = {p: ("?" + p + "=", "&" + p + "=") for p in {*self._names.values(), mac_input_from} if p}
         self._mac_input_from = mac_input_from
-        self._fast = fastaes.fast_pair(self._meta, self._file, self._file_k1) if self._file and self._meta else None
+        self._fast = fastaes.fast_pair(self._meta, self._file, self._file_k1, crypto.SV_SDM_MAC) \
+            if self._file and self._meta else None
 
     def _find(self, url: str, query: int, param: str) -> int:
         """Index where ``param``'s value starts, or -1."""
@@ -95,13 +94,10 @@ class SunVerifier:
         if self._fast is not None and picc_at >= 0:
             plain, mact = self._fast(self._fixed(url, picc_at, 32, names["picc"]), message)
             if plain[0] == 0xC7:  # UID and counter: the common case, done in C calls only
-                valid = hmac.compare_digest(mact, mac)
-                if valid and names["enc"] in url:
-                    return self._result(url, query, plain[1:8], int.from_bytes(plain[8:11], "little"), valid)
-                return SunResult(plain[1:8], int.from_bytes(plain[8:11], "little"), valid, None)
+                return self._result(url, query, plain[1:8], int.from_bytes(plain[8:11], "little"),
+                                    hmac.compare_digest(mact, mac))
         uid, ctr = self._identity(url, query, picc_at)
-        sv2 = SV2_PREFIX + (uid or b"") + (b"" if ctr is None else ctr.to_bytes(3, "little"))
-        mac_key = self._session_key(uid, sv2 + bytes(16 - len(sv2)))
+        mac_key = self._session_key(uid, crypto.sdm_session_vectors(uid, ctr)[1])
         valid = hmac.compare_digest(fastaes.cmac_once(mac_key, message)[1::2], mac)
         return self._result(url, query, uid, ctr, valid)
 
@@ -159,10 +155,8 @@ class SunVerifier:
         if uid is None or ctr is None:
             raise VerificationError("encrypted file data needs both UID and counter mirrored")
         data = _hex(url[at:end], self._names["enc"])
-        sv1 = SV1_PREFIX + uid + ctr.to_bytes(3, "little")
-        enc_key = self._session_key(uid, sv1)
-        iv = crypto.ecb_encrypt(enc_key, ctr.to_bytes(3, "little") + bytes(13))
-        return crypto.cbc_decrypt(enc_key, data, iv)
+        enc_key = crypto.AesKey(self._session_key(uid, crypto.sdm_session_vectors(uid, ctr)[0]))
+        return enc_key.cbc_decrypt(data, enc_key.ecb_encrypt(ctr.to_bytes(3, "little") + bytes(13)))
 
 
 _VERIFIERS: dict[tuple, SunVerifier] = {}

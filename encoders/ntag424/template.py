@@ -114,6 +114,13 @@ class RenderedTemplate:
         """The mirror of that kind (picc, uid, ctr, enc, cmac), or None."""
         return next((m for m in self.mirrors if m.kind == kind), None)
 
+    def sdm_layout(self) -> dict:
+        """Where the mirrors and the MAC input sit, as a manifest's ``sdm`` field records it (docs/manifest.md)."""
+        return {"url": self.url, "mac_input_offset": self.mac_input_offset, "mac_input_param": self.mac_input_param,
+                "verifier_params": self.verifier_params(),
+                "mirrors": [{"kind": m.kind, "offset": m.offset, "length": m.length, "param": m.param}
+                            for m in self.mirrors]}
+
     def matches_file(self, file_bytes: bytes) -> bool:
         """True when a chip's NDEF file equals this one everywhere except inside the chip's mirrors."""
         got = file_bytes[:len(self.ndef_file)]

@@ -689,7 +689,12 @@ class SimulatedNtag424:
         return b"", SW.OK
 
     def _iso_target(self, p1: int, p2: int) -> tuple[FileSettings | None, int, int]:
-        """Resolve (file, offset) from P1-P2: short-FID form or the selected file (ref §7)."""
+        """Resolve (file, offset) from P1-P2: short-FID form or the selected file (ref §7).
+
+        ISO reads and updates are refused in authenticated state (ref §15.14), before anything else.
+        """
+        if self._session is not None:
+            return None, 0, SW.ISO_SECURITY_STATUS
         if p1 & 0x80:
             if p1 & 0x60:
                 return None, 0, SW.ISO_WRONG_P1P2
@@ -706,8 +711,6 @@ class SimulatedNtag424:
                   previous: tuple[str, bytes] | None) -> tuple[bytes, int]:
         if data:
             return b"", SW.ISO_WRONG_LENGTH
-        if self._session is not None:
-            return b"", SW.ISO_SECURITY_STATUS  # ISO read refused in authenticated state
         settings, offset, sw = self._iso_target(p1, p2)
         if settings is None:
             return b"", sw
@@ -735,8 +738,6 @@ class SimulatedNtag424:
     def _iso_update(self, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
         if not data:
             return b"", SW.ISO_WRONG_LENGTH
-        if self._session is not None:
-            return b"", SW.ISO_SECURITY_STATUS  # ISO update refused in authenticated state
         settings, offset, sw = self._iso_target(p1, p2)
         if settings is None:
             return b"", sw
@@ -854,12 +855,6 @@ class SimulatedNtag424:
         """Replace the non-volatile state and power-cycle (volatile state resets)."""
         self._nv = state.copy()
         self._reset_volatile()
-
-    def set_read_counter(self, value: int) -> None:
-        """Testing hook: set SDMReadCtr (e.g. to reach a published SUN vector's counter)."""
-        if not 0 <= value <= 0xFFFFFF:
-            raise ValueError("SDMReadCtr is a 24-bit counter")
-        self._nv.sdm_read_ctr = value
 
 
 #: Native commands taking only their data: INS -> handler name (built once, not per APDU).

@@ -143,15 +143,15 @@ class FileSettings:
 def factory_settings() -> dict[int, FileSettings]:
     """Delivery settings (ref §3.1 table): 01 Plain E/0/0/0, 02 Plain E/E/E/0, 03 Full 2/3/3/0."""
     return {
-        1: FileSettings(1, 32, COMM_PLAIN, read=FREE, write=0, read_write=0, change=0),
-        2: FileSettings(2, 256, COMM_PLAIN, read=FREE, write=FREE, read_write=FREE, change=0),
-        3: FileSettings(3, 128, COMM_FULL, read=2, write=3, read_write=3, change=0),
+        1: FileSettings(1, SIZES[1], COMM_PLAIN, read=FREE, write=0, read_write=0, change=0),
+        2: FileSettings(2, SIZES[2], COMM_PLAIN, read=FREE, write=FREE, read_write=FREE, change=0),
+        3: FileSettings(3, SIZES[3], COMM_FULL, read=2, write=3, read_write=3, change=0),
     }
 
 
 def factory_contents() -> dict[int, bytearray]:
     """Delivery contents: CC file per ref §3.2, NDEF and proprietary files all zero."""
-    return {1: bytearray(FACTORY_CC), 2: bytearray(256), 3: bytearray(128)}
+    return {1: bytearray(FACTORY_CC), 2: bytearray(SIZES[2]), 3: bytearray(SIZES[3])}
 
 
 def parse_settings(current: FileSettings, data: bytes, *, counter_after: int = 0) -> FileSettings:

@@ -39,19 +39,26 @@ def test_sdm_sv2_pads_when_only_uid_is_mirrored():
     assert sv2 == h("3CC30001008004DE5F1EACC040") + bytes(3) and len(sv1) == 13
 
 
-def test_cmac_matches_pycryptodome_and_the_fast_path():
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-library", "AES.new-fallback"])
+def test_cmac_and_block_keys_match_pycryptodome_on_both_paths(monkeypatch, raw):
+    if not raw:
+        monkeypatch.setattr(fastaes, "_RAW", None)  # as on a pycryptodome whose library layout differs
+    assert fastaes.using_raw_library() is (raw and fastaes._RAW is not None)
     for length in (0, 1, 15, 16, 17, 32, 38, 100):
         key, message = os.urandom(16), os.urandom(length)
-        expected = CMAC.new(key, message, ciphermod=AES).digest()
-        assert crypto.cmac(key, message) == expected == fastaes.cmac_once(key, message)
+        assert crypto.cmac(key, message) == CMAC.new(key, message, ciphermod=AES).digest()
+        blocks = message[:len(message) // 16 * 16] or bytes(16)
+        block_key = fastaes.block_key(key)
+        assert block_key.encrypt(blocks) == AES.new(key, AES.MODE_ECB).encrypt(blocks)
+        assert block_key.decrypt(blocks) == AES.new(key, AES.MODE_ECB).decrypt(blocks)
 
 
 def test_expanded_key_matches_pycryptodome_for_every_operation():
+    key = os.urandom(16)
+    aes = crypto.AesKey(key)  # one object for every length: the kept subkey must serve them all
     for length in (0, 1, 15, 16, 17, 32, 38, 100):
-        key, message = os.urandom(16), os.urandom(length)
-        aes = crypto.AesKey(key)
+        message = os.urandom(length)
         assert aes.cmac(message) == CMAC.new(key, message, ciphermod=AES).digest()
-        assert aes.cmac(message) == aes.cmac(message)  # subkeys are kept, not recomputed wrongly
         if length % 16 == 0:
             iv = os.urandom(16)
             assert aes.ecb_encrypt(message) == AES.new(key, AES.MODE_ECB).encrypt(message)
