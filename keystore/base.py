@@ -165,7 +165,7 @@ class Keystore(ABC):
                              "revealing it would reveal the key set's master; the resolver gets it by keys export")
         key = self.chip_key(ref)
         self._log("derive-reveal", key_set=ref.key_set, slot=ref.slot, version=ref.version,
-                  uid=ref.uid.hex().upper() if ref.uid else None, fingerprint=self._fingerprint(rec, loc))
+                  uid=ref.uid.hex().upper() if ref.uid else None, fingerprint=self._fp_of(*loc))
         return key
 
     # ---- changing -----------------------------------------------------------------------
@@ -311,9 +311,6 @@ class Keystore(ABC):
 
     def _fp_of(self, key_set: str, slot: int, version: int) -> str:
         return self._meta["key_sets"][key_set]["slots"][str(slot)]["versions"][str(version)]["fingerprint"]
-
-    def _fingerprint(self, rec: dict, loc: Loc) -> str:
-        return rec["slots"][str(loc[1])]["versions"][str(loc[2])]["fingerprint"]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

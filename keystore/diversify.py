@@ -6,27 +6,16 @@ for a short M the standard CMAC would differ, so this is built from AES-ECB dire
 
 from __future__ import annotations
 
-from Crypto.Cipher import AES
+from tagsmith.encoders.ntag424 import fastaes
+from tagsmith.encoders.ntag424.crypto import cmac_subkeys_from_l
 
 DIV_CONSTANT_AES128 = 0x01
 MAX_INPUT = 31
 
 
-def _shift_left(block: bytes) -> bytes:
-    value = (int.from_bytes(block, "big") << 1) & ((1 << 128) - 1)
-    return value.to_bytes(16, "big")
-
-
 def cmac_subkeys(encrypt_block) -> tuple[bytes, bytes]:
     """K1 and K2 from L = E(K, 0^16) (NIST SP 800-38B), given the key's block encryption."""
-    l_block = encrypt_block(bytes(16))
-    k1 = _shift_left(l_block)
-    if l_block[0] & 0x80:
-        k1 = k1[:15] + bytes([k1[15] ^ 0x87])
-    k2 = _shift_left(k1)
-    if k1[0] & 0x80:
-        k2 = k2[:15] + bytes([k2[15] ^ 0x87])
-    return k1, k2
+    return cmac_subkeys_from_l(encrypt_block(bytes(16)))
 
 
 def padded_diversification_block(m: bytes, k1: bytes, k2: bytes) -> bytes:
@@ -49,7 +38,7 @@ class Diversifier:
     def __init__(self, master: bytes) -> None:
         if len(master) != 16:
             raise ValueError("AES-128 master key must be 16 bytes")
-        self._encrypt = AES.new(master, AES.MODE_ECB).encrypt
+        self._encrypt = fastaes.block_key(master).encrypt
         self._k1, self._k2 = cmac_subkeys(self._encrypt)
 
     def __repr__(self) -> str:  # the expanded key stays out of logs and tracebacks

@@ -17,6 +17,7 @@ from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError, Veri
 from tagsmith.keystore import KeyRef, init_keystore, open_keystore
 from tagsmith.keystore.audit import read_audit
 from tagsmith.keystore.diversify import diversification_input, diversify_aes128
+from tagsmith.keystore.model import fingerprint_from_kcv
 from tagsmith.keystore.signing import verify_manifest
 
 UID = bytes.fromhex("04A1B2C3D4E5F6")
@@ -72,6 +73,19 @@ def test_import_rules(populated, workspace, passphrase):
         populated.import_master("prod", 4, MASTER)
     assert [v.version for v in populated.info("prod").versions[4]] == [1]  # nothing half-added
     assert [v.version for v in open_keystore(workspace, passphrase).info("prod").versions[4]] == [1]
+
+
+def test_a_refused_import_leaves_no_cached_key_behind(populated, workspace, passphrase):
+    """The refused import had expanded its key at (prod, 4, 2); the next key stored there must not reuse it."""
+    populated.import_master("prod", 0, MASTER, version=9)
+    with pytest.raises(StateError, match="already stored"):
+        populated.import_master("prod", 4, MASTER)
+    assert populated.rotate("prod", 4).version == 2  # a stale check value would call it a duplicate too
+    rotated = populated.chip_key(KeyRef("prod", 4, 2, UID))
+    with open_keystore(workspace, passphrase) as fresh:  # nothing cached: everything from the stored key
+        assert fresh.chip_key(KeyRef("prod", 4, 2, UID)) == rotated
+        assert fresh.info("prod").versions[4][-1].fingerprint == populated.info("prod").versions[4][-1].fingerprint
+        assert fresh.info("prod").versions[4][-1].fingerprint == fingerprint_from_kcv(fresh._check_value(("prod", 4, 2)))
 
 
 def test_unknown_key_set_version_and_duplicate_create(populated):

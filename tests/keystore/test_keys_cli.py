@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tagsmith import ConfigError, KeystoreError, StateError
+from tagsmith import ConfigError, KeystoreError, StateError, VerificationError
 from tagsmith.cli import app
 from tagsmith.keystore import open_keystore
 from tagsmith.keystore.audit import read_audit
@@ -76,6 +76,15 @@ def test_keys_workflow(cli, tmp_path, rsa_pair):
         assert derived["key"] == store.chip_key(KeyRef("lamp", 3, 2, bytes.fromhex(UID))).hex().upper()
     assert [r["op"] for r in read_audit(cli.home / "audit.log")] == \
         ["init"] + ["create"] * 5 + ["import", "import", "rotate", "export", "derive-reveal"]
+    audit = json.loads(_ok(cli("keys", "audit", "--last", "2", "--json")).stdout)
+    assert audit["intact"] and audit["records"] == 11 and [r["op"] for r in audit["last"]] == ["export", "derive-reveal"]
+    assert "hash chain intact" in _ok(cli("keys", "audit")).stdout
+    log = cli.home / "audit.log"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:3] + lines[4:]))  # someone deletes the record of one key creation
+    tampered = cli("keys", "audit", "--json")
+    assert isinstance(tampered.exception, VerificationError) and "record 3" in str(tampered.exception)
+    assert json.loads(tampered.stdout)["first_broken"] == 3
 
 
 def test_derive_needs_reveal_and_warns(cli):
