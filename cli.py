@@ -91,7 +91,8 @@ sun_app = typer.Typer(help="SUN URLs: verify a tapped URL, show what a URL templ
 app.add_typer(sun_app, name="sun")
 
 
-def _sun_key(value: str, option: str) -> bytes:
+def _key_arg(value: str, option: str) -> bytes:
+    """A 16-byte key option; a bad one is refused without echoing it."""
     from tagsmith.keystore.model import parse_key_hex
 
     return parse_key_hex(value, option)
@@ -115,8 +116,8 @@ def sun_verify(
     from tagsmith.encoders.ntag424.sun import verify_sun_url
 
     result = verify_sun_url(
-        url, meta_key=_sun_key(meta_key, "--meta-key") if meta_key else None,
-        file_key=_sun_key(file_key, "--file-key"), picc_param=picc_param, mac_param=mac_param,
+        url, meta_key=_key_arg(meta_key, "--meta-key") if meta_key else None,
+        file_key=_key_arg(file_key, "--file-key"), picc_param=picc_param, mac_param=mac_param,
         enc_param=enc_param, uid_param=uid_param, ctr_param=ctr_param, mac_input_from=mac_input_from)
     data = {"uid": result.uid.hex().upper() if result.uid else None, "read_counter": result.read_counter,
             "cmac_valid": result.cmac_valid, "file_data": result.file_data.hex().upper() if result.file_data else None}
@@ -312,6 +313,29 @@ def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json:
     emit(data, as_json, lambda: console.print(f"rotated: {ref} is now current (fingerprint {fp})"))
 
 
+@keys_app.command("audit")
+def keys_audit(ctx: typer.Context, last: Annotated[int, typer.Option("--last", help="Show the newest N records.")] = 20,
+               as_json: JsonFlag = False) -> None:
+    """Show the key operations recorded in audit.log and check its hash chain (exit 6 if it was edited)."""
+    from tagsmith import VerificationError
+    from tagsmith.keystore.audit import read_audit, verify_chain
+
+    path = state(ctx).workspace.audit_log
+    records, broken = read_audit(path), verify_chain(path)
+    data = {"path": str(path), "records": len(records), "intact": broken is None, "first_broken": broken,
+            "last": records[-last:] if last > 0 else []}
+
+    def render() -> None:
+        for r in data["last"]:
+            detail = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("time", "op", "user", "host", "prev"))
+            console.print(f"{r.get('time')}  {r.get('op'):<14} {r.get('user')}@{r.get('host')}  {detail}", soft_wrap=True)
+        console.print(f"{len(records)} records; hash chain {'intact' if broken is None else 'BROKEN'}")
+
+    emit(data, as_json, render)
+    if broken is not None:
+        raise VerificationError(f"audit log {path} was edited: record {broken} does not follow the one before it")
+
+
 @keys_app.command("export")
 def keys_export(
     ctx: typer.Context,
@@ -386,10 +410,7 @@ def keys_diversify(
         _hex_arg(uid, "--uid") + _hex_arg(aid, "--aid") + _hex_arg(system_id, "--system-id")
     if not 1 <= len(m) <= MAX_INPUT:
         raise ConfigError(f"diversification input must be 1..{MAX_INPUT} bytes, got {len(m)}")
-    master_key = _hex_arg(master, "--master")
-    if len(master_key) != 16:
-        raise ConfigError("--master must be 16 bytes (32 hex digits)")
-    data = {"input": m.hex().upper(), "key": diversify_aes128(master_key, m).hex().upper()}
+    data = {"input": m.hex().upper(), "key": diversify_aes128(_key_arg(master, "--master"), m).hex().upper()}
     emit(data, as_json, lambda: console.print(data["key"]))
 # ---------------------------------------------------------------- end section: keys
 
@@ -411,11 +432,9 @@ def _store(ctx: typer.Context):
 
 
 def _manifest_signer(ctx: typer.Context):
-    """(signer, public key PEM, diversification scheme) from the workspace keystore's manifest key."""
-    from tagsmith.keystore import DIVERSIFICATION_SCHEME
-
+    """(signer, public key PEM, keystore) from the workspace keystore's manifest key."""
     keystore = _open_keys(ctx)
-    return keystore.sign_manifest, keystore.manifest_public_key_pem(), DIVERSIFICATION_SCHEME, keystore
+    return keystore.sign_manifest, keystore.manifest_public_key_pem(), keystore
 
 
 def _sdm_layout(product, serial: str | None, lot: str | None) -> dict[str, Any] | None:
@@ -424,13 +443,7 @@ def _sdm_layout(product, serial: str | None, lot: str | None) -> dict[str, Any] 
 
     if serial is None:
         return None
-    template = compile_template(product.url_template)
-    values = {"gtin": product.gtin, "serial": serial, "lot": lot}
-    rendered = template.render(**{name: values.get(name) for name in template.static_names})
-    return {"url": rendered.url, "mac_input_offset": rendered.mac_input_offset,
-            "mac_input_param": rendered.mac_input_param, "verifier_params": rendered.verifier_params(),
-            "mirrors": [{"kind": m.kind, "offset": m.offset, "length": m.length, "param": m.param}
-                        for m in rendered.mirrors]}
+    return compile_template(product.url_template).render(gtin=product.gtin, serial=serial, lot=lot).sdm_layout()
 
 
 def _product_dict(record) -> dict[str, Any]:
@@ -565,6 +578,7 @@ def manifest_export(
     """Export the batch's encoded units as a manifest signed with the line's manifest key (QA must have accepted it)."""
     from tagsmith import ConfigError
     from tagsmith.batches.manifest import export_manifest
+    from tagsmith.keystore import DIVERSIFICATION_SCHEME
     from tagsmith.provision.qa import release_check, release_override
 
     if reason is not None and not without_qa:
@@ -574,10 +588,10 @@ def manifest_export(
         first = next(store.units(batch, ("encoded", "verified")), None)
         record = store.batch(batch)
         layout = _sdm_layout(store.batch_product(batch), first.serial if first else None, record.lot)
-        signer, public_pem, scheme, keystore = _manifest_signer(ctx)
+        signer, public_pem, keystore = _manifest_signer(ctx)
         with keystore:
             result = export_manifest(store, batch, out, signer=signer, public_key_pem=public_pem, fmt=fmt,
-                                     sdm_layout=layout, diversification=scheme, qa=qa)
+                                     sdm_layout=layout, diversification=DIVERSIFICATION_SCHEME, qa=qa)
         if without_qa:
             store.record_qa_override(batch, qa["reason"], qa["by"], result.manifest_id)
     data = {"manifest_id": result.manifest_id, "path": str(result.path), "signature": str(result.signature_path),
@@ -632,7 +646,7 @@ def manifest_merge(
     from tagsmith.batches.merge import MergeConflictError, merge_manifests
 
     with _store(ctx) as store:
-        signer, public_pem, _, keystore = _manifest_signer(ctx)
+        signer, public_pem, keystore = _manifest_signer(ctx)
         with keystore:
             try:
                 result = merge_manifests(files, out, signer=signer, public_key_pem=public_pem, store=store,
@@ -677,7 +691,8 @@ def readers(as_json: JsonFlag = False) -> None:
     emit(found, as_json, render)
 
 
-tag_app = typer.Typer(help="Look at the tag on a reader, without authenticating.", no_args_is_help=True)
+tag_app = typer.Typer(help="One tag on a reader: look at it (info, verify: no authentication) or reset it "
+                                "for rework.", no_args_is_help=True)
 app.add_typer(tag_app, name="tag")
 
 
@@ -889,19 +904,6 @@ _RESULT_STYLE = {"encoded": "bold green", "resumed": "bold green", "verified": "
                  "refused": "bold yellow", "failed": "bold red", "torn": "bold red"}
 
 
-def _station_context(ctx: typer.Context, store: Any, keys: Any, batch_id: str, station_name: str | None,
-                     allow_simulator_signature: bool) -> Any:
-    """Resolve batch, product and keys once per run: a bad batch or key policy fails before any tag."""
-    import socket
-
-    from tagsmith.provision.encode import EncodeContext
-
-    batch = store.batch(batch_id)
-    return EncodeContext(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
-                         station=station_name or socket.gethostname(), lot=batch.lot,
-                         allow_simulator_signature=allow_simulator_signature)
-
-
 def _label_hook(store: Any, ctx_enc: Any, printer: str | None, layout_name: str | None, dpi: int):
     """Print each newly encoded unit's ZPL label to ``printer`` and record it, or None."""
     if not printer:
@@ -916,6 +918,7 @@ class _OperatorView:
 
     def __init__(self, store: Any, batch_id: str) -> None:
         self.store, self.batch_id = store, batch_id
+        self.quantity = store.batch(batch_id).quantity
         self.last: Any = None
         self.errors: list[str] = []
         self.counts: dict[str, int] = {}
@@ -938,8 +941,8 @@ class _OperatorView:
         from rich.table import Table
         from rich.text import Text
 
-        progress = self.store.batch_progress(self.batch_id)
-        done = progress.by_state.get("encoded", 0) + progress.by_state.get("verified", 0)
+        counts = self.store.unit_counts(self.batch_id)
+        done = counts.get("encoded", 0) + counts.get("verified", 0)
         if self.last is None:
             big = Text(self.message, style="bold")
         else:
@@ -953,9 +956,9 @@ class _OperatorView:
         finished = self.counts.get("encoded", 0) + self.counts.get("resumed", 0)
         stats = Table.grid(padding=(0, 2))
         stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in ("encoded", "resumed", "refused", "failed", "torn")))
-        stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{progress.quantity}")
+        stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{self.quantity}")
         bar = Table.grid()
-        bar.add_row(ProgressBar(total=max(progress.quantity, 1), completed=done, width=50))
+        bar.add_row(ProgressBar(total=max(self.quantity, 1), completed=done, width=50))
         errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
         return Group(Panel(big, title=f"station · batch {self.batch_id}"), stats, bar, Panel(errors, title="last errors"))
 
@@ -981,15 +984,19 @@ def station_run(
     as_json: JsonFlag = False,
 ) -> None:
     """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
+    import socket
+
     from tagsmith import ConfigError
     from tagsmith.provision import station
-    from tagsmith.provision.demo import sim_pool
+    from tagsmith.provision.encode import EncodeContext
+    from tagsmith.provision.simpool import sim_pool
 
     if sim == (reader is not None):
         raise ConfigError("choose one tag source: --reader NAME or --sim")
     ws = state(ctx).workspace
     with _store(ctx) as store, _open_keys(ctx) as keys:
-        enc = _station_context(ctx, store, keys, batch, station_name, allow_simulator_signature or sim)
+        enc = EncodeContext.for_batch(store, keys, batch, station_name or socket.gethostname(),
+                                      allow_simulator_signature=allow_simulator_signature or sim)
         hook = _label_hook(store, enc, label_printer, layout, dpi)
         view = _OperatorView(store, batch)
         if sim:
@@ -1047,7 +1054,7 @@ def tag_verify(
     """Check one unit as a phone would (tag) or as the resolver would (URL), against the database."""
     from tagsmith import ConfigError, VerificationError
     from tagsmith.provision.check import check_connection, check_url
-    from tagsmith.provision.demo import sim_pool
+    from tagsmith.provision.simpool import sim_pool
 
     if sum(x is not None for x in (reader, sim, url)) != 1:
         raise ConfigError("give exactly one of --reader NAME, --sim UID or --url URL")
@@ -1213,7 +1220,7 @@ def qa_scan(
         say(f"plan {plan.id}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
             f"reject at {plan.reject}")
         if sim:
-            from tagsmith.provision.demo import sim_pool
+            from tagsmith.provision.simpool import sim_pool
 
             lines = iter(label_line, None)
             for result in scan_simulated(session, sim_pool(state(ctx).workspace), lines):

@@ -177,12 +177,12 @@ class BatchStore:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
+                self.conn.execute("COMMIT")
+            except BaseException:  # a failed COMMIT (disk full, I/O) rolls back too
                 self._stations_pending.clear()
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
         finally:
             if durable:
                 self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -217,10 +217,15 @@ class BatchStore:
         return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        """One row as a dict (plain sqlite3: the station calls this many times per tag)."""
+        """One row as a dict (plain sqlite3: the station calls this many times per tag).
+
+        Also for ``... RETURNING *``: the row is read and the statement finished here.
+        """
         cursor = self.conn.execute(sql, tuple(params))
         row = cursor.fetchone()
-        return None if row is None else dict(zip((d[0] for d in cursor.description), row))
+        found = None if row is None else dict(zip((d[0] for d in cursor.description), row))
+        cursor.close()
+        return found
 
     # ---------------------------------------------------------------- products
     def add_product(self, product: Product) -> tuple[ProductRecord, bool]:
@@ -365,10 +370,13 @@ class BatchStore:
 
     def batch_progress(self, batch_id: str) -> BatchProgress:
         batch = self.batch(batch_id)
-        counts = dict(self.conn.execute("SELECT state, COUNT(*) FROM units WHERE batch_id = ? GROUP BY state",
-                                        (batch_id,)).fetchall())
         minted = self.conn.execute("SELECT COUNT(*) FROM serials WHERE batch_id = ?", (batch_id,)).fetchone()[0]
-        return BatchProgress(batch_id, batch.quantity, minted, batch.allocated, counts)
+        return BatchProgress(batch_id, batch.quantity, minted, batch.allocated, self.unit_counts(batch_id))
+
+    def unit_counts(self, batch_id: str) -> dict[str, int]:
+        """Units per state (an index-only count: cheap enough for a live view after every tag)."""
+        return dict(self.conn.execute("SELECT state, COUNT(*) FROM units WHERE batch_id = ? GROUP BY state",
+                                      (batch_id,)).fetchall())
 
     # ---------------------------------------------------------------- units (the station's calls)
     def allocate_unit(self, batch_id: str, uid: bytes, station: str, *, after_reset: bool = False,
@@ -383,9 +391,8 @@ class BatchStore:
         """
         uid = _check_uid(uid)
         with self._write(durable=True) as c:
-            row = self._one("SELECT * FROM units WHERE uid = ? ORDER BY state = 'voided', id DESC LIMIT 1", (uid,))
-            if row is not None and not (after_reset and row["state"] == "voided"):
-                unit = Unit.from_row(row)
+            unit = self.unit_by_uid(uid)
+            if unit is not None and not (after_reset and unit.state == "voided"):
                 if unit.batch_id != batch_id:
                     raise StateError(f"tag {uid.hex().upper()} already belongs to batch {unit.batch_id} (serial {unit.serial})")
                 if unit.state == "voided":
@@ -402,11 +409,10 @@ class BatchStore:
                 raise StateError(f"batch {batch_id} has no serial #{seq} minted (run mint_serials)")
             now = self._touch_station(station)
             state, encoding_at = ("encoding", now) if start_encoding else ("allocated", None)
-            cur = c.execute("INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, encoding_at, "
-                            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                            (batch_id, found[0], uid, state, station, now, encoding_at, now))
-            unit = Unit.from_row(dict(zip((d[0] for d in cur.description), cur.fetchone())))
-            cur.close()
+            unit = Unit.from_row(self._one(
+                "INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, encoding_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *", (batch_id, found[0], uid, state, station, now,
+                                                                encoding_at, now)))
             c.execute("UPDATE batches SET allocated = ? WHERE id = ?", (seq, batch_id))
             self._event(unit.id, "allocated", {"serial": found[0], "uid": uid.hex().upper()}, station, now)
             if start_encoding:
@@ -442,18 +448,16 @@ class BatchStore:
         """
         if not step or len(step) > 64:
             raise ConfigError("step name must be 1-64 characters")
-        if station not in self._stations_touched:
-            self._touch_station_outside(station)
+        if station not in self._stations_touched:  # a station first seen here needs its row (foreign key)
+            with self._write():
+                self._touch_station(station)
         cursor = self.conn.execute(
             "INSERT INTO unit_events (unit_id, event, detail, station, at) "
             "SELECT u.id, 'step', ?, ?, ? FROM units u JOIN batches b ON b.id = u.batch_id "
             "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'",
             (json.dumps({"step": step}), station, self._now(), unit_id))
         if cursor.rowcount != 1:
-            unit = self.unit(unit_id)
-            if unit.state != "encoding":
-                raise StateError(f"unit {unit.serial} is {unit.state}; cannot record step {step}")
-            raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
+            raise self._refusal(unit_id, ("encoding",), f"step {step}")
 
     def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str) -> Unit:
         """The chip is personalised: record its key versions and SDM read counter."""
@@ -514,7 +518,7 @@ class BatchStore:
         The allowed states and the open batch are conditions of the UPDATE itself, which returns
         the changed row; only a refused change reads more, to say why.
         """
-        with self._write() as c:
+        with self._write():
             now = self._touch_station(station)
             values = {k: (now if v is None else v) for k, v in columns.items()}
             values.update(updated_at=now, **({"state": new_state} if new_state else {}))
@@ -522,19 +526,21 @@ class BatchStore:
                 values["station"] = station
             assignments = ", ".join(f"{k} = ?" for k in values)
             open_batch = " AND batch_id IN (SELECT id FROM batches WHERE state = 'open')" if encoding else ""
-            cursor = c.execute(f"UPDATE units SET {assignments} WHERE id = ? AND state IN "
-                               f"({', '.join('?' * len(allowed))}){open_batch} RETURNING *",
-                               (*values.values(), unit_id, *allowed))
-            row = cursor.fetchone()
+            row = self._one(f"UPDATE units SET {assignments} WHERE id = ? AND state IN "
+                            f"({', '.join('?' * len(allowed))}){open_batch} RETURNING *",
+                            (*values.values(), unit_id, *allowed))
             if row is None:
-                unit = self.unit(unit_id)
-                if unit.state not in allowed:
-                    raise StateError(f"unit {unit.serial} is {unit.state}; cannot record {event}")
-                raise StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
-            unit = Unit.from_row(dict(zip((d[0] for d in cursor.description), row)))
-            cursor.close()
+                raise self._refusal(unit_id, allowed, event)
+            unit = Unit.from_row(row)
             self._event(unit_id, event, detail, station, now)
         return unit
+
+    def _refusal(self, unit_id: int, allowed: tuple[str, ...], what: str) -> StateError:
+        """Why a guarded change matched no row: the unit's state, or its closed batch (or no such unit)."""
+        unit = self.unit(unit_id)
+        if unit.state not in allowed:
+            return StateError(f"unit {unit.serial} is {unit.state}; cannot record {what}")
+        return StateError(f"batch {unit.batch_id} is closed; unit {unit.serial} cannot be encoded")
 
     def _touch_station(self, station: str | None) -> str:
         """Now; and the station's row: made on first use, its last_seen refreshed at most once a minute.
@@ -543,18 +549,14 @@ class BatchStore:
         the station's SQL. What this process touched counts only once its transaction commits.
         """
         now = self._now()
-        if station is not None:
-            self._check_station(station)
-            if time.monotonic() - self._stations_touched.get(station, -STATION_TOUCH_SECONDS) >= STATION_TOUCH_SECONDS:
-                self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
-                                  (station, now, now, now))
-                self._stations_pending.add(station)
+        if station is not None and \
+                time.monotonic() - self._stations_touched.get(station, -STATION_TOUCH_SECONDS) >= STATION_TOUCH_SECONDS:
+            if not _NAME.fullmatch(station):
+                raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
+            self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
+                              (station, now, now, now))
+            self._stations_pending.add(station)
         return now
-
-    @staticmethod
-    def _check_station(station: str | None) -> None:
-        if station is not None and not _NAME.fullmatch(station):
-            raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
 
     def _event(self, unit_id: int, event: str, detail: dict[str, Any] | None, station: str | None, now: str) -> None:
         self.conn.execute("INSERT INTO unit_events (unit_id, event, detail, station, at) VALUES (?, ?, ?, ?, ?)",
@@ -610,11 +612,13 @@ class BatchStore:
     def bulk_encoded(self, batch_id: str, chips: Iterable[tuple[bytes, dict[int, int], int]], station: str) -> int:
         """Allocate and mark encoded many chips (uid, key versions, read counter) in one transaction.
 
-        For benchmarks and imports from another system: it writes no per-unit events.
+        For benchmarks and tests that need many encoded units fast: it writes no per-unit events.
         """
-        now = self._touch_station_outside(station)
         with self._write() as c:
+            now = self._touch_station(station)
             batch = self.batch(batch_id)
+            if not batch.is_open:
+                raise StateError(f"batch {batch_id} is closed")
             serials = c.execute("SELECT serial FROM serials WHERE batch_id = ? AND seq > ? ORDER BY seq",
                                 (batch_id, batch.allocated))
             count = 0
@@ -632,10 +636,6 @@ class BatchStore:
                           "allocated_at, encoded_at, updated_at) VALUES (?, ?, ?, 'encoded', ?, ?, ?, ?, ?, ?)", rows())
             c.execute("UPDATE batches SET allocated = allocated + ? WHERE id = ?", (count, batch_id))
         return count
-
-    def _touch_station_outside(self, station: str) -> str:
-        with self._write():
-            return self._touch_station(station)
 
     # ---------------------------------------------------------------- QA (issue 8: provision/qa.py)
     def record_qa_plan(self, plan: QaPlanRecord) -> None:

@@ -32,7 +32,6 @@ from .records import ManifestRecord
 
 SCHEMA_NAME = "tagsmith-manifest"
 SCHEMA_VERSION = 1
-DEFAULT_DIVERSIFICATION = "AN10922-AES128"
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("serial", "uid", "url", "key_versions", "encoded_at", "station", "encode_counter",
                "verified_counter", "qa")
@@ -91,7 +90,7 @@ def _public_key(pem: str) -> ECC.EccKey:
 # ---------------------------------------------------------------- writing
 def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
                     fmt: str = "jsonl", sdm_layout: Mapping[str, Any] | None = None,
-                    diversification: str = DEFAULT_DIVERSIFICATION, qa: Mapping[str, Any] | None = None) -> ExportResult:
+                    diversification: str, qa: Mapping[str, Any] | None = None) -> ExportResult:
     """Export the batch's encoded units as a signed manifest and record it in the database.
 
     ``qa`` is the release's QA record for the header (provision/qa.py release_check / release_override).

@@ -20,6 +20,7 @@ from .serials import SerialFormat
 
 PLACEHOLDERS = frozenset({"gtin", "serial", "lot", "picc", "cmac", "enc", "uid", "ctr"})
 SLOTS = range(0, 5)  # NTAG 424 DNA application keys 0..4
+MAX_SYSTEM_ID = 23  # AN10922 M = UID(7) || slot(1) || system id, at most 31 bytes (keystore.model.MAX_SYSTEM_ID)
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _TOP = {"id", "name", "model", "gtin", "url", "serial", "keys", "label"}
@@ -182,8 +183,8 @@ def _keys(table: dict[str, Any]) -> KeyPolicy:
         system_id = bytes.fromhex(raw_id) if isinstance(raw_id, str) else None
     except ValueError:
         system_id = None
-    if system_id is None or len(system_id) > 21:
-        raise ConfigError("keys.system_id: must be hex, at most 21 bytes (AN10922 diversification input)")
+    if system_id is None or len(system_id) > MAX_SYSTEM_ID:
+        raise ConfigError(f"keys.system_id: must be hex, at most {MAX_SYSTEM_ID} bytes (AN10922 diversification input)")
     slots_table = table.get("slots")
     if not isinstance(slots_table, dict) or not slots_table:
         raise ConfigError("keys.slots: missing (one entry per key slot 0-4)")

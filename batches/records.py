@@ -61,6 +61,11 @@ class Unit:
     voided_at: str | None = None
     void_reason: str | None = None
 
+    @property
+    def last_counter(self) -> int:
+        """The highest SDM read counter recorded for the chip: a genuine tap must exceed it."""
+        return max(self.read_counter or 0, self.verified_counter or 0)
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Unit":
         versions = json.loads(row["key_versions"]) if row["key_versions"] else {}

@@ -175,7 +175,6 @@ _CANONICAL = re.compile(
     r'"encoded_at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)",'
     rf'"station":(?:null|{_STR}),"encode_counter":{_COUNTER},"verified_counter":{_COUNTER},'
     r'"qa":(null|"pass"|"fail")\}\n?')
-_MAX_COUNTER = 0xFFFFFF
 Fields = tuple[str, str, str, str, bool, str | None]  # serial, uid, url, encoded_at, verified, qa
 
 

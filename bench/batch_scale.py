@@ -21,8 +21,10 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.manifest import ed25519_signer, export_manifest, generate_ed25519
 from tagsmith.batches.product import load_product
 from tagsmith.batches.verify import verify_manifest
+from tagsmith.keystore import DIVERSIFICATION_SCHEME
+from tagsmith.provision.demo import example_product_path
 
-PRODUCT = Path(__file__).resolve().parents[1] / "batches" / "products" / "dishwasher.toml"
+PRODUCT = example_product_path()
 
 
 def in_child(name: str, step: Callable[[], object]) -> tuple[float, float, object]:
@@ -73,7 +75,8 @@ def main() -> None:
     def export() -> int:
         signer, pem = ed25519_signer(private)
         with BatchStore(db_path) as store:
-            return export_manifest(store, "bench", manifest, signer=signer, public_key_pem=pem, fmt=args.format).units
+            return export_manifest(store, "bench", manifest, signer=signer, public_key_pem=pem, fmt=args.format,
+                                   diversification=DIVERSIFICATION_SCHEME).units
 
     def verify() -> int:
         return verify_manifest(manifest, public).units

@@ -24,11 +24,11 @@ from pathlib import Path
 WORKDIR = tempfile.mkdtemp(prefix="tagsmith-bench-station-")
 os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(WORKDIR, "pcscd.comm")  # before any PC/SC call
 
-import tagsmith.batches as _batches  # noqa: E402
 from tagsmith.batches.db import BatchStore  # noqa: E402
 from tagsmith.batches.product import load_product  # noqa: E402
 from tagsmith.keystore import init_keystore  # noqa: E402
 from tagsmith.provision import station  # noqa: E402
+from tagsmith.provision.demo import example_product_path  # noqa: E402
 from tagsmith.provision.encode import EncodeContext  # noqa: E402
 from tagsmith.provision.workspace import Workspace  # noqa: E402
 
@@ -38,14 +38,12 @@ SELECT_APP = bytes.fromhex("00A4040007D276000085010100")
 def context(quantity: int, name: str) -> EncodeContext:
     ws = Workspace.resolve(Path(WORKDIR) / name)
     keys = init_keystore(ws, "file", passphrase="bench-pass-123", scrypt_n=2**10)
-    product = load_product(Path(_batches.__file__).parent / "products" / "dishwasher.toml")
+    product = load_product(example_product_path())
     keys.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
     store = BatchStore(ws.database)
     store.add_product(product)
     batch = store.create_batch(product.id, quantity)
-    store.mint_serials(batch.id)
-    return EncodeContext(store=store, keys=keys, product=product, batch_id=batch.id, station="bench",
-                         allow_simulator_signature=True)
+    return EncodeContext.for_batch(store, keys, batch.id, "bench", allow_simulator_signature=True)
 
 
 def report(label: str, outcomes, wall: float, cpu: float) -> dict:

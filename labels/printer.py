@@ -11,7 +11,7 @@ import socket
 import stat
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from tagsmith import ConfigError
@@ -20,16 +20,6 @@ from . import PrinterError
 
 RAW_PORT = 9100
 TIMEOUT_S = 5.0
-
-
-class Sink(Protocol):
-    """Something ZPL can be written to."""
-
-    target: str
-
-    def send(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class _Closing:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from tagsmith import TagsmithError
 from tagsmith.batches.db import BatchStore
 from tagsmith.batches.gs1 import parse_digital_link
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.session import Ntag424Session
-from tagsmith.encoders.ntag424.sun import verify_sun_url
 from tagsmith.keystore.base import KeyProvider
 
-from .encode import EncodeContext, TagRefused, _Tag, identify_tag, verify_as_phone
+from .encode import EncodeContext, TagRefused, _Tag, identify_tag, verify_as_phone, verify_unit_sun
 
 
 @dataclass(frozen=True)
@@ -26,14 +25,7 @@ class CheckReport:
     url: str | None = None
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "reason": self.reason, "uid": self.uid, "serial": self.serial,
-                "batch": self.batch, "read_counter": self.read_counter, "url": self.url}
-
-
-def _context(store: BatchStore, keys: KeyProvider, batch_id: str, allow_sim: bool) -> EncodeContext:
-    batch = store.batch(batch_id)
-    return EncodeContext(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch_id,
-                         station="check", lot=batch.lot, allow_simulator_signature=allow_sim)
+        return asdict(self)
 
 
 def check_connection(store: BatchStore, keys: KeyProvider, connection: Connection, *,
@@ -50,8 +42,9 @@ def check_connection(store: BatchStore, keys: KeyProvider, connection: Connectio
         return CheckReport(False, "this UID is not a unit in this database", uid_hex)
     if unit.state not in ("encoded", "verified"):
         return CheckReport(False, f"unit is {unit.state}, not encoded", uid_hex, unit.serial, unit.batch_id)
-    ctx = _context(store, keys, unit.batch_id, allow_simulator_signature)
-    tag = _Tag(session, uid, unit, keys.chip_keys(ctx.product.keys.key_set, uid, unit.key_versions or ctx.versions))
+    ctx = EncodeContext.for_batch(store, keys, unit.batch_id, "check",
+                                  allow_simulator_signature=allow_simulator_signature)
+    tag = _Tag(session, uid, unit, ctx.chip_keys(uid, unit))
     try:
         url, counter = verify_as_phone(ctx, tag)
     except TagsmithError as exc:
@@ -67,17 +60,15 @@ def check_url(store: BatchStore, keys: KeyProvider, url: str) -> CheckReport:
     unit = store.unit_by_serial(link.serial or "")
     if unit is None:
         return CheckReport(False, f"serial {link.serial!r} is not a unit in this database", url=url)
-    ctx = _context(store, keys, unit.batch_id, False)
-    chip_keys = keys.chip_keys(ctx.product.keys.key_set, unit.uid, unit.key_versions or ctx.versions)
-    params = ctx.render(unit.serial).verifier_params()
-    result = verify_sun_url(url, meta_key=chip_keys.meta_read_key, file_key=chip_keys.file_read_key, **params)
+    ctx = EncodeContext.for_batch(store, keys, unit.batch_id, "check")
+    result = verify_unit_sun(url, ctx.render(unit.serial), ctx.chip_keys(unit.uid, unit))
     base = dict(uid=unit.uid.hex().upper(), serial=unit.serial, batch=unit.batch_id, url=url,
                 read_counter=result.read_counter)
     if not result.cmac_valid:
         return CheckReport(False, "SUN MAC does not verify with this unit's keys", **base)
     if result.uid is not None and result.uid != unit.uid:
         return CheckReport(False, "the URL's PICC data names another chip (cloned URL?)", **base)
-    last = max(unit.read_counter or 0, unit.verified_counter or 0)
+    last = unit.last_counter
     if result.read_counter is not None and result.read_counter <= last:
         return CheckReport(False, f"read counter {result.read_counter} is not above {last}: a replayed URL", **base)
     return CheckReport(True, "valid tap of this unit", **base)

@@ -18,13 +18,14 @@ from tagsmith import TagsmithError
 from tagsmith.batches.db import BatchStore
 from tagsmith.batches.manifest import export_manifest
 from tagsmith.batches.product import load_product
+from tagsmith.batches.records import DONE
 from tagsmith.batches.verify import verify_manifest
-from .qa import release_check
-from tagsmith.keystore import init_keystore
+from tagsmith.keystore import DIVERSIFICATION_SCHEME, init_keystore
 
 from . import station
 from .encode import EncodeContext, Outcome
-from .simpool import SimChipPool
+from .qa import QaSession, create_plan, genuine_labels, release_check, scan_simulated
+from .simpool import SimChipPool, sim_pool
 from .workspace import Workspace
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
@@ -51,7 +52,7 @@ class DemoReport:
         """Commands that explore what the demo made, working as printed."""
         home = f"{self.program} --home {self.home}"
         env = f"TAGSMITH_KEYSTORE_PASSPHRASE={DEMO_PASSPHRASE}"
-        done = [o for o in self.outcomes if o.result in ("encoded", "resumed") and o.uid]
+        done = [o for o in self.outcomes if o.personalised and o.uid]
         out = [f"{home} batch show {self.batch_id}"]
         if done:
             out.append(f"{env} {home} tag verify --sim {done[0].uid}")
@@ -86,11 +87,6 @@ def example_product_path() -> Path:
     return Path(str(resources.files("tagsmith.batches").joinpath("products/dishwasher.toml")))
 
 
-def sim_pool(ws: Workspace) -> SimChipPool:
-    """Where simulated chips of a workspace live between commands."""
-    return SimChipPool(ws.home / "sim-chips")
-
-
 def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float = 0.2, seed: int | None = None,
              say: Callable[[str], None] = lambda message: None,
              on_tag: Callable[[Outcome], None] = lambda outcome: None) -> DemoReport:
@@ -106,11 +102,9 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
     with BatchStore(ws.database) as store:
         store.add_product(product)
         batch = store.create_batch(product.id, units, lot="DEMO-LOT-1", line="demo-line")
-        store.mint_serials(batch.id)
         report.product_id, report.batch_id = product.id, batch.id
         say(f"product {product.id} ({product.name}), batch {batch.id} of {units} units")
-        ctx = EncodeContext(store=store, keys=keystore, product=product, batch_id=batch.id, station=DEMO_STATION,
-                            lot=batch.lot, allow_simulator_signature=True)
+        ctx = EncodeContext.for_batch(store, keystore, batch.id, DEMO_STATION, allow_simulator_signature=True)
         source = station.SimulatedSource(units, tear_rate=tear_rate, seed=seed, pool=sim_pool(ws))
         for event in station.run(ctx, source):
             if isinstance(event, station.Summary):
@@ -123,9 +117,11 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
         report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
         report.tap_url = phone_tap(sim_pool(ws), report.outcomes)
+        first = next(store.units(batch.id, DONE))
         exported = export_manifest(store, batch.id, ws.exports / f"{batch.id}.manifest.jsonl",
                                    signer=keystore.sign_manifest, public_key_pem=keystore.manifest_public_key_pem(),
-                                   sdm_layout=ctx.sdm_layout(), qa=release_check(store, batch.id))
+                                   sdm_layout=ctx.render(first.serial).sdm_layout(),
+                                   diversification=DIVERSIFICATION_SCHEME, qa=release_check(store, batch.id))
         report.manifest = exported.path
         verify_manifest(exported.path, keystore.manifest_public_key_pem())
         line = f"manifest {exported.path.name}: {exported.units} units, released by QA, Ed25519-signed, verified"
@@ -138,8 +134,6 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
 def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int | None,
            say: Callable[[str], None]) -> str:
     """ISO 2859-1 plan for the batch, then an inspector's scan of each sample unit: chip and door label."""
-    from .qa import QaSession, create_plan, genuine_labels, scan_simulated
-
     plan = create_plan(store, batch_id, seed=seed)
     say(f"QA plan: lot {plan.lot_size}, level {plan.level}, AQL {plan.aql}: code letter {plan.code_letter}, "
         f"sample {plan.sample_size}, accept {plan.accept} / reject {plan.reject}")
@@ -148,7 +142,7 @@ def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int 
         pass
     tally = session.tally
     line = (f"QA: {session.decision or 'undecided'} after {len(session.inspected)} sample units scanned "
-            f"(chip and label), {getattr(tally, 'defects', 0)} defective")
+            f"(chip and label), {tally.defects} defective")
     say(line)
     return line
 
@@ -157,7 +151,7 @@ def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:
     """Tap the last encoded simulated unit as a phone would (the URL its chip gives now)."""
     from tagsmith.encoders.ntag424.session import Ntag424Session
 
-    done = [o for o in outcomes if o.result in ("encoded", "resumed") and o.uid]
+    done = [o for o in outcomes if o.personalised and o.uid]
     if not done:
         return None
     chip = pool.load(bytes.fromhex(done[-1].uid))
@@ -179,7 +173,7 @@ def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id:
 
     labeller = UnitLabels(ctx.product, lot=ctx.lot)
     layout = load_layout(ctx.product.label_layout)
-    units = [u for u in store.units(batch_id, states=("encoded", "verified"))]
+    units = list(store.units(batch_id, states=DONE))
     labels = [labeller.label(u.serial) for u in units]
     out = ws.exports / f"{batch_id}.labels.pdf"
     result = jobs.render(labels, layout, "pdf", out)

@@ -20,7 +20,7 @@ from tagsmith.encoders.connection import Connection, TagRemovedError
 from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
-from tagsmith.encoders.ntag424.sun import verify_sun_url
+from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
 from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate, compile_template, url_from_ndef_file
 from tagsmith.keystore.base import KeyProvider
 from tagsmith.keystore.model import ChipKeys
@@ -50,6 +50,11 @@ class Outcome:
     read_counter: int | None = None
     io_seconds: float = 0.0  # of ``seconds``, the time spent waiting on reader and chip
 
+    @property
+    def personalised(self) -> bool:
+        """This placement finished writing the chip (fresh or resumed): a unit to label."""
+        return self.result in ("encoded", "resumed")
+
     def to_json(self) -> dict:
         return {"event": "tag", "result": self.result, "uid": self.uid, "serial": self.serial,
                 "reason": self.reason, "apdus": self.apdus, "ms": round(self.seconds * 1000, 2),
@@ -68,6 +73,14 @@ class EncodeContext:
     lot: str | None = None
     allow_simulator_signature: bool = False
     template: SunTemplate = field(init=False)
+
+    @classmethod
+    def for_batch(cls, store: BatchStore, keys: KeyProvider, batch_id: str, station: str, *,
+                  allow_simulator_signature: bool = False) -> "EncodeContext":
+        """The context for one batch: the exact product version and lot it was created with."""
+        batch = store.batch(batch_id)
+        return cls(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
+                   station=station, lot=batch.lot, allow_simulator_signature=allow_simulator_signature)
 
     def __post_init__(self) -> None:
         self.template = compile_template(self.product.url_template)
@@ -88,11 +101,9 @@ class EncodeContext:
     def render(self, serial: str) -> RenderedTemplate:
         return self.template.render(gtin=self.product.gtin, serial=serial, lot=self.lot)
 
-    def sdm_layout(self) -> dict:
-        """For the manifest: which URL parameter is what and where the MAC input starts."""
-        rendered = self.render("0" * 10)
-        return {"template": self.product.url_template, "verifier_params": rendered.verifier_params(),
-                "mirrors": [{"kind": m.kind, "param": m.param, "length": m.length} for m in rendered.mirrors]}
+    def chip_keys(self, uid: bytes, unit: Unit) -> ChipKeys:
+        """The keys the unit's chip holds: the versions it was encoded with, else the product's."""
+        return self.keys.chip_keys(self.product.keys.key_set, uid, unit.key_versions or self.versions)
 
 
 @dataclass
@@ -142,7 +153,7 @@ def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     """
     s, keys, unit = tag.session, tag.keys, tag.unit
     assert keys is not None and unit is not None
-    if unit.state != "encoding" or not fresh:
+    if not fresh:
         ctx.store.start_encoding(unit.id, ctx.station)
     s.authenticate_ev2_first(0, FACTORY_KEY)
     rendered = tag.render(ctx)
@@ -170,6 +181,16 @@ def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> N
     s.change_key(slot, keys.key(slot), keys.version(slot), old_key=FACTORY_KEY)
 
 
+def verify_unit_sun(url: str, rendered: RenderedTemplate, keys: ChipKeys) -> SunResult:
+    """Verify a SUN URL with one unit's keys and its template's parameter names.
+
+    A verifier of its own per call: the file-read key is diversified per chip, so caching
+    verifiers by key would never hit and would keep every recent chip's key in memory.
+    """
+    verifier = SunVerifier(meta_key=keys.meta_read_key, file_key=keys.file_read_key, **rendered.verifier_params())
+    return verifier.verify(url)
+
+
 def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     """Unauthenticated read of the NDEF file, SUN verification with this tag's keys, static text check."""
     unit, keys = tag.unit, tag.keys
@@ -179,13 +200,12 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     if not rendered.matches_file(file_bytes):
         raise VerificationError(f"{unit.serial}: the NDEF on the tag is not this unit's URL")
     url = url_from_ndef_file(file_bytes)
-    result = verify_sun_url(url, meta_key=keys.meta_read_key, file_key=keys.file_read_key,
-                            **rendered.verifier_params())
+    result = verify_unit_sun(url, rendered, keys)
     if not result.cmac_valid:
         raise VerificationError(f"{unit.serial}: SUN MAC does not verify with the unit's keys")
     if result.uid is not None and result.uid != tag.uid:
         raise VerificationError(f"{unit.serial}: SUN names UID {result.uid.hex().upper()}, the tag is {tag.uid.hex().upper()}")
-    previous = max(unit.read_counter or 0, unit.verified_counter or 0)
+    previous = unit.last_counter
     counter = result.read_counter if result.read_counter is not None else previous + 1
     if counter <= previous:
         raise VerificationError(f"{unit.serial}: read counter {counter} did not advance past {previous} (replay?)")
@@ -212,7 +232,7 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
             tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
                                                start_encoding=True)
         assert tag.unit is not None
-        tag.keys = ctx.keys.chip_keys(ctx.product.keys.key_set, tag.uid, tag.unit.key_versions or ctx.versions)
+        tag.keys = ctx.chip_keys(tag.uid, tag.unit)
         if decision.writes:
             personalise(ctx, tag, fresh=decision.verdict is Verdict.FRESH)
         url, counter = verify_as_phone(ctx, tag)

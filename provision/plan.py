@@ -13,7 +13,6 @@ from enum import Enum
 FACTORY_VERSION = 0x00
 
 #: Personalisation steps in the order the station performs them; each is journaled when done.
-STEPS = ("ndef", "sdm", "key1", "key2", "key3", "key4", "key0")
 
 
 class Verdict(str, Enum):
@@ -45,9 +44,8 @@ class Decision:
         return self.verdict in (Verdict.FRESH, Verdict.RESUME)
 
 
-def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_version: int,
-           known_versions: frozenset[int] = frozenset()) -> Decision:
-    """Classify a tag; ``known_versions`` are older key generations of the same key set."""
+def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_version: int) -> Decision:
+    """Classify a tag from its key 0 version and its database record (if any)."""
     if unit is None:
         if key0_version == FACTORY_VERSION:
             return Decision(Verdict.FRESH, "factory-fresh")
@@ -63,7 +61,7 @@ def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_v
         if unit.state in ("encoded", "verified"):
             return Decision(Verdict.REFUSED, f"recorded encoded as {unit.serial} but key 0 is factory: quarantine")
         return Decision(Verdict.RESUME, f"interrupted {unit.serial}: resuming")
-    if key0_version == unit.key_version or key0_version in known_versions:
+    if key0_version == unit.key_version:
         if unit.state in ("encoded", "verified"):
             return Decision(Verdict.COMPLETE, f"already encoded as {unit.serial}")
         return Decision(Verdict.VERIFY, f"{unit.serial} keyed before the tear: verifying")

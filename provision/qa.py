@@ -24,15 +24,15 @@ from tagsmith.batches.records import DONE, Unit
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
-from tagsmith.encoders.ntag424.sun import verify_sun_url
-from tagsmith.encoders.ntag424.template import compile_template, url_from_ndef_file
+from tagsmith.encoders.ntag424.template import url_from_ndef_file
 from tagsmith.keystore.base import KeyProvider
+
+from .encode import EncodeContext, verify_unit_sun
 
 from .sampling import (Inspection, SamplingPlan, SwitchingState, draw_sample, normalise_aql, normalise_level,
                        plan_for)
 
 DEFAULT_AQL = "0.65"
-CHECKS = ("originality", "unit", "sun", "uid", "counter", "label", "sample")
 
 
 def current_user() -> str:
@@ -231,9 +231,9 @@ class QaSession:
         if plan is None:
             raise StateError(f"batch {self.batch_id} has no QA plan: run tagsmith qa plan --batch {self.batch_id}")
         self.plan: QaPlanRecord = plan
-        self.product = self.store.batch_product(self.batch_id)
-        self.lot = self.store.batch(self.batch_id).lot
-        self.template = compile_template(self.product.url_template)
+        self.context = EncodeContext.for_batch(self.store, self.keys, self.batch_id, self.station or "qa",
+                                               allow_simulator_signature=self.allow_simulator_signature)
+        self.product = self.context.product
         self.sample = set(plan.serials)
         self.results: list[QaResultRecord] = list(self.store.qa_results(plan.id))
         self.decided: QaDecisionRecord | None = self.store.qa_decision(self.batch_id)
@@ -306,11 +306,9 @@ class QaSession:
             add("uid", None, "SUN not verified")
         else:
             assert unit is not None and reading.url is not None
-            keys = self.keys.chip_keys(self.product.keys.key_set, reading.uid, unit.key_versions or None)
-            rendered = self.template.render(gtin=self.product.gtin, serial=unit.serial, lot=self.lot)
+            rendered = self.context.render(unit.serial)
             try:
-                sun = verify_sun_url(reading.url, meta_key=_key(keys.meta_read_key), file_key=_key(keys.file_read_key),
-                                     **rendered.verifier_params())
+                sun = verify_unit_sun(reading.url, rendered, self.context.chip_keys(reading.uid, unit))
             except (VerificationError, ConfigError) as exc:
                 add("sun", False, f"SUN URL malformed: {exc}")
             else:
@@ -333,8 +331,7 @@ class QaSession:
             add("counter", None, "no verified read counter")
         else:
             assert unit is not None
-            previous = max(unit.read_counter or 0, unit.verified_counter or 0,
-                           self.store.qa_last_counter(unit.id) or 0)
+            previous = max(unit.last_counter, self.store.qa_last_counter(unit.id) or 0)
             add("counter", counter > previous, f"read counter {counter} > {previous}" if counter > previous
                 else f"read counter {counter} not above {previous} recorded before: replayed or cloned chip data")
 
@@ -395,11 +392,6 @@ class QaSession:
         self.store.record_qa_decision(record, switching.to_json() if switching else None, expected_lots=before.lots)
         self.decided = record
         return record
-
-
-def _key(value: Any) -> bytes:
-    """ChipKeys exposes the SDM keys as properties (encode.py calls them); accept either form."""
-    return value() if callable(value) else value
 
 
 def _passed(checks: list[Check], name: str) -> bool:

@@ -16,10 +16,17 @@ from pathlib import Path
 
 from tagsmith.encoders.simulator import NvState, SimulatedNtag424
 
+from .workspace import Workspace
+
 
 def random_uid(rng: _random.Random) -> bytes:
     """A 7-byte NXP UID (manufacturer byte 04) from ``rng``."""
     return b"\x04" + bytes(rng.getrandbits(8) for _ in range(6))
+
+
+def sim_pool(ws: Workspace) -> "SimChipPool":
+    """Where simulated chips of a workspace live between commands."""
+    return SimChipPool(ws.home / "sim-chips")
 
 
 class SimChipPool:

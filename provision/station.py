@@ -12,11 +12,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
-from tagsmith.encoders.connection import Connection, TagRemovedError
+from typing import TYPE_CHECKING
+
+from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.reader import Reader
 
 from .encode import EncodeContext, Outcome, process_tag
-from .simpool import PersistentChip, SimChipPool
+
+if TYPE_CHECKING:  # the simulator loads only for simulated runs
+    from .simpool import SimChipPool
 
 DONE_RESULTS = ("encoded", "resumed", "verified")
 
@@ -77,12 +81,9 @@ def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
             connection = source.next_tag()
             if connection is None:
                 break
-            try:
-                outcome = process_tag(ctx, connection)
-            except TagRemovedError as exc:
-                outcome = Outcome("torn", None, None, str(exc), 0, (), 0.0)
+            outcome = process_tag(ctx, connection)  # a lifted tag comes back as a "torn" outcome
             summary.add(outcome)
-            if on_done is not None and outcome.result in ("encoded", "resumed"):
+            if on_done is not None and outcome.personalised:
                 on_done(outcome)
             source.finished(outcome)
             yield outcome
@@ -143,7 +144,11 @@ class SimulatedSource:
         if self.tears.get(chip.uid, 0) < self.max_tears and self.rng.random() < self.tear_rate:
             chip.tear_at(self.rng.randint(1, 17))
         self.current = chip
-        return PersistentChip(chip, self.pool) if self.persist else chip
+        if self.persist:
+            from .simpool import PersistentChip
+
+            return PersistentChip(chip, self.pool)
+        return chip
 
     def finished(self, outcome: Outcome) -> None:
         chip, self.current = self.current, None

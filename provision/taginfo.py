@@ -16,12 +16,11 @@ from tagsmith import ChipError
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.files import FileSettings
 from tagsmith.encoders.ntag424.originality import verify_originality
-from tagsmith.encoders.ntag424.session import Ntag424Session
+from tagsmith.encoders.ntag424.session import NDEF_FILE_ID, Ntag424Session
 
 FRESH, TAGSMITH, FOREIGN, UNKNOWN = "factory-fresh", "personalised by tagsmith", "foreign", "unknown"
 FILES = {1: "CC", 2: "NDEF", 3: "proprietary"}
 KEYS = range(5)
-NDEF_FILE_ID = 0xE104
 
 #: What a database lookup returns for a UID: batch, serial, state, product (None: not ours).
 UnitLookup = Callable[[bytes], "dict[str, Any] | None"]

@@ -187,10 +187,12 @@ def test_steps_are_journaled_only_while_encoding_in_an_open_batch(store, product
 def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_rollback(store, product, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(dbmod.time, "monotonic", lambda: clock[0])
-    full = store.create_batch(product.id, 1)
-    store.allocate_unit(full.id, UID, "st-1")
-    with pytest.raises(StateError, match="full"):  # touched st-new inside a transaction that rolled back
-        store.allocate_unit(full.id, bytes(7), "st-new")
+    done = store.create_batch(product.id, 1)
+    encoded = store.allocate_unit(done.id, UID, "st-1", start_encoding=True)
+    store.mark_encoded(encoded.id, {0: 1}, 1, "st-1")
+    with pytest.raises(StateError, match="encoded; cannot record encoding_started"):
+        store.start_encoding(encoded.id, "st-new")  # touched st-new, then the refused UPDATE rolled it back
+    assert store.conn.execute("SELECT COUNT(*) FROM stations WHERE name = 'st-new'").fetchone()[0] == 0
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, bytes(6) + b"\x01", "st-1")
     store.start_encoding(unit.id, "st-new")  # the row must be made now, or the unit's FK would fail
@@ -206,6 +208,21 @@ def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_roll
     store.mark_verified(unit.id, 2, "st-new")  # a minute on: refreshed
     assert store.conn.execute("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == \
         "2030-01-01T00:00:30.000Z"
+
+
+def test_only_the_allocation_commit_is_synced_to_disk(store, product):
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    batch = store.create_batch(product.id, 2)
+    statements.clear()
+    unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
+    assert statements[0] == "PRAGMA synchronous = FULL" and statements[1] == "BEGIN IMMEDIATE"
+    assert statements[-2:] == ["COMMIT", "PRAGMA synchronous = NORMAL"]
+    statements.clear()
+    store.record_step(unit.id, "ndef", "st-1")
+    store.mark_encoded(unit.id, {0: 1}, 1, "st-1")
+    assert not [s for s in statements if "synchronous" in s]
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
 
 
 def test_units_stream_in_order(store, product, encode_units):

@@ -19,6 +19,7 @@ from tagsmith.batches.manifest import (ed25519_signer, export_manifest, generate
                                        signature_path)
 from tagsmith.batches.schemacheck import SchemaViolation, compile_schema
 from tagsmith.batches.verify import verify_manifest
+from tagsmith.keystore import DIVERSIFICATION_SCHEME as DIVERSIFICATION
 
 SDM = {"picc": {"param": "p", "offset": 58, "length": 32}, "cmac": {"param": "c", "offset": 93, "length": 16},
        "mac_input_from": None}
@@ -34,7 +35,8 @@ def batch(store, product, encode_units):
 
 def _export(store, batch, path, keypair, fmt="jsonl"):
     signer, public, _ = keypair
-    return export_manifest(store, batch.id, path, signer=signer, public_key_pem=public, fmt=fmt, sdm_layout=SDM)
+    return export_manifest(store, batch.id, path, signer=signer, public_key_pem=public, fmt=fmt, sdm_layout=SDM,
+                           diversification=DIVERSIFICATION)
 
 
 def _resign(path: Path, keypair) -> None:
@@ -173,7 +175,7 @@ else:
         time.sleep(60)
         return real(digest)
 with BatchStore(db) as store:
-    manifest.export_manifest(store, batch, out, signer=signer, public_key_pem=public)
+    manifest.export_manifest(store, batch, out, signer=signer, public_key_pem=public, diversification='test')
 """
 
 

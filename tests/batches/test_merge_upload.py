@@ -15,10 +15,12 @@ from tagsmith.batches.manifest import export_manifest, signature_path
 from tagsmith.batches.merge import MergeConflictError, merge_manifests
 from tagsmith.batches.upload import UploadError, upload_manifest
 from tagsmith.batches.verify import verify_manifest
+from tagsmith.keystore import DIVERSIFICATION_SCHEME as DIVERSIFICATION
 
 
 def _export(store, batch_id, path, keypair):
-    return export_manifest(store, batch_id, path, signer=keypair[0], public_key_pem=keypair[1])
+    return export_manifest(store, batch_id, path, signer=keypair[0], public_key_pem=keypair[1],
+                           diversification=DIVERSIFICATION)
 
 
 def _resign(path, keypair):

@@ -76,3 +76,11 @@ def test_lot_in_url_product():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("cannot read product file")):
         load_product(tmp_path / "nope.toml")
+
+
+def test_system_id_limit_is_the_keystores():
+    """Whatever a product file accepts, the keystore can diversify with (M is at most 31 bytes)."""
+    from tagsmith.batches.product import MAX_SYSTEM_ID
+    from tagsmith.keystore.model import MAX_SYSTEM_ID as KEYSTORE_MAX
+
+    assert MAX_SYSTEM_ID == KEYSTORE_MAX

@@ -35,9 +35,7 @@ class StationWorld:
                              allow_simulator_signature=allow_simulator_signature)
 
     def new_batch(self, quantity: int) -> str:
-        batch = self.store.create_batch(self.product.id, quantity)
-        self.store.mint_serials(batch.id)
-        return batch.id
+        return self.store.create_batch(self.product.id, quantity).id
 
 
 def make_world(home: Path, quantity: int = 200) -> StationWorld:
@@ -48,7 +46,6 @@ def make_world(home: Path, quantity: int = 200) -> StationWorld:
     store = BatchStore(workspace.database)
     store.add_product(product)
     batch = store.create_batch(product.id, quantity)
-    store.mint_serials(batch.id)
     return StationWorld(workspace, keys, product, store, batch.id)
 
 

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tagsmith.batches.verify import read_header
+from tagsmith.keystore import DIVERSIFICATION_SCHEME
+
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 
 
@@ -27,6 +30,10 @@ def test_demo_encodes_labels_qa_and_releases_a_batch(tmp_path):
     assert report["station"]["counts"].get("torn", 0) > 0  # tears happened and were resumed
     assert any("QA: accept" in line for line in report["lines"])
     assert Path(report["manifest"]).exists()
+    _, header = read_header(Path(report["manifest"]))  # the same header `manifest export` writes
+    assert header["keys"]["diversification"] == DIVERSIFICATION_SCHEME
+    assert {"url", "mac_input_offset", "mac_input_param", "verifier_params", "mirrors"} == set(header["sdm"])
+    assert all({"kind", "offset", "length", "param"} == set(m) for m in header["sdm"]["mirrors"])
     for command in report["commands"]:
         words = shlex.split(command)
         extra_env = dict(w.split("=", 1) for w in words if "=" in w.split("/")[0] and not w.startswith("'"))
