@@ -83,7 +83,7 @@ class Breakdown:
             self.wrap(ctx.store, name, "SQLite: lookup, steps, encoded")
         self.wrap(ctx.keys, "chip_keys", "keystore: five AN10922 keys")
         self.wrap(encode, "verify_originality", "originality signature check")
-        self.wrap(encode, "verify_sun_url", "SUN verification")
+        self.wrap(encode, "verify_unit_sun", "SUN verification")
 
     def print(self, outcomes, tag_seconds: float, chip_label: str = "chip (simulator, inside transceive)") -> None:
         n = len(outcomes)

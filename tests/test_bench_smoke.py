@@ -1,0 +1,21 @@
+"""The benchmark scripts still run against the current code (tiny sizes; figures are not checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("station.py", ["--tags", "3", "--pcscd-tags", "0"], "where a tag's time goes"),
+    ("sun_verify.py", ["--taps", "50"], "speed-up"),
+    ("labels.py", ["--labels", "4", "--zpl", "20"], "ZPL"),
+    ("transport.py", ["--apdus", "20", "--warmup", "5"], "median / p95"),
+])
+def test_bench_script_runs(script, args, expect):
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expect in done.stdout
