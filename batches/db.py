@@ -26,7 +26,7 @@ from tagsmith import ConfigError, NotFoundError, StateError
 from .gs1 import validate_lot
 from .product import Product, parse_product
 from .qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
-from .records import (IN_PROGRESS, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
+from .records import (IN_PROGRESS, AuthFailure, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
                       UnitEvent)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -128,11 +128,18 @@ def _m_reusable_uid(db: Database) -> None:
     db.execute("CREATE INDEX idx_units_uid_all ON units (uid)")
 
 
+def _m_auth_failures(db: Database) -> None:
+    """Chips that failed an authentication here: failed attempts count on the chip, so none is retried."""
+    db.table("auth_failures").create({"uid": bytes, "key_no": int, "status": str, "station": str, "at": str},
+                                     pk="uid", not_null={"key_no", "status", "at"})
+
+
 # Applied in order; a release only appends. Never edit a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("initial schema", _m1_initial),
     ("qa plans, results, decisions, overrides, switching", _m_qa),
     ("a voided unit's chip can be encoded again", _m_reusable_uid),
+    ("chips that failed an authentication are never tried again", _m_auth_failures),
 ]
 
 
@@ -434,6 +441,25 @@ class BatchStore:
     def unit_by_serial(self, serial: str) -> Unit | None:
         row = self._one("SELECT * FROM units WHERE serial = ?", (serial,))
         return Unit.from_row(row) if row else None
+
+    def record_auth_failure(self, uid: bytes, key_no: int, status: str, station: str | None) -> AuthFailure:
+        """Remember that this chip refused an authentication, so no station ever tries it again.
+
+        Real chips count failed authentications (key 0 blocks for good at the limit); the first
+        record for a UID is kept. ``status`` names the chip's answer, never a key.
+        """
+        uid = _check_uid(uid)
+        with self._write():
+            self.conn.execute("INSERT INTO auth_failures (uid, key_no, status, station, at) VALUES (?, ?, ?, ?, ?) "
+                              "ON CONFLICT(uid) DO NOTHING", (uid, int(key_no), status, station, self._now()))
+        found = self.auth_failure(uid)
+        assert found is not None
+        return found
+
+    def auth_failure(self, uid: bytes) -> AuthFailure | None:
+        """The recorded failed authentication of this chip, if it ever had one here."""
+        row = self._one("SELECT * FROM auth_failures WHERE uid = ?", (_check_uid(uid),))
+        return AuthFailure(**row) if row else None
 
     def start_encoding(self, unit_id: int, station: str) -> Unit:
         """Journal that the station starts writing the chip (allocated -> encoding)."""

@@ -88,6 +88,17 @@ class UnitEvent:
 
 
 @dataclass(frozen=True)
+class AuthFailure:
+    """A chip that refused an authentication at a station: it is never authenticated again."""
+
+    uid: bytes
+    key_no: int
+    status: str  # the chip's answer, e.g. "91AE"
+    station: str | None
+    at: str
+
+
+@dataclass(frozen=True)
 class BatchProgress:
     batch_id: str
     quantity: int

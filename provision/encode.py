@@ -1,10 +1,12 @@
 """One tag on the reader: identify, decide, personalise or resume, verify as a phone, record.
 
 Round trips for a factory-fresh tag (each 5-15 ms of radio time on a real reader):
-select 1, GetVersion 3, Read_Sig 1, GetKeyVersion(0) 1, AuthenticateEV2First 2, WriteData 1,
-ChangeFileSettings 1, ChangeKey x5, ReadData (the SUN read) 1 = 16. Slots 1-4 are proven
-changed by the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with
-our keys, key 0 by its ChangeKey status; the database journals every step before the next.
+select 1, GetVersion 3, Read_Sig 1, AuthenticateEV2First 2, WriteData 1, ChangeFileSettings 1,
+ChangeKey x5, ReadData (the SUN read) 1 = 15. A UID the database has never seen needs no
+GetKeyVersion probe: the one factory-key authentication says fresh or foreign, and a chip that
+refuses it is recorded so that no station ever tries it again. Slots 1-4 are proven changed by
+the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with our keys, key 0
+by its ChangeKey status; the database journals every step before the next.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
+from tagsmith.encoders.ntag424.errors import ChipStatusError
 from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
@@ -135,27 +138,43 @@ def identify_tag(session: Ntag424Session, *, allow_simulator_signature: bool = F
 
 
 def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
-    """Select, GetVersion, Read_Sig, GetKeyVersion(0) and the database: no authentication yet."""
+    """Select, GetVersion, Read_Sig and the database; GetKeyVersion(0) only for a UID we know."""
     tag.uid = identify_tag(tag.session, allow_simulator_signature=ctx.allow_simulator_signature)
+    failure = ctx.store.auth_failure(tag.uid)
+    if failure is not None:
+        return Decision(Verdict.FOREIGN, f"refused authentication (status {failure.status}) at "
+                                         f"{failure.station or 'a station'} on {failure.at[:10]}: never tried again")
     tag.unit = ctx.store.unit_by_uid(tag.uid)
-    key0_version = tag.session.get_key_version(0)
-    known = None
-    if tag.unit is not None:
-        target = tag.unit.key_versions.get(0) or ctx.versions[0]
-        known = KnownUnit(tag.unit.batch_id, tag.unit.serial, tag.unit.state, target)
-    return decide(key0_version=key0_version, unit=known, batch_id=ctx.batch_id, target_version=ctx.versions[0])
+    if tag.unit is None:  # fresh or foreign: the factory-key authentication decides, no probe needed
+        return decide(key0_version=None, unit=None, batch_id=ctx.batch_id, target_version=ctx.versions[0])
+    target = tag.unit.key_versions.get(0) or ctx.versions[0]
+    known = KnownUnit(tag.unit.batch_id, tag.unit.serial, tag.unit.state, target)
+    return decide(key0_version=tag.session.get_key_version(0), unit=known, batch_id=ctx.batch_id,
+                  target_version=ctx.versions[0])
+
+
+def authenticate_once(store: BatchStore, session: Ntag424Session, uid: bytes, key: bytes, station: str,
+                      what: str) -> None:
+    """The tag's one authentication with key 0; a refusal is recorded and the tag set aside.
+
+    ``what`` says what a refusal means for this tag, for the operator.
+    A chip counts failed authentications and blocks key 0 for good at its limit, so a chip that
+    refuses is remembered by UID and never authenticated by any station again.
+    """
+    try:
+        session.authenticate_ev2_first(0, key)
+    except ChipStatusError as exc:
+        store.record_auth_failure(uid, 0, f"{exc.sw:04X}", station)
+        raise TagRefused(f"{what} (status {exc.sw:04X}): set aside, never authenticated again") from None
 
 
 def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     """Write NDEF and SDM settings, change keys 1-4, then key 0, journaling each step.
 
-    A fresh tag's unit was journaled as encoding by its allocation; a resumed one starts here.
+    Runs in the key-0 session the caller opened after the unit was journaled as encoding.
     """
     s, keys, unit = tag.session, tag.keys, tag.unit
     assert keys is not None and unit is not None
-    if not fresh:
-        ctx.store.start_encoding(unit.id, ctx.station)
-    s.authenticate_ev2_first(0, FACTORY_KEY)
     rendered = tag.render(ctx)
     s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
     ctx.store.record_step(unit.id, "ndef", ctx.station)
@@ -212,6 +231,24 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     return url, counter
 
 
+def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
+    """Authenticate with the factory key 0, then journal the unit as encoding before any write.
+
+    A fresh tag gets its serial only once the chip has accepted the factory key, so a foreign
+    chip never burns one; the allocation is synced to disk before the first write.
+    """
+    what = ("not in this database and the chip refused the factory key 0" if tag.unit is None
+            else f"{tag.unit.serial}: the chip refused the factory key 0")
+    authenticate_once(ctx.store, tag.session, tag.uid, FACTORY_KEY, ctx.station, what)
+    if fresh:
+        reset = tag.unit is not None and tag.unit.state == "voided"
+        tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
+                                           start_encoding=True)
+    else:
+        assert tag.unit is not None
+        ctx.store.start_encoding(tag.unit.id, ctx.station)
+
+
 def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
     """Run one tag from placement to a recorded result; expected failures become an Outcome."""
     counting = CountingConnection(connection)
@@ -227,10 +264,8 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
         decision = identify(ctx, tag)
         if decision.verdict in (Verdict.FOREIGN, Verdict.REFUSED):
             return outcome("refused", decision.reason)
-        if decision.verdict is Verdict.FRESH:
-            reset = tag.unit is not None and tag.unit.state == "voided"
-            tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
-                                               start_encoding=True)
+        if decision.writes:
+            _start(ctx, tag, fresh=decision.verdict is Verdict.FRESH)
         assert tag.unit is not None
         tag.keys = ctx.chip_keys(tag.uid, tag.unit)
         if decision.writes:

@@ -1,8 +1,10 @@
 """Decide what to do with a tag from what is known, before anything that could fail an authentication.
 
 Key 0 is changed last (reference §14.1), so its version, readable without authentication,
-splits every tag into: untouched, interrupted before key 0, or finished. The database says
-whether the UID is ours. At most one authentication follows, with the one key the facts name.
+splits every tag of ours into: untouched, interrupted before key 0, or finished. A UID the
+database has never seen needs no probe: it is factory-fresh or foreign, and the one
+authentication with the factory key tells which (a foreign chip is then remembered and never
+tried again). At most one authentication follows, with the one key the facts name.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ from enum import Enum
 
 FACTORY_VERSION = 0x00
 
-#: Personalisation steps in the order the station performs them; each is journaled when done.
-
-
 class Verdict(str, Enum):
-    FRESH = "fresh"            # factory keys, not ours yet: allocate a serial and personalise
+    FRESH = "fresh"            # not ours yet: the factory key authenticates, then a serial and personalise
     RESUME = "resume"          # ours, key 0 still factory: authenticate with it and finish
     VERIFY = "verify"          # ours, key 0 changed: everything written, verify as a phone
     COMPLETE = "complete"      # ours and already recorded encoded: verify only
-    FOREIGN = "foreign"        # not ours and not factory: set aside, never authenticate
+    FOREIGN = "foreign"        # not ours and known not to be factory: set aside, never authenticate
     REFUSED = "refused"        # ours but not for this run (other batch, voided, unknown key version)
 
 
@@ -44,13 +43,19 @@ class Decision:
         return self.verdict in (Verdict.FRESH, Verdict.RESUME)
 
 
-def decide(*, key0_version: int, unit: KnownUnit | None, batch_id: str, target_version: int) -> Decision:
-    """Classify a tag from its key 0 version and its database record (if any)."""
+def decide(*, key0_version: int | None, unit: KnownUnit | None, batch_id: str, target_version: int) -> Decision:
+    """Classify a tag from its database record (if any) and, for a known UID, its key 0 version.
+
+    ``key0_version`` None means it was not read: a UID the database has never seen is tried
+    with the factory key, which either authenticates (fresh) or proves the chip foreign.
+    """
     if unit is None:
-        if key0_version == FACTORY_VERSION:
+        if key0_version is None or key0_version == FACTORY_VERSION:
             return Decision(Verdict.FRESH, "factory-fresh")
         return Decision(Verdict.FOREIGN,
                         f"not in this database and key 0 is not factory (version {key0_version:02X})")
+    if key0_version is None:
+        raise ValueError("a tag the database knows is decided by its key 0 version")
     if unit.state == "voided":
         if key0_version == FACTORY_VERSION:
             return Decision(Verdict.FRESH, f"reset after {unit.serial} was voided: encoding under a new serial")

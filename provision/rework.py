@@ -19,7 +19,7 @@ from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.keystore.base import KeyProvider
 
 from .counting import CountingConnection
-from .encode import FACTORY_KEY, TagRefused, identify_tag
+from .encode import FACTORY_KEY, TagRefused, authenticate_once, identify_tag
 from .plan import FACTORY_VERSION
 
 #: File 02 as delivered ("00 E0EE"): CommMode plain, read/write/read-write free, change key 0, no SDM.
@@ -49,6 +49,10 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
     unit = store.unit_by_uid(uid)
     if unit is None:
         raise TagRefused(f"tag {uid.hex().upper()} is not in this database: refusing to touch it")
+    failure = store.auth_failure(uid)
+    if failure is not None:
+        raise TagRefused(f"{unit.serial}: its chip refused an authentication (status {failure.status}) on "
+                         f"{failure.at[:10]}: not trying again")
     product = store.batch_product(unit.batch_id)
     versions = unit.key_versions or product.keys.versions()
     if any(versions[slot] == FACTORY_VERSION for slot in range(5)):
@@ -63,7 +67,7 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
         raise TagRefused(f"{unit.serial}: key 0 version {key0_version:02X} is not the recorded {versions[0]:02X}")
     if unit.state != "voided":
         store.void_unit(unit.id, reason, station)  # journal first: the serial is burnt from here on
-    s.authenticate_ev2_first(0, key0)
+    authenticate_once(store, s, uid, key0, station, f"{unit.serial}: the chip refused key 0")
     s.change_file_settings(NDEF_FILE_NO, FACTORY_NDEF_SETTINGS)
     s.write_data(NDEF_FILE_NO, 0, bytes(NDEF_FILE_SIZE))
     for slot in range(1, 5):

@@ -292,3 +292,13 @@ def test_two_processes_minting_batches_never_collide(store, product):
     serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials")]
     assert len(serials) == len(set(serials)) == 1000
     assert sorted(serials) == sorted(product.serial.sequential_range(1, 1000))
+
+
+def test_auth_failure_keeps_the_first_record(store):
+    uid = bytes.fromhex("04112233445566")
+    assert store.auth_failure(uid) is None
+    first = store.record_auth_failure(uid, 0, "91AE", "st1")
+    again = store.record_auth_failure(uid, 0, "91AD", "st2")
+    assert again == first and (first.status, first.station) == ("91AE", "st1")
+    with pytest.raises(ConfigError):
+        store.record_auth_failure(b"\x04", 0, "91AE", "st1")

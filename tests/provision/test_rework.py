@@ -108,3 +108,29 @@ def test_torn_reset_finishes_on_a_second_run(world, commits):
         assert_factory(chip)
         assert world.store.unit_by_uid(chip.uid).state == "voided"
         assert chip.tot_fail_counters == (0,) * 5
+
+
+def test_chip_whose_key_0_was_changed_behind_our_back_fails_once_and_is_never_tried_again(world):
+    """Same version, other key (a foreign tool): one failed authentication, recorded, then refused up front."""
+    from tagsmith.encoders.ntag424.session import Ntag424Session
+
+    ctx = world.context()
+    chip = SimulatedNtag424()
+    assert process_tag(ctx, chip).result == "encoded"
+    unit = world.store.unit_by_uid(chip.uid)
+    chip.place()
+    session = Ntag424Session(chip)
+    session.select_application()
+    session.authenticate_ev2_first(0, ctx.chip_keys(chip.uid, unit).key(0))
+    session.change_key(0, bytes([5]) * 16, unit.key_versions[0])
+    chip.place()
+    with pytest.raises(TagRefused, match="refused key 0 .*91AE.*never authenticated again"):
+        reset_tag(world.store, world.keys, chip, station="rework", allow_simulator_signature=True)
+    assert chip.tot_fail_counters[0] == 1
+    assert world.store.auth_failure(chip.uid).station == "rework"
+    chip.place()
+    with pytest.raises(TagRefused, match="refused an authentication"):
+        reset_tag(world.store, world.keys, chip, allow_simulator_signature=True)
+    chip.place()
+    assert "never tried again" in process_tag(ctx, chip).reason  # the station will not try either
+    assert chip.tot_fail_counters[0] == 1

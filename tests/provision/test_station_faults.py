@@ -91,7 +91,8 @@ def test_clean_run_is_within_budget(station_ctx):
     chip = SimulatedNtag424()
     outcome = process_tag(station_ctx, chip)
     assert outcome.result == "encoded"
-    assert outcome.apdus <= 16
+    assert outcome.apdus == 15
+    assert "GetKeyVersion" not in outcome.commands  # an unknown UID needs no probe
     assert outcome.commands[-1] == "ReadData"
     assert "AuthenticateEV2First" in outcome.commands
     unit = station_ctx.store.unit_by_uid(chip.uid)
@@ -129,22 +130,42 @@ def test_second_tear_during_resume(world, commits):
     """Torn once, then torn again at every APDU of the resuming placement (verification included)."""
     ctx = world.context()
     n = clean_apdu_count(ctx)
-    for first in range(7, n + 1, 2):  # first cut after allocation, at alternate indices
+    for first in range(8, n + 1, 2):  # first cut after allocation, at alternate indices
         for second in range(1, n + 1):
             chip = SimulatedNtag424(tear_commits=commits)
             outcomes = present_until_done(ctx, chip, tears=[first, second, second])
             assert_sound(ctx, chip, outcomes)
 
 
-def test_foreign_chip_refused_without_authentication(station_ctx):
+def test_foreign_chip_costs_one_failed_authentication_ever(station_ctx):
+    """Unknown UID: the factory key is tried once, the refusal is recorded, no later placement tries again."""
     keys = [bytes([i + 1]) * 16 for i in range(5)]
     chip = SimulatedNtag424(keys=keys, key_versions=[7, 7, 7, 7, 7])
     recorder = RecordingChip(chip)
     outcome = process_tag(station_ctx, recorder)
-    assert outcome.result == "refused" and "not in this database" in outcome.reason
-    assert not recorder.native_ins() & {0x71, 0x77}
+    assert outcome.result == "refused" and "not in this database" in outcome.reason and "91AE" in outcome.reason
+    assert [a[1] for a in recorder.apdus if a[0] == 0x90].count(0x71) == 1
+    assert not recorder.native_ins() & {0x8D, 0x5F, 0xC4, 0x77}
     assert station_ctx.store.unit_by_uid(chip.uid) is None
-    assert chip.tot_fail_counters == (0, 0, 0, 0, 0)
+    assert station_ctx.store.batch(station_ctx.batch_id).allocated == 0  # no serial burnt
+    assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
+    failure = station_ctx.store.auth_failure(chip.uid)
+    assert (failure.key_no, failure.status, failure.station) == (0, "91AE", station_ctx.station)
+    for _ in range(2):  # placed again, on any station sharing the database: never authenticated
+        recorder.apdus.clear()
+        again = process_tag(station_ctx, recorder)
+        assert again.result == "refused" and "never tried again" in again.reason
+        assert not recorder.native_ins() & {0x71, 0x77, 0x64}
+    assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
+
+
+def test_foreign_chip_with_factory_key_versions_is_refused_before_any_write(station_ctx):
+    """Another tool changed key 0 but left its version 00: the authentication, not the version, decides."""
+    chip = SimulatedNtag424(keys=[bytes([9]) * 16] + [bytes(16)] * 4)
+    outcome = process_tag(station_ctx, chip)
+    assert outcome.result == "refused" and "91AE" in outcome.reason
+    assert station_ctx.store.unit_by_uid(chip.uid) is None
+    assert chip.key_versions == (FACTORY_VERSION,) * 5 and chip.tot_fail_counters[0] == 1
 
 
 def test_chip_of_another_batch_refused(world):
