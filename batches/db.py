@@ -28,6 +28,7 @@ from .product import Product, parse_product
 from .qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
 from .records import (IN_PROGRESS, AuthFailure, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
                       UnitEvent)
+from .walsync import WalSync
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 MAX_QUANTITY = 10_000_000
@@ -156,13 +157,24 @@ class BatchStore:
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.db.enable_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+        self._walsync = WalSync(self.path)  # the extra fsync that makes one commit survive a power cut
         self._now = clock
         self._stations_touched: dict[str, float] = {}  # station -> monotonic time of its last committed touch
         self._stations_pending: set[str] = set()
         self._migrate()
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self._walsync.close()
+        finally:
+            self.conn.close()
+
+    def wait_synced(self) -> None:
+        """Return once every durable commit is on disk (the barrier before a chip's first key change)."""
+        try:
+            self._walsync.wait()
+        except OSError as exc:
+            raise StateError(f"could not sync the database {self.path} to disk: {exc.strerror or exc}") from None
 
     def __enter__(self) -> "BatchStore":
         return self
@@ -172,27 +184,28 @@ class BatchStore:
 
     # ---------------------------------------------------------------- transactions and schema
     @contextmanager
-    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, durable: bool = False, overlap_sync: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking the write lock up front (BEGIN IMMEDIATE).
 
-        WAL with synchronous=NORMAL survives any crash of the process; ``durable`` also syncs
-        this commit to disk, so it survives a power cut (the allocation a chip's keys depend on).
+        WAL with synchronous=NORMAL survives any crash of the process; ``durable`` also fsyncs the
+        WAL after the commit (what synchronous=FULL does), so it survives a power cut. With
+        ``overlap_sync`` that fsync runs on a helper thread and :meth:`wait_synced` is the barrier.
         """
         if durable:
-            self.conn.execute("PRAGMA synchronous = FULL")
+            self.wait_synced()  # an earlier fsync's failure stops this commit; a later fsync must not hide it
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:  # a failed COMMIT (disk full, I/O) rolls back too
-                self._stations_pending.clear()
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-        finally:
-            if durable:
-                self.conn.execute("PRAGMA synchronous = NORMAL")
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:  # a failed COMMIT (disk full, I/O) rolls back too
+            self._stations_pending.clear()
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        if durable:
+            self._walsync.start()
+            if not overlap_sync:
+                self.wait_synced()
         if self._stations_pending:
             touched = time.monotonic()
             self._stations_touched.update(dict.fromkeys(self._stations_pending, touched))
@@ -387,17 +400,18 @@ class BatchStore:
 
     # ---------------------------------------------------------------- units (the station's calls)
     def allocate_unit(self, batch_id: str, uid: bytes, station: str, *, after_reset: bool = False,
-                      start_encoding: bool = False) -> Unit:
+                      start_encoding: bool = False, overlap_sync: bool = False) -> Unit:
         """The unit for this chip: the batch's next serial in order, or the unit it already has.
 
-        One transaction under the write lock, synced to disk before the chip is touched. A UID of
+        One transaction under the write lock, synced to disk before the chip's keys change. A UID of
         another batch, a voided UID, a closed batch or a full batch is a StateError. ``after_reset``
         allocates a new serial for a chip whose only units are voided (it was reset for rework).
         ``start_encoding`` journals a new unit as encoding in the same transaction (the station
-        writes the chip next), saving a second commit per tag.
+        writes the chip next), saving a second commit per tag. ``overlap_sync`` returns before the
+        commit is on disk: the caller must call :meth:`wait_synced` before it changes a key.
         """
         uid = _check_uid(uid)
-        with self._write(durable=True) as c:
+        with self._write(durable=True, overlap_sync=overlap_sync) as c:
             unit = self.unit_by_uid(uid)
             if unit is not None and not (after_reset and unit.state == "voided"):
                 if unit.batch_id != batch_id:

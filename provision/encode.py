@@ -182,6 +182,7 @@ def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     s.change_file_settings(NDEF_FILE_NO, rendered.file_settings(
         meta_read=policy.meta_read_slot, file_read=policy.file_read_slot, write=0, read_write=0))
     ctx.store.record_step(unit.id, "sdm", ctx.station)
+    ctx.store.wait_synced()  # the allocation's fsync ran beside the two writes; no key changes before it is on disk
     for slot in range(1, 5):
         _change_slot(s, keys, slot, probe=not fresh)
         ctx.store.record_step(unit.id, f"key{slot}", ctx.station)
@@ -235,7 +236,8 @@ def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     """Authenticate with the factory key 0, then journal the unit as encoding before any write.
 
     A fresh tag gets its serial only once the chip has accepted the factory key, so a foreign
-    chip never burns one; the allocation is synced to disk before the first write.
+    chip never burns one. The allocation's fsync overlaps the NDEF and settings writes, which a
+    fresh placement simply redoes; :func:`personalise` waits for it before the first key change.
     """
     what = ("not in this database and the chip refused the factory key 0" if tag.unit is None
             else f"{tag.unit.serial}: the chip refused the factory key 0")
@@ -243,7 +245,7 @@ def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     if fresh:
         reset = tag.unit is not None and tag.unit.state == "voided"
         tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
-                                           start_encoding=True)
+                                           start_encoding=True, overlap_sync=True)
     else:
         assert tag.unit is not None
         ctx.store.start_encoding(tag.unit.id, ctx.station)

@@ -210,19 +210,48 @@ def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_roll
         "2030-01-01T00:00:30.000Z"
 
 
-def test_only_the_allocation_commit_is_synced_to_disk(store, product):
-    statements: list[str] = []
-    store.conn.set_trace_callback(statements.append)
-    batch = store.create_batch(product.id, 2)
-    statements.clear()
+def test_only_the_allocation_commit_is_synced_to_disk(store, product, monkeypatch):
+    """The allocation's commit gets the WAL fsync that synchronous=FULL would add; nothing else does."""
+    import os
+
+    from tagsmith.batches import walsync
+
+    synced: list[str] = []
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(walsync.os, "fsync", fsync)
+    batch = store.create_batch(product.id, 3)
+    assert synced == []
     unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
-    assert statements[0] == "PRAGMA synchronous = FULL" and statements[1] == "BEGIN IMMEDIATE"
-    assert statements[-2:] == ["COMMIT", "PRAGMA synchronous = NORMAL"]
-    statements.clear()
+    assert synced == [f"{store.path.resolve()}-wal"]
     store.record_step(unit.id, "ndef", "st-1")
     store.mark_encoded(unit.id, {0: 1}, 1, "st-1")
-    assert not [s for s in statements if "synchronous" in s]
-    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+    assert len(synced) == 1
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk
+    # overlapped: the call returns at once, wait_synced is the barrier
+    store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF0"), "st-1", start_encoding=True, overlap_sync=True)
+    store.wait_synced()
+    assert len(synced) == 2
+
+
+def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch):
+    from tagsmith.batches import walsync
+
+    def fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(walsync.os, "fsync", fsync)
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, UID, "st-1", overlap_sync=True)
+    with pytest.raises(StateError, match="could not sync the database .* Input/output error"):
+        store.wait_synced()
+    assert store.unit(unit.id).state == "allocated"  # committed; only its power-cut safety is in doubt
+    store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF0"), "st-1", overlap_sync=True)
+    with pytest.raises(StateError, match="Input/output error"):  # raised before its commit: nothing written
+        store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF1"), "st-1")
+    assert store.unit_by_uid(bytes.fromhex("04AABBCCDDEEF1")) is None
 
 
 def test_units_stream_in_order(store, product, encode_units):
