@@ -19,7 +19,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
-from tagsmith.encoders.ntag424.errors import ChipStatusError
+from tagsmith.encoders.ntag424.errors import AuthenticationDelayError, AuthenticationError, PermissionDeniedError
 from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
@@ -159,11 +159,13 @@ def authenticate_once(store: BatchStore, session: Ntag424Session, uid: bytes, ke
 
     ``what`` says what a refusal means for this tag, for the operator.
     A chip counts failed authentications and blocks key 0 for good at its limit, so a chip that
-    refuses is remembered by UID and never authenticated by any station again.
+    refuses the key (91AE), is already delaying wrong-key attempts (91AD) or runs LRP (919D) is
+    remembered by UID and never authenticated by any station again. Any other status (a memory
+    error, an aborted exchange) is no verdict on the key: it fails this placement only.
     """
     try:
         session.authenticate_ev2_first(0, key)
-    except ChipStatusError as exc:
+    except (AuthenticationError, AuthenticationDelayError, PermissionDeniedError) as exc:
         store.record_auth_failure(uid, 0, f"{exc.sw:04X}", station)
         raise TagRefused(f"{what} (status {exc.sw:04X}): set aside, never authenticated again") from None
 

@@ -184,6 +184,24 @@ def test_foreign_chip_costs_one_failed_authentication_ever(station_ctx):
     assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
 
 
+def test_a_status_that_is_no_verdict_on_the_key_fails_the_placement_only(station_ctx):
+    """91CA (an aborted exchange) on the authentication is not remembered: the next placement encodes."""
+    chip = SimulatedNtag424()
+
+    class Aborting(RecordingChip):
+        def transceive(self, apdu):
+            if apdu[:2] == b"\x90\x71":
+                return b"", 0x91CA
+            return super().transceive(apdu)
+
+    outcome = process_tag(station_ctx, Aborting(chip))
+    assert outcome.result == "failed" and "91CA" in outcome.reason
+    assert station_ctx.store.auth_failure(chip.uid) is None
+    assert station_ctx.store.unit_by_uid(chip.uid) is None
+    chip.place()
+    assert process_tag(station_ctx, chip).result == "encoded"
+
+
 def test_foreign_chip_with_factory_key_versions_is_refused_before_any_write(station_ctx):
     """Another tool changed key 0 but left its version 00: the authentication, not the version, decides."""
     chip = SimulatedNtag424(keys=[bytes([9]) * 16] + [bytes(16)] * 4)
