@@ -23,9 +23,9 @@ from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME, init_keystore
 
 from . import station
-from .encode import EncodeContext, Outcome
+from .encode import EncodeContext, Outcome, process_tag
 from .qa import QaSession, create_plan, genuine_labels, release_check, scan_simulated
-from .simpool import SimChipPool, sim_pool
+from .simpool import SimChipPool, random_uid, sim_pool
 from .workspace import Workspace
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
@@ -113,6 +113,7 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
                 report.outcomes.append(event)
                 on_tag(event)
         say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
+        report.lines.append(foreign_tag(ctx, seed, say))
         ws.exports.mkdir(parents=True, exist_ok=True)
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
         report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
@@ -129,6 +130,26 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
         report.lines.append(line)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def foreign_tag(ctx: EncodeContext, seed: int | None, say: Callable[[str], None]) -> str:
+    """A genuine chip keyed by someone else, placed twice: one failed authentication, then none."""
+    import random
+
+    from tagsmith.encoders.simulator import SimulatedNtag424
+
+    rng = random.Random(None if seed is None else f"foreign-{seed}")  # not the station's UIDs
+    chip = SimulatedNtag424(uid=random_uid(rng), keys=[bytes([0x5A]) * 16] * 5, key_versions=[0x42] * 5)
+    first = process_tag(ctx, chip)
+    chip.remove()
+    chip.place()
+    again = process_tag(ctx, chip)
+    if first.result != "refused" or again.result != "refused" or "AuthenticateEV2First" in again.commands:
+        raise TagsmithError(f"demo: the foreign tag was not refused as designed ({first.reason}; {again.reason})")
+    line = (f"foreign tag {first.uid}: refused after one failed authentication, recorded; placed again, "
+            f"refused in {again.apdus} round trips without authenticating")
+    say(line)
+    return line
 
 
 def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int | None,
