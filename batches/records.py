@@ -97,6 +97,11 @@ class AuthFailure:
     station: str | None
     at: str
 
+    def describe(self) -> str:
+        """One line for the operator: why this chip is not authenticated again."""
+        return (f"its chip refused an authentication (status {self.status}) at {self.station or 'a station'} "
+                f"on {self.at[:10]}: never tried again")
+
 
 @dataclass(frozen=True)
 class BatchProgress:

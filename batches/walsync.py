@@ -37,10 +37,6 @@ class WalSync:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagsmith-walsync")
         self._pending = self._pool.submit(_fsync, self.wal)
 
-    @property
-    def pending(self) -> bool:
-        return self._pending is not None
-
     def wait(self) -> None:
         """Return once every commit handed over is on disk; an I/O error of the fsync is raised here."""
         pending, self._pending = self._pending, None

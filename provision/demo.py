@@ -7,6 +7,7 @@ Steps report through ``say`` so the CLI decides how to draw them.
 
 from __future__ import annotations
 
+import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -134,8 +135,6 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
 
 def foreign_tag(ctx: EncodeContext, seed: int | None, say: Callable[[str], None]) -> str:
     """A genuine chip keyed by someone else, placed twice: one failed authentication, then none."""
-    import random
-
     from tagsmith.encoders.simulator import SimulatedNtag424
 
     rng = random.Random(None if seed is None else f"foreign-{seed}")  # not the station's UIDs

@@ -142,8 +142,7 @@ def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
     tag.uid = identify_tag(tag.session, allow_simulator_signature=ctx.allow_simulator_signature)
     failure = ctx.store.auth_failure(tag.uid)
     if failure is not None:
-        return Decision(Verdict.FOREIGN, f"refused authentication (status {failure.status}) at "
-                                         f"{failure.station or 'a station'} on {failure.at[:10]}: never tried again")
+        return Decision(Verdict.FOREIGN, failure.describe())
     tag.unit = ctx.store.unit_by_uid(tag.uid)
     if tag.unit is None:  # fresh or foreign: the factory-key authentication decides, no probe needed
         return decide(key0_version=None, unit=None, batch_id=ctx.batch_id, target_version=ctx.versions[0])

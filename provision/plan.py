@@ -19,7 +19,7 @@ class Verdict(str, Enum):
     RESUME = "resume"          # ours, key 0 still factory: authenticate with it and finish
     VERIFY = "verify"          # ours, key 0 changed: everything written, verify as a phone
     COMPLETE = "complete"      # ours and already recorded encoded: verify only
-    FOREIGN = "foreign"        # not ours and known not to be factory: set aside, never authenticate
+    FOREIGN = "foreign"        # refused an authentication before: set aside, never authenticate again
     REFUSED = "refused"        # ours but not for this run (other batch, voided, unknown key version)
 
 
@@ -46,14 +46,11 @@ class Decision:
 def decide(*, key0_version: int | None, unit: KnownUnit | None, batch_id: str, target_version: int) -> Decision:
     """Classify a tag from its database record (if any) and, for a known UID, its key 0 version.
 
-    ``key0_version`` None means it was not read: a UID the database has never seen is tried
-    with the factory key, which either authenticates (fresh) or proves the chip foreign.
+    A UID the database has never seen needs no version (pass None): it is tried with the
+    factory key, which either authenticates (fresh) or proves the chip foreign.
     """
     if unit is None:
-        if key0_version is None or key0_version == FACTORY_VERSION:
-            return Decision(Verdict.FRESH, "factory-fresh")
-        return Decision(Verdict.FOREIGN,
-                        f"not in this database and key 0 is not factory (version {key0_version:02X})")
+        return Decision(Verdict.FRESH, "factory-fresh")
     if key0_version is None:
         raise ValueError("a tag the database knows is decided by its key 0 version")
     if unit.state == "voided":

@@ -51,8 +51,7 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
         raise TagRefused(f"tag {uid.hex().upper()} is not in this database: refusing to touch it")
     failure = store.auth_failure(uid)
     if failure is not None:
-        raise TagRefused(f"{unit.serial}: its chip refused an authentication (status {failure.status}) on "
-                         f"{failure.at[:10]}: not trying again")
+        raise TagRefused(f"{unit.serial}: {failure.describe()}")
     product = store.batch_product(unit.batch_id)
     versions = unit.key_versions or product.keys.versions()
     if any(versions[slot] == FACTORY_VERSION for slot in range(5)):
