@@ -480,32 +480,37 @@ class BatchStore:
         return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "encoding_started", None,
                             {"encoding_at": None}, encoding=True)
 
-    def record_step(self, unit_id: int, step: str, station: str) -> None:
-        """Journal one completed personalisation step of a unit being encoded (an audit trail).
+    def step_journal(self, unit_id: int, station: str) -> "StepJournal":
+        """A journal of one unit's personalisation steps, committed with the placement's outcome."""
+        return StepJournal(self, unit_id, station)
 
-        One INSERT, atomic on its own, guarded in SQL: the unit must be encoding in an open batch.
-        It runs between two APDUs of every tag, so it does not re-read the unit or the batch.
+    def _insert_steps(self, unit_id: int, steps: list[tuple[str, bool, str]], station: str) -> None:
+        """Insert journaled steps inside the caller's transaction, guarded in SQL like a state change.
+
+        The unit must be encoding in an open batch; it is not re-read for the common case.
         """
-        if not step or len(step) > 64:
-            raise ConfigError("step name must be 1-64 characters")
         if station not in self._stations_touched:  # a station first seen here needs its row (foreign key)
-            with self._write():
-                self._touch_station(station)
-        cursor = self.conn.execute(
+            self._touch_station(station)
+        cursor = self.conn.executemany(
             "INSERT INTO unit_events (unit_id, event, detail, station, at) "
             "SELECT u.id, 'step', ?, ?, ? FROM units u JOIN batches b ON b.id = u.batch_id "
             "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'",
-            (json.dumps({"step": step}), station, self._now(), unit_id))
-        if cursor.rowcount != 1:
-            raise self._refusal(unit_id, ("encoding",), f"step {step}")
+            [(json.dumps({"step": step, "found": True} if found else {"step": step}), station, at, unit_id)
+             for step, found, at in steps])
+        if cursor.rowcount != len(steps):
+            raise self._refusal(unit_id, ("encoding",), f"step {steps[0][0]}")
 
-    def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str) -> Unit:
-        """The chip is personalised: record its key versions and SDM read counter."""
+    def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str,
+                     journal: "StepJournal | None" = None) -> Unit:
+        """The chip is personalised: record its key versions and SDM read counter.
+
+        The ``journal``'s pending steps are committed in the same transaction, before the change.
+        """
         versions = {str(int(k)): int(v) for k, v in sorted(key_versions.items())}  # compact JSON below
         detail = {"key_versions": versions, "read_counter": read_counter}
         return self._change(unit_id, station, ("allocated", "encoding"), "encoded", "encoded", detail,
                             {"key_versions": json.dumps(versions, separators=(",", ":")), "read_counter": int(read_counter),
-                             "encoded_at": None}, encoding=True)
+                             "encoded_at": None}, encoding=True, journal=journal)
 
     def mark_verified(self, unit_id: int, read_counter: int, station: str) -> Unit:
         """Read back as a phone would and the SUN checked out; keeps the last verified counter."""
@@ -552,13 +557,18 @@ class BatchStore:
             yield Unit.from_row(row)
 
     def _change(self, unit_id: int, station: str | None, allowed: tuple[str, ...], new_state: str | None,
-                event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False) -> Unit:
+                event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False,
+                journal: "StepJournal | None" = None) -> Unit:
         """One unit state change, its event and its columns in one transaction (None = now).
 
         The allowed states and the open batch are conditions of the UPDATE itself, which returns
-        the changed row; only a refused change reads more, to say why.
+        the changed row; only a refused change reads more, to say why. A ``journal`` of the same
+        unit commits its pending steps first, in the same transaction.
         """
+        journaled = 0
         with self._write():
+            if journal is not None:
+                journaled = journal._insert_within(unit_id)
             now = self._touch_station(station)
             values = {k: (now if v is None else v) for k, v in columns.items()}
             values.update(updated_at=now, **({"state": new_state} if new_state else {}))
@@ -573,6 +583,8 @@ class BatchStore:
                 raise self._refusal(unit_id, allowed, event)
             unit = Unit.from_row(row)
             self._event(unit_id, event, detail, station, now)
+        if journal is not None:
+            journal._committed(journaled)
         return unit
 
     def _refusal(self, unit_id: int, allowed: tuple[str, ...], what: str) -> StateError:
@@ -810,3 +822,49 @@ def _qa_result(row: dict[str, Any]) -> QaResultRecord:
     row.update(uid=bytes(row["uid"]) if row["uid"] is not None else None, passed=bool(row["passed"]),
                counted=bool(row["counted"]), checks=tuple(json.loads(row["checks"])))
     return QaResultRecord(**row)
+
+
+class StepJournal:
+    """One unit's personalisation steps, held in memory and committed with the placement's outcome.
+
+    A commit per APDU was most of the station's SQL time, and a step journaled is an audit fact,
+    not what resume relies on: resume reads the chip (key 0's version, then each slot's). So the
+    steps ride on the transaction that ends the placement (:meth:`BatchStore.mark_encoded`), or
+    :meth:`flush` commits them when it ends otherwise (a tear, a failure, Ctrl-C). A station
+    killed outright loses only the steps of the tag in its field; that unit stays recorded as
+    encoding, and its resume journals each key it finds already changed (``found``).
+    """
+
+    def __init__(self, store: BatchStore, unit_id: int, station: str) -> None:
+        self.store, self.unit_id, self.station = store, unit_id, station
+        self._pending: list[tuple[str, bool, str]] = []
+
+    def add(self, step: str, *, found: bool = False) -> None:
+        """A step the chip confirmed (``found``: seen done on the chip, by an earlier placement)."""
+        if not step or len(step) > 64:
+            raise ConfigError("step name must be 1-64 characters")
+        self._pending.append((step, found, self.store._now()))
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Names of the steps not committed yet."""
+        return tuple(step for step, _found, _at in self._pending)
+
+    def flush(self) -> None:
+        """Commit the pending steps now, in one transaction (a StateError if the unit is not encoding)."""
+        if self._pending:
+            with self.store._write():
+                inserted = self._insert_within(self.unit_id)
+            self._committed(inserted)
+
+    def _insert_within(self, unit_id: int) -> int:
+        """Insert the pending steps in the store's open transaction; how many (see :meth:`_committed`)."""
+        if unit_id != self.unit_id:
+            raise ValueError("a step journal commits only with its own unit")
+        if self._pending:
+            self.store._insert_steps(unit_id, self._pending, self.station)
+        return len(self._pending)
+
+    def _committed(self, count: int) -> None:
+        """The transaction holding the first ``count`` pending steps committed: forget them."""
+        del self._pending[:count]

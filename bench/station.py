@@ -80,7 +80,7 @@ class Breakdown:
 
         self.wrap(ctx.store, "allocate_unit", "SQLite: allocation (commit; its fsync runs beside the next writes)")
         self.wrap(ctx.store, "wait_synced", "SQLite: waiting for the allocation's fsync before ChangeKey")
-        for name in ("auth_failure", "unit_by_uid", "start_encoding", "record_step", "mark_encoded", "mark_verified"):
+        for name in ("auth_failure", "unit_by_uid", "start_encoding", "mark_encoded", "mark_verified"):
             self.wrap(ctx.store, name, "SQLite: lookup, steps, encoded")
         self.wrap(ctx.keys, "chip_keys", "keystore: five AN10922 keys")
         self.wrap(encode, "verify_originality", "originality signature check")

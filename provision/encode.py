@@ -6,7 +6,8 @@ ChangeKey x5, ReadData (the SUN read) 1 = 15. A UID the database has never seen 
 GetKeyVersion probe: the one factory-key authentication says fresh or foreign, and a chip that
 refuses it is recorded so that no station ever tries it again. Slots 1-4 are proven changed by
 the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with our keys, key 0
-by its ChangeKey status; the database journals every step before the next.
+by its ChangeKey status. Every step the chip confirms is journaled, committed with the
+placement's outcome in one transaction (see :class:`~tagsmith.batches.db.StepJournal`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from tagsmith import ChipError, ConfigError, StateError, VerificationError
-from tagsmith.batches.db import BatchStore
+from tagsmith.batches.db import BatchStore, StepJournal
 from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
@@ -118,6 +119,7 @@ class _Tag:
     unit: Unit | None = None
     keys: ChipKeys | None = None
     rendered: RenderedTemplate | None = None  # the unit's NDEF, rendered once per tag
+    journal: StepJournal | None = None  # steps the chip confirmed, committed with the outcome
 
     def render(self, ctx: "EncodeContext") -> RenderedTemplate:
         assert self.unit is not None
@@ -174,32 +176,33 @@ def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
 
     Runs in the key-0 session the caller opened after the unit was journaled as encoding.
     """
-    s, keys, unit = tag.session, tag.keys, tag.unit
-    assert keys is not None and unit is not None
+    s, keys, unit, journal = tag.session, tag.keys, tag.unit, tag.journal
+    assert keys is not None and unit is not None and journal is not None
     rendered = tag.render(ctx)
     s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
-    ctx.store.record_step(unit.id, "ndef", ctx.station)
+    journal.add("ndef")
     policy = keys.policy
     s.change_file_settings(NDEF_FILE_NO, rendered.file_settings(
         meta_read=policy.meta_read_slot, file_read=policy.file_read_slot, write=0, read_write=0))
-    ctx.store.record_step(unit.id, "sdm", ctx.station)
+    journal.add("sdm")
     ctx.store.wait_synced()  # the allocation's fsync ran beside the two writes; no key changes before it is on disk
     for slot in range(1, 5):
-        _change_slot(s, keys, slot, probe=not fresh)
-        ctx.store.record_step(unit.id, f"key{slot}", ctx.station)
+        changed = _change_slot(s, keys, slot, probe=not fresh)
+        journal.add(f"key{slot}", found=not changed)
     s.change_key(0, keys.key(0), keys.version(0))
-    ctx.store.record_step(unit.id, "key0", ctx.station)
+    journal.add("key0")
 
 
-def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> None:
-    """Change one of keys 1-4 from factory; on resume the chip's key version says if it already was."""
+def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> bool:
+    """Change one of keys 1-4 from factory; False when the chip's key version says it already was (resume)."""
     if probe:
         version = s.get_key_version(slot)
         if version == keys.version(slot):
-            return
+            return False
         if version != FACTORY_VERSION:
             raise TagRefused(f"key {slot} holds unknown version {version:02X}: quarantine the tag")
     s.change_key(slot, keys.key(slot), keys.version(slot), old_key=FACTORY_KEY)
+    return True
 
 
 def verify_unit_sun(url: str, rendered: RenderedTemplate, keys: ChipKeys) -> SunResult:
@@ -250,6 +253,20 @@ def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     else:
         assert tag.unit is not None
         ctx.store.start_encoding(tag.unit.id, ctx.station)
+    tag.journal = ctx.store.step_journal(tag.unit.id, ctx.station)
+
+
+def _flush_journal(tag: _Tag) -> None:
+    """A placement that ends without ``encoded`` still journals the steps the chip confirmed.
+
+    A unit no longer encoding (voided, or its batch closed, by another process meanwhile) takes
+    no steps; that refusal is the store's, and the placement's own result stands.
+    """
+    if tag.journal is not None:
+        try:
+            tag.journal.flush()
+        except StateError:
+            pass
 
 
 def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
@@ -278,12 +295,18 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
             tag.unit = ctx.store.mark_verified(tag.unit.id, counter, ctx.station)
             return outcome("verified", decision.reason, url, counter)
         versions = dict(enumerate(tag.keys.versions))
-        tag.unit = ctx.store.mark_encoded(tag.unit.id, versions, counter, ctx.station)
+        tag.unit = ctx.store.mark_encoded(tag.unit.id, versions, counter, ctx.station, journal=tag.journal)
         result = "encoded" if decision.verdict is Verdict.FRESH else "resumed"
         return outcome(result, decision.reason if result == "resumed" else "personalised and verified", url, counter)
     except TagRefused as exc:
+        _flush_journal(tag)
         return outcome("refused", str(exc))
     except TagRemovedError as exc:
+        _flush_journal(tag)
         return outcome("torn", str(exc))
     except (ChipError, VerificationError, StateError) as exc:
+        _flush_journal(tag)
         return outcome("failed", str(exc))
+    except BaseException:  # Ctrl-C (or a bug) mid-tag: what the chip confirmed is journaled before it goes up
+        _flush_journal(tag)
+        raise

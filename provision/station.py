@@ -71,8 +71,8 @@ def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
         on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | Summary]:
     """Process tags until ``count`` units are done, the source runs dry, or Ctrl-C.
 
-    Ctrl-C between tags stops at once; during a tag the journal already holds every step
-    the chip confirmed, so the unit stays recorded as interrupted and resumes next time.
+    Ctrl-C between tags stops at once; during a tag, the steps the chip confirmed are journaled
+    before it stops, and the unit stays recorded as interrupted and resumes next time.
     """
     summary = Summary()
     started = time.perf_counter()

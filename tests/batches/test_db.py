@@ -121,13 +121,20 @@ def test_unit_lifecycle_and_events(store, product):
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, UID, "st-1")
     unit = store.start_encoding(unit.id, "st-1")
-    for step in ("authenticate", "write-ndef", "change-file-settings", "change-keys"):
-        store.record_step(unit.id, step, "st-1")
+    journal = store.step_journal(unit.id, "st-1")
+    journal.add("authenticate")
+    journal.flush()
+    for step in ("write-ndef", "change-file-settings", "change-keys"):
+        journal.add(step)
     assert store.unit(unit.id).state == "encoding"
-    unit = store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}, 3, "st-1")
+    assert [e.event for e in store.unit_events(unit.id)].count("step") == 1  # the rest ride on the outcome
+    unit = store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}, 3, "st-1", journal=journal)
     assert unit.state == "encoded" and unit.key_versions == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1} and unit.read_counter == 3
+    assert journal.pending == ()
+    journal.add("again")
     with pytest.raises(StateError, match="encoded"):
-        store.record_step(unit.id, "again", "st-1")
+        journal.flush()
+    assert journal.pending == ("again",)  # a refused commit forgets nothing
     unit = store.mark_verified(unit.id, 4, "st-2")
     unit = store.mark_verified(unit.id, 7, "st-2")
     assert unit.state == "verified" and unit.verified_counter == 7 and unit.station == "st-2"
@@ -168,20 +175,43 @@ def test_close_batch_refuses_units_in_progress_unless_forced(store, product):
     store.void_unit(unit.id, "batch closed")  # voids still work after closing
 
 
+def record_step(store, unit_id, step, station="st-1", **kw):
+    journal = store.step_journal(unit_id, station)
+    journal.add(step, **kw)
+    journal.flush()
+
+
 def test_steps_are_journaled_only_while_encoding_in_an_open_batch(store, product):
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, UID, "st-1")
     with pytest.raises(StateError, match="allocated; cannot record step ndef"):
-        store.record_step(unit.id, "ndef", "st-1")  # not started: nothing journaled
+        record_step(store, unit.id, "ndef")  # not started: nothing journaled
     store.start_encoding(unit.id, "st-1")
-    store.record_step(unit.id, "ndef", "st-1")
+    record_step(store, unit.id, "ndef")
+    record_step(store, unit.id, "key1", found=True)
     store.close_batch(batch.id, force=True)
     with pytest.raises(StateError, match=f"batch {batch.id} is closed"):
-        store.record_step(unit.id, "sdm", "st-1")
+        record_step(store, unit.id, "sdm")
     with pytest.raises(NotFoundError):
-        store.record_step(9999, "sdm", "st-1")
-    steps = [e.detail["step"] for e in store.unit_events(unit.id) if e.event == "step"]
-    assert steps == ["ndef"]
+        record_step(store, 9999, "sdm")
+    with pytest.raises(ConfigError):
+        store.step_journal(unit.id, "st-1").add("")
+    steps = [e.detail for e in store.unit_events(unit.id) if e.event == "step"]
+    assert steps == [{"step": "ndef"}, {"step": "key1", "found": True}]
+
+
+def test_a_refused_outcome_rolls_back_its_steps_and_keeps_them_pending(store, product):
+    batch = store.create_batch(product.id, 1)
+    unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
+    journal = store.step_journal(unit.id, "st-1")
+    journal.add("ndef")
+    store.close_batch(batch.id, force=True)
+    with pytest.raises(StateError, match="closed"):
+        store.mark_encoded(unit.id, {0: 1}, 1, "st-1", journal=journal)
+    assert journal.pending == ("ndef",)
+    assert [e.event for e in store.unit_events(unit.id)] == ["allocated", "encoding_started"]
+    with pytest.raises(ValueError):
+        store.mark_encoded(unit.id + 1, {0: 1}, 1, "st-1", journal=journal)
 
 
 def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_rollback(store, product, monkeypatch):
@@ -196,7 +226,7 @@ def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_roll
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, bytes(6) + b"\x01", "st-1")
     store.start_encoding(unit.id, "st-new")  # the row must be made now, or the unit's FK would fail
-    store.record_step(unit.id, "ndef", "st-other")  # a station first seen in a step gets its row too
+    record_step(store, unit.id, "ndef", "st-other")  # a station first seen in a step gets its row too
     seen = dict(store.conn.execute("SELECT name, last_seen FROM stations"))
     assert set(seen) == {"st-1", "st-new", "st-other"}
     stamps = iter(["2030-01-01T00:00:00.000Z", "2030-01-01T00:00:30.000Z", "2030-01-01T00:01:01.000Z"])
@@ -226,7 +256,7 @@ def test_only_the_allocation_commit_is_synced_to_disk(store, product, monkeypatc
     assert synced == []
     unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
     assert synced == [f"{store.path.resolve()}-wal"]
-    store.record_step(unit.id, "ndef", "st-1")
+    record_step(store, unit.id, "ndef")
     store.mark_encoded(unit.id, {0: 1}, 1, "st-1")
     assert len(synced) == 1
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk

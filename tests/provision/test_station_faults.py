@@ -139,6 +139,53 @@ def test_resumed_tag_journals_a_new_start_and_only_the_steps_it_did(world):
     assert ("step", "key0") in journal[restart:] and journal[-1] == ("encoded", None)
 
 
+def journal_of(ctx, chip):
+    unit = ctx.store.unit_by_uid(chip.uid)
+    return [(e.detail["step"], e.detail.get("found", False)) for e in ctx.store.unit_events(unit.id)
+            if e.event == "step"]
+
+
+def test_a_torn_tag_journals_the_steps_the_chip_confirmed(world):
+    ctx = world.context()
+    chip = SimulatedNtag424()
+    chip.place()
+    chip.tear_at(12)  # the third ChangeKey (key 3) never reaches the chip
+    assert process_tag(ctx, chip).result == "torn"
+    chip.remove()
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", False), ("key2", False)]
+
+
+def test_ctrl_c_mid_tag_journals_the_confirmed_steps_before_it_stops(world):
+    ctx = world.context()
+
+    class Interrupted(RecordingChip):
+        def transceive(self, apdu):
+            if len(self.apdus) == 11:  # Ctrl-C while the 12th APDU (ChangeKey 3) would go out
+                raise KeyboardInterrupt
+            return super().transceive(apdu)
+
+    chip = SimulatedNtag424()
+    with pytest.raises(KeyboardInterrupt):
+        process_tag(ctx, Interrupted(chip))
+    assert ctx.store.unit_by_uid(chip.uid).state == "encoding"
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", False), ("key2", False)]
+
+
+def test_a_killed_station_loses_only_the_tags_steps_and_its_resume_journals_what_it_finds(world, monkeypatch):
+    """A kill leaves no chance to flush; the unit stays encoding and resume reads the keys off the chip."""
+    import tagsmith.provision.encode as encode
+
+    ctx = world.context()
+    chip = SimulatedNtag424()
+    monkeypatch.setattr(encode, "_flush_journal", lambda tag: None)  # the process died after the chip's answer
+    outcomes = present_until_done(ctx, chip, tears=[13])  # cut as key 4's change lands, unanswered
+    monkeypatch.undo()
+    assert [o.result for o in outcomes] == ["torn", "resumed"]
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", True), ("key2", True),
+                                     ("key3", True), ("key4", True), ("key0", False)]
+    assert_sound(ctx, chip, outcomes)
+
+
 @pytest.mark.parametrize("commits", [True, False], ids=["commits", "lost"])
 def test_tear_after_every_apdu_resumes(world, commits):
     ctx = world.context()
