@@ -505,12 +505,15 @@ class BatchStore:
         """The chip is personalised: record its key versions and SDM read counter.
 
         The ``journal``'s pending steps are committed in the same transaction, before the change.
+        The commit is synced to disk on the helper thread, overlapping the next tag's identification:
+        the record survives a power cut by the time the next allocation commits, and that
+        allocation's fsync (which the first ChangeKey waits for) has only its own pages to write.
         """
         versions = {str(int(k)): int(v) for k, v in sorted(key_versions.items())}  # compact JSON below
         detail = {"key_versions": versions, "read_counter": read_counter}
         return self._change(unit_id, station, ("allocated", "encoding"), "encoded", "encoded", detail,
                             {"key_versions": json.dumps(versions, separators=(",", ":")), "read_counter": int(read_counter),
-                             "encoded_at": None}, encoding=True, journal=journal)
+                             "encoded_at": None}, encoding=True, journal=journal, sync=True)
 
     def mark_verified(self, unit_id: int, read_counter: int, station: str) -> Unit:
         """Read back as a phone would and the SUN checked out; keeps the last verified counter."""
@@ -558,15 +561,16 @@ class BatchStore:
 
     def _change(self, unit_id: int, station: str | None, allowed: tuple[str, ...], new_state: str | None,
                 event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False,
-                journal: "StepJournal | None" = None) -> Unit:
+                journal: "StepJournal | None" = None, sync: bool = False) -> Unit:
         """One unit state change, its event and its columns in one transaction (None = now).
 
         The allowed states and the open batch are conditions of the UPDATE itself, which returns
         the changed row; only a refused change reads more, to say why. A ``journal`` of the same
-        unit commits its pending steps first, in the same transaction.
+        unit commits its pending steps first, in the same transaction. ``sync`` starts the WAL
+        fsync on the helper thread after the commit; the next durable commit waits for it.
         """
         journaled = 0
-        with self._write():
+        with self._write(durable=sync, overlap_sync=True):
             if journal is not None:
                 journaled = journal._insert_within(unit_id)
             now = self._touch_station(station)

@@ -240,8 +240,8 @@ def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_roll
         "2030-01-01T00:00:30.000Z"
 
 
-def test_only_the_allocation_commit_is_synced_to_disk(store, product, monkeypatch):
-    """The allocation's commit gets the WAL fsync that synchronous=FULL would add; nothing else does."""
+def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(store, product, monkeypatch):
+    """Allocation and encoded get the WAL fsync that synchronous=FULL would add; nothing else does."""
     import os
 
     from tagsmith.batches import walsync
@@ -257,13 +257,16 @@ def test_only_the_allocation_commit_is_synced_to_disk(store, product, monkeypatc
     unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
     assert synced == [f"{store.path.resolve()}-wal"]
     record_step(store, unit.id, "ndef")
-    store.mark_encoded(unit.id, {0: 1}, 1, "st-1")
     assert len(synced) == 1
+    store.mark_encoded(unit.id, {0: 1}, 1, "st-1")  # synced on the helper thread, waited for by the next
+    store.mark_verified(unit.id, 2, "st-1")
+    store.wait_synced()
+    assert len(synced) == 2
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk
     # overlapped: the call returns at once, wait_synced is the barrier
     store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF0"), "st-1", start_encoding=True, overlap_sync=True)
     store.wait_synced()
-    assert len(synced) == 2
+    assert len(synced) == 3
 
 
 def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch):
