@@ -111,6 +111,7 @@ class SimulatedNtag424:
         self.auth_delay_attempts = auth_delay_attempts
         self._nv = state.copy() if state is not None else self._factory_state(
             uid, keys, key_versions, tag_tamper, files, file_settings, sdm_read_ctr, random_id, lrp)
+        self._signature = sign_uid(self._nv.uid)  # NXP programs it at production; Read_Sig reads it back
         self._apdu_total = 0
         self._tear_at: int | None = None
         if tear_after is not None:
@@ -447,7 +448,7 @@ class SimulatedNtag424:
         if header[0] != 0x00:
             raise ChipStatus(SW.PARAMETER_ERROR)
         # Silicon answers 91 90 (AN12196 T30); RC 90 then also enters the response MAC.
-        return self._wrap(sign_uid(self._nv.uid), FULL, rc=0x90), SW.SIGNATURE_OK_ALT
+        return self._wrap(self._signature, FULL, rc=0x90), SW.SIGNATURE_OK_ALT
 
     # --- keys (ref §8)
 
@@ -854,6 +855,7 @@ class SimulatedNtag424:
     def restore(self, state: NvState) -> None:
         """Replace the non-volatile state and power-cycle (volatile state resets)."""
         self._nv = state.copy()
+        self._signature = sign_uid(self._nv.uid)
         self._reset_volatile()
 
 
