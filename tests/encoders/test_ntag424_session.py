@@ -190,6 +190,26 @@ def test_read_sig_accepts_9190_and_verifies_t30(ntag_vectors):
     assert verify_originality(h("04518DFAA96181"), signature).signer is Signer.NONE
 
 
+def test_originality_accepts_the_simulator_only_when_told_and_rejects_out_of_range_scalars():
+    from tagsmith.encoders.simulator import sign_uid
+
+    uid = h("04A1B2C3D4E5F6")
+    signature = sign_uid(uid)  # the simulator's own ECDSA (RFC 6979 nonce), independent of the verifier
+    assert verify_originality(uid, signature).signer is Signer.NONE
+    assert verify_originality(uid, signature, allow_simulator=True).signer is Signer.SIMULATOR
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFF16A2E0B8F03E13DD29455C5C2A3D
+    r, s = int.from_bytes(signature[:28], "big"), int.from_bytes(signature[28:], "big")
+    for bad_r, bad_s in ((0, s), (r, 0), (n, s), (r, n)):  # each outside [1, n-1]
+        forged = bad_r.to_bytes(28, "big") + bad_s.to_bytes(28, "big")
+        assert verify_originality(uid, forged, allow_simulator=True).signer is Signer.NONE
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    assert not verify_originality(uid, flipped, allow_simulator=True).valid
+    with pytest.raises(ConfigError, match="56 bytes"):
+        verify_originality(uid, signature[:-1])
+    with pytest.raises(ConfigError, match="7 bytes"):
+        verify_originality(uid[:4], signature)
+
+
 def test_status_words_raise_one_class_each_and_drop_the_session(ntag_vectors):
     v = ntag_vectors["an12196-t29-getcarduid"]
     session = Ntag424Session(Scripted((v["expected"]["c_apdu"], "91AE")))
