@@ -171,8 +171,12 @@ class BatchStore:
 
     def wait_synced(self) -> None:
         """Return once every durable commit is on disk (the barrier before a chip's first key change)."""
+        self._syncing(self._walsync.wait)
+
+    def _syncing(self, action: Callable[[], None]) -> None:
+        """Run a WalSync call; a failed fsync is a one-line StateError naming the database."""
         try:
-            self._walsync.wait()
+            action()
         except OSError as exc:
             raise StateError(f"could not sync the database {self.path} to disk: {exc.strerror or exc}") from None
 
@@ -189,7 +193,7 @@ class BatchStore:
 
         WAL with synchronous=NORMAL survives any crash of the process; ``durable`` also fsyncs the
         WAL after the commit (what synchronous=FULL does), so it survives a power cut. With
-        ``overlap_sync`` that fsync runs on a helper thread and :meth:`wait_synced` is the barrier.
+        ``overlap_sync`` that fsync runs in a helper process and :meth:`wait_synced` is the barrier.
         """
         if durable:
             self.wait_synced()  # an earlier fsync's failure stops this commit; a later fsync must not hide it
@@ -203,9 +207,7 @@ class BatchStore:
                 self.conn.execute("ROLLBACK")
             raise
         if durable:
-            self._walsync.start()
-            if not overlap_sync:
-                self.wait_synced()
+            self._syncing(self._walsync.start if overlap_sync else self._walsync.sync)
         if self._stations_pending:
             touched = time.monotonic()
             self._stations_touched.update(dict.fromkeys(self._stations_pending, touched))
@@ -505,7 +507,7 @@ class BatchStore:
         """The chip is personalised: record its key versions and SDM read counter.
 
         The ``journal``'s pending steps are committed in the same transaction, before the change.
-        The commit is synced to disk on the helper thread, overlapping the next tag's identification:
+        The commit is synced to disk by the helper process, overlapping the next tag's identification:
         the record survives a power cut by the time the next allocation commits, and that
         allocation's fsync (which the first ChangeKey waits for) has only its own pages to write.
         """
@@ -567,7 +569,7 @@ class BatchStore:
         The allowed states and the open batch are conditions of the UPDATE itself, which returns
         the changed row; only a refused change reads more, to say why. A ``journal`` of the same
         unit commits its pending steps first, in the same transaction. ``sync`` starts the WAL
-        fsync on the helper thread after the commit; the next durable commit waits for it.
+        fsync in the helper process after the commit; the next durable commit waits for it.
         """
         journaled = 0
         with self._write(durable=sync, overlap_sync=True):

@@ -167,3 +167,48 @@ def vpcd_reader(pcscd):
         finally:
             with pcscd.slot_lock:
                 pcscd.free_slots.append(slot)
+
+
+SYNC_HELPER_STANDIN = r"""
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+path, log, delay, fail = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+while os.read(0, 1):
+    time.sleep(delay)
+    with open(log, "a") as out:
+        out.write("%s %.6f\n" % (path, time.monotonic()))
+    os.write(1, (fail + "\n" if fail else "0\n").encode())
+"""
+
+
+@pytest.fixture
+def sync_helper(monkeypatch, tmp_path):
+    """Stand in for the WAL sync helper process: same protocol, logs each sync (path, CLOCK_MONOTONIC).
+
+    ``install(delay=0.05)`` makes it a slow disk, ``install(fail="5 Input/output error")`` a failing
+    one; the returned function reads the log as [(path, monotonic time)].
+    """
+    from tagsmith.batches import walsync
+
+    log = tmp_path / "sync-helper.log"
+
+    def install(delay: float = 0.0, fail: str = ""):
+        def spawn(self):
+            import subprocess
+            import sys
+
+            self._helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", SYNC_HELPER_STANDIN, self.wal,
+                                             str(log), str(delay), fail],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            return self._helper
+
+        monkeypatch.setattr(walsync.WalSync, "_spawn", spawn)
+
+        def entries():
+            if not log.exists():
+                return []
+            return [(p, float(t)) for p, t in (line.rsplit(" ", 1) for line in log.read_text().splitlines())]
+
+        return entries
+
+    return install

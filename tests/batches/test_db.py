@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -240,43 +241,37 @@ def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_roll
         "2030-01-01T00:00:30.000Z"
 
 
-def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(store, product, monkeypatch):
+def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(store, product, monkeypatch, sync_helper):
     """Allocation and encoded get the WAL fsync that synchronous=FULL would add; nothing else does."""
     import os
 
     from tagsmith.batches import walsync
 
-    synced: list[str] = []
-
-    def fsync(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-
-    monkeypatch.setattr(walsync.os, "fsync", fsync)
+    inline: list[str] = []
+    monkeypatch.setattr(walsync.os, "fsync", lambda fd: inline.append(os.readlink(f"/proc/self/fd/{fd}")))
+    overlapped = sync_helper()
+    wal = f"{store.path}-wal"
     batch = store.create_batch(product.id, 3)
-    assert synced == []
-    unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
-    assert synced == [f"{store.path.resolve()}-wal"]
+    assert inline == [] and overlapped() == []
+    unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)  # synced before it returns
+    assert inline == [str(Path(wal).resolve())]
     record_step(store, unit.id, "ndef")
-    assert len(synced) == 1
-    store.mark_encoded(unit.id, {0: 1}, 1, "st-1")  # synced on the helper thread, waited for by the next
+    store.mark_encoded(unit.id, {0: 1}, 1, "st-1")  # synced by the helper process, waited for by the next
     store.mark_verified(unit.id, 2, "st-1")
     store.wait_synced()
-    assert len(synced) == 2
+    assert len(inline) == 1 and [p for p, _ in overlapped()] == [wal]
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk
     # overlapped: the call returns at once, wait_synced is the barrier
     store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF0"), "st-1", start_encoding=True, overlap_sync=True)
     store.wait_synced()
-    assert len(synced) == 3
+    assert len(inline) == 1 and len(overlapped()) == 2
 
 
-def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch):
+def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch, sync_helper):
     from tagsmith.batches import walsync
 
-    def fsync(fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(walsync.os, "fsync", fsync)
-    batch = store.create_batch(product.id, 2)
+    sync_helper(fail="5 Input/output error")
+    batch = store.create_batch(product.id, 3)
     unit = store.allocate_unit(batch.id, UID, "st-1", overlap_sync=True)
     with pytest.raises(StateError, match="could not sync the database .* Input/output error"):
         store.wait_synced()
@@ -285,6 +280,34 @@ def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch):
     with pytest.raises(StateError, match="Input/output error"):  # raised before its commit: nothing written
         store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF1"), "st-1")
     assert store.unit_by_uid(bytes.fromhex("04AABBCCDDEEF1")) is None
+
+    def fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(walsync.os, "fsync", fsync)  # the same for a sync done at once
+    with pytest.raises(StateError, match="could not sync the database .* Input/output error"):
+        store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF1"), "st-1")
+
+
+def test_the_sync_helper_process_reports_an_fsync_error_and_its_own_end(tmp_path):
+    from tagsmith.batches.walsync import WalSync
+
+    missing = WalSync(tmp_path / "no-such-dir" / "x.db")  # the real helper: its open() fails
+    missing.start()
+    with pytest.raises(OSError) as raised:
+        missing.wait()
+    assert raised.value.errno == 2
+    sync = WalSync(tmp_path / "x.db")
+    (tmp_path / "x.db-wal").write_bytes(b"wal")
+    sync.start()
+    sync.wait()  # the real helper synced it
+    sync._helper.kill()
+    sync._helper.wait()
+    with pytest.raises(OSError, match="helper process has ended"):
+        sync.start()
+        sync.wait()
+    sync.close()
+    missing.close()
 
 
 def test_units_stream_in_order(store, product, encode_units):

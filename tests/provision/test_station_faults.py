@@ -102,29 +102,26 @@ def test_clean_run_is_within_budget(station_ctx):
                        ("encoded", None)]
 
 
-def test_allocation_is_on_disk_before_the_first_key_change(station_ctx, monkeypatch):
+def test_allocation_is_on_disk_before_the_first_key_change(station_ctx, sync_helper):
     """The allocation's fsync overlaps the NDEF and settings writes, and ends before any ChangeKey."""
     import time
 
-    from tagsmith.batches import walsync
-
-    log: list[str] = []
-
-    def slow_fsync(fd):
-        time.sleep(0.05)  # a slow disk: without the barrier the ChangeKeys would overtake it
-        log.append("synced")
-
-    monkeypatch.setattr(walsync.os, "fsync", slow_fsync)
+    synced = sync_helper(delay=0.05)  # a slow disk: without the barrier the ChangeKeys would overtake it
+    sent: list[tuple[str, float]] = []
 
     class Logging(RecordingChip):
         def transceive(self, apdu):
-            log.append(f"{apdu[1]:02X}")
+            sent.append((f"{apdu[1]:02X}", time.monotonic()))
             return super().transceive(apdu)
 
     outcome = process_tag(station_ctx, Logging(SimulatedNtag424()))
     assert outcome.result == "encoded"
-    assert log.count("synced") == 1
-    assert log.index("AF", log.index("71")) < log.index("synced") < log.index("C4")  # after auth, before keys
+    (_, synced_at), = synced()[:1]
+    first = {}
+    for ins, at in sent:
+        first.setdefault(ins, at)
+    assert first["8D"] < synced_at < first["C4"]  # WriteData went out beside the sync; no ChangeKey before it
+    assert first["71"] < first["8D"]  # the allocation (and its sync) came after the authentication
 
 
 def test_resumed_tag_journals_a_new_start_and_only_the_steps_it_did(world):
