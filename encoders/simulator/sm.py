@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from Crypto.Cipher import AES
 
 from tagsmith.encoders.apdu import SW
+from tagsmith.encoders.ntag424.fastaes import block_key  # the AES primitive only; no protocol code
 
 from .status import ChipStatus
 
@@ -29,18 +30,22 @@ def _dbl(value: int) -> int:
 class AesKey:
     """One AES-128 key, expanded once: block encryption, CBC both ways and CMAC.
 
-    Expanding a key (``AES.new``) costs more than the few blocks a command needs, and an EV2
-    session or an authentication uses the same key many times, so the cipher objects live here.
-    Holds CBC chaining state: one object per user, not shared across threads.
+    Expanding a key costs more than the few blocks a command needs, and an EV2 session or an
+    authentication uses the same key many times, so the expanded key lives here. Most of the
+    chip's operations are one or two blocks (IVs, MACs of short commands), where a pycryptodome
+    cipher object costs several microseconds of Python per call; those run block by block on the
+    compiled single-block cipher, and only long inputs (an NDEF write) use a CBC object.
     """
 
-    __slots__ = ("_key", "_cbc", "_chain", "_ecb", "_k1", "_k2")
+    __slots__ = ("_key", "_block", "_cbc", "_chain", "_k1", "_k2")
+
+    _LONG = 48  # bytes from which one CBC object call beats a block loop
 
     def __init__(self, key: bytes) -> None:
         self._key = bytes(key)
-        self._cbc = AES.new(self._key, AES.MODE_CBC, iv=ZERO_IV)
-        self._chain = 0  # the CBC object's running IV: its last ciphertext block
-        self._ecb = None  # made on the first decryption
+        self._block = block_key(self._key)  # ECB under this key, in C
+        self._cbc = None  # made on the first long CBC input; chains on from its last block
+        self._chain = 0
         self._k1: int | None = None  # CMAC subkeys K1, K2, made on the first CMAC
         self._k2 = 0
 
@@ -51,15 +56,22 @@ class AesKey:
         return AesKey, (self._key,)
 
     def cbc_encrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
-        """AES-128-CBC without padding (``data`` is block aligned).
-
-        The one CBC object chains on from its last ciphertext block; XORing that block and
-        ``iv`` into the first input block makes each call an independent CBC run from ``iv``.
-        """
+        """AES-128-CBC without padding (``data`` is block aligned), each call an independent run from ``iv``."""
         if len(data) % 16 or len(iv) != 16:
             raise ValueError("CBC data must be block aligned and the IV 16 bytes")
-        if not data:
-            return b""
+        if len(data) >= self._LONG:
+            return self._cbc_long(data, iv)
+        encrypt, chain, out = self._block.encrypt, int.from_bytes(iv, "big"), b""
+        for at in range(0, len(data), 16):
+            block = encrypt((chain ^ int.from_bytes(data[at:at + 16], "big")).to_bytes(16, "big"))
+            chain, out = int.from_bytes(block, "big"), out + block
+        return out
+
+    def _cbc_long(self, data: bytes, iv: bytes) -> bytes:
+        """CBC through one pycryptodome object: XORing its running IV (the last ciphertext block)
+        and ``iv`` into the first input block restarts the chain from ``iv``."""
+        if self._cbc is None:
+            self._cbc = AES.new(self._key, AES.MODE_CBC, iv=ZERO_IV)
         first = int.from_bytes(data[:16], "big") ^ int.from_bytes(iv, "big") ^ self._chain
         out = self._cbc.encrypt(first.to_bytes(16, "big") + data[16:])
         self._chain = int.from_bytes(out[-16:], "big")
@@ -67,7 +79,9 @@ class AesKey:
 
     def encrypt_block(self, block: bytes) -> bytes:
         """One AES-128 block encryption (ECB)."""
-        return self.cbc_encrypt(block)
+        if len(block) != 16:
+            raise ValueError("an AES block is 16 bytes")
+        return self._block.encrypt(block)
 
     def cbc_decrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
         """AES-128-CBC decryption without padding removal: ECB-decrypt, then XOR IV || C[:-1]."""
@@ -75,9 +89,7 @@ class AesKey:
             raise ValueError("CBC data must be block aligned and the IV 16 bytes")
         if not data:
             return b""
-        if self._ecb is None:
-            self._ecb = AES.new(self._key, AES.MODE_ECB)
-        plain = int.from_bytes(self._ecb.decrypt(data), "big") ^ int.from_bytes(iv + data[:-16], "big")
+        plain = int.from_bytes(self._block.decrypt(data), "big") ^ int.from_bytes(iv + data[:-16], "big")
         return plain.to_bytes(len(data), "big")
 
     def cmac(self, data: bytes) -> bytes:
