@@ -421,12 +421,15 @@ class BatchStore:
                 if unit.state == "voided":
                     raise StateError(f"tag {uid.hex().upper()} was voided ({unit.void_reason}); set it aside")
                 return unit
-            batch = self.batch(batch_id)
-            if not batch.is_open:
-                raise StateError(f"batch {batch_id} is closed")
-            if batch.allocated >= batch.quantity:
+            # the next sequence number, claimed only from an open batch with serials left
+            claimed = c.execute("UPDATE batches SET allocated = allocated + 1 WHERE id = ? AND state = 'open' "
+                                "AND allocated < quantity RETURNING allocated", (batch_id,)).fetchone()
+            if claimed is None:
+                batch = self.batch(batch_id)  # NotFoundError for no such batch
+                if not batch.is_open:
+                    raise StateError(f"batch {batch_id} is closed")
                 raise StateError(f"batch {batch_id} is full: all {batch.quantity} serials are allocated")
-            seq = batch.allocated + 1
+            seq = claimed[0]
             found = c.execute("SELECT serial FROM serials WHERE batch_id = ? AND seq = ?", (batch_id, seq)).fetchone()
             if found is None:
                 raise StateError(f"batch {batch_id} has no serial #{seq} minted (run mint_serials)")
@@ -436,10 +439,10 @@ class BatchStore:
                 "INSERT INTO units (batch_id, serial, uid, state, station, allocated_at, encoding_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *", (batch_id, found[0], uid, state, station, now,
                                                                 encoding_at, now)))
-            c.execute("UPDATE batches SET allocated = ? WHERE id = ?", (seq, batch_id))
-            self._event(unit.id, "allocated", {"serial": found[0], "uid": uid.hex().upper()}, station, now)
+            events = [("allocated", {"serial": found[0], "uid": uid.hex().upper()})]
             if start_encoding:
-                self._event(unit.id, "encoding_started", None, station, now)
+                events.append(("encoding_started", None))
+            self._events(unit.id, events, station, now)
             return unit
 
     def unit(self, unit_id: int) -> Unit:
@@ -486,19 +489,26 @@ class BatchStore:
         """A journal of one unit's personalisation steps, committed with the placement's outcome."""
         return StepJournal(self, unit_id, station)
 
-    def _insert_steps(self, unit_id: int, steps: list[tuple[str, bool, str]], station: str) -> None:
-        """Insert journaled steps inside the caller's transaction, guarded in SQL like a state change.
+    def _insert_steps(self, unit_id: int, steps: list[tuple[str, bool, str]], station: str, guarded: bool) -> None:
+        """Insert journaled steps inside the caller's transaction.
 
-        The unit must be encoding in an open batch; it is not re-read for the common case.
+        ``guarded``: the INSERT itself requires the unit to be encoding in an open batch (without
+        re-reading it). Unguarded only inside a state change whose own guarded UPDATE, refused,
+        rolls the steps back with it.
         """
         if station not in self._stations_touched:  # a station first seen here needs its row (foreign key)
             self._touch_station(station)
+        rows = [(unit_id, json.dumps({"step": step, "found": True} if found else {"step": step}), station, at)
+                for step, found, at in steps]
+        if not guarded:
+            self.conn.executemany("INSERT INTO unit_events (unit_id, event, detail, station, at) "
+                                  "VALUES (?, 'step', ?, ?, ?)", rows)
+            return
         cursor = self.conn.executemany(
             "INSERT INTO unit_events (unit_id, event, detail, station, at) "
             "SELECT u.id, 'step', ?, ?, ? FROM units u JOIN batches b ON b.id = u.batch_id "
             "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'",
-            [(json.dumps({"step": step, "found": True} if found else {"step": step}), station, at, unit_id)
-             for step, found, at in steps])
+            [(detail, st, at, uid) for uid, detail, st, at in rows])
         if cursor.rowcount != len(steps):
             raise self._refusal(unit_id, ("encoding",), f"step {steps[0][0]}")
 
@@ -574,7 +584,7 @@ class BatchStore:
         journaled = 0
         with self._write(durable=sync, overlap_sync=True):
             if journal is not None:
-                journaled = journal._insert_within(unit_id)
+                journaled = journal._insert_within(unit_id, guarded=False)  # the UPDATE below guards them
             now = self._touch_station(station)
             values = {k: (now if v is None else v) for k, v in columns.items()}
             values.update(updated_at=now, **({"state": new_state} if new_state else {}))
@@ -617,8 +627,14 @@ class BatchStore:
         return now
 
     def _event(self, unit_id: int, event: str, detail: dict[str, Any] | None, station: str | None, now: str) -> None:
-        self.conn.execute("INSERT INTO unit_events (unit_id, event, detail, station, at) VALUES (?, ?, ?, ?, ?)",
-                          (unit_id, event, json.dumps(detail) if detail is not None else None, station, now))
+        self._events(unit_id, [(event, detail)], station, now)
+
+    def _events(self, unit_id: int, events: list[tuple[str, dict[str, Any] | None]], station: str | None,
+                now: str) -> None:
+        """Insert a unit's events, in order, in one statement."""
+        self.conn.executemany("INSERT INTO unit_events (unit_id, event, detail, station, at) VALUES (?, ?, ?, ?, ?)",
+                              [(unit_id, event, json.dumps(detail) if detail is not None else None, station, now)
+                               for event, detail in events])
 
     # ---------------------------------------------------------------- manifests
     EXPORT_COLUMNS = ("serial", "uid", "key_versions", "encoded_at", "station", "read_counter",
@@ -860,15 +876,15 @@ class StepJournal:
         """Commit the pending steps now, in one transaction (a StateError if the unit is not encoding)."""
         if self._pending:
             with self.store._write():
-                inserted = self._insert_within(self.unit_id)
+                inserted = self._insert_within(self.unit_id, guarded=True)
             self._committed(inserted)
 
-    def _insert_within(self, unit_id: int) -> int:
+    def _insert_within(self, unit_id: int, guarded: bool) -> int:
         """Insert the pending steps in the store's open transaction; how many (see :meth:`_committed`)."""
         if unit_id != self.unit_id:
             raise ValueError("a step journal commits only with its own unit")
         if self._pending:
-            self.store._insert_steps(unit_id, self._pending, self.station)
+            self.store._insert_steps(unit_id, self._pending, self.station, guarded)
         return len(self._pending)
 
     def _committed(self, count: int) -> None:
