@@ -1,4 +1,4 @@
-"""The protocol layer imports only the standard library, pycryptodome and ndeflib (DESIGN.md)."""
+"""The protocol layer imports only the standard library, pycryptodome, cryptography and ndeflib (DESIGN.md)."""
 
 import ast
 import sys
@@ -12,7 +12,7 @@ PROTOCOL_MODULES = [
     ROOT / "encoders" / "connection.py",
     ROOT / "keystore" / "diversify.py",
 ]
-ALLOWED_THIRD_PARTY = {"Crypto", "ndef"}
+ALLOWED_THIRD_PARTY = {"Crypto", "cryptography", "ndef"}  # cryptography: OpenSSL ECDSA for the originality check
 ALLOWED_OWN = ("tagsmith.encoders.ntag424", "tagsmith.encoders.apdu", "tagsmith.encoders.connection",
                "tagsmith.encoders.simulator", "tagsmith.keystore.diversify")
 
@@ -28,7 +28,7 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
-def test_protocol_layer_imports_only_stdlib_pycryptodome_ndeflib():
+def test_protocol_layer_imports_only_stdlib_crypto_libraries_and_ndeflib():
     bad = []
     for path in PROTOCOL_MODULES:
         if not path.exists():
