@@ -299,14 +299,10 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
         result = "encoded" if decision.verdict is Verdict.FRESH else "resumed"
         return outcome(result, decision.reason if result == "resumed" else "personalised and verified", url, counter)
     except TagRefused as exc:
-        _flush_journal(tag)
         return outcome("refused", str(exc))
     except TagRemovedError as exc:
-        _flush_journal(tag)
         return outcome("torn", str(exc))
     except (ChipError, VerificationError, StateError) as exc:
-        _flush_journal(tag)
         return outcome("failed", str(exc))
-    except BaseException:  # Ctrl-C (or a bug) mid-tag: what the chip confirmed is journaled before it goes up
+    finally:  # torn, failed, Ctrl-C: what the chip confirmed is journaled (after `encoded`, nothing is left)
         _flush_journal(tag)
-        raise
