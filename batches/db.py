@@ -498,17 +498,16 @@ class BatchStore:
         """
         if station not in self._stations_touched:  # a station first seen here needs its row (foreign key)
             self._touch_station(station)
-        rows = [(unit_id, json.dumps({"step": step, "found": True} if found else {"step": step}), station, at)
+        rows = [(json.dumps({"step": step, "found": True} if found else {"step": step}), station, at, unit_id)
                 for step, found, at in steps]
         if not guarded:
-            self.conn.executemany("INSERT INTO unit_events (unit_id, event, detail, station, at) "
-                                  "VALUES (?, 'step', ?, ?, ?)", rows)
+            self.conn.executemany("INSERT INTO unit_events (detail, station, at, unit_id, event) "
+                                  "VALUES (?, ?, ?, ?, 'step')", rows)
             return
         cursor = self.conn.executemany(
-            "INSERT INTO unit_events (unit_id, event, detail, station, at) "
-            "SELECT u.id, 'step', ?, ?, ? FROM units u JOIN batches b ON b.id = u.batch_id "
-            "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'",
-            [(detail, st, at, uid) for uid, detail, st, at in rows])
+            "INSERT INTO unit_events (detail, station, at, unit_id, event) "
+            "SELECT ?, ?, ?, u.id, 'step' FROM units u JOIN batches b ON b.id = u.batch_id "
+            "WHERE u.id = ? AND u.state = 'encoding' AND b.state = 'open'", rows)  # the same rows: unit_id last
         if cursor.rowcount != len(steps):
             raise self._refusal(unit_id, ("encoding",), f"step {steps[0][0]}")
 

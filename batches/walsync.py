@@ -73,8 +73,7 @@ class WalSync:
         try:
             helper.stdin.write(b"s")
         except OSError:
-            self._helper = None
-            raise OSError(errno.EIO, "the database sync helper process has ended") from None
+            self._ended()
         self._pending = True
 
     def wait(self) -> None:
@@ -84,13 +83,13 @@ class WalSync:
         self._pending = False
         line = self._helper.stdout.readline() if self._helper else b""
         if not line:
-            self._helper = None
-            raise OSError(errno.EIO, "the database sync helper process has ended")
+            self._ended()
         code, _, message = line.decode(errors="replace").strip().partition(" ")
         if code != "0":
             raise OSError(int(code) if code.isdigit() else errno.EIO, message or "fsync failed")
 
     def _spawn(self) -> subprocess.Popen | None:
+        """Start the helper (None when no process can start); ``HELPER_CODE`` is read at each start."""
         try:
             self._helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", HELPER_CODE, self.wal],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
@@ -98,12 +97,20 @@ class WalSync:
             return None
         return self._helper
 
+    def _ended(self) -> None:
+        """The helper is gone: reap it, and say so (the next overlapped sync starts a new one)."""
+        self._reap()
+        raise OSError(errno.EIO, "the database sync helper process has ended")
+
+    def _reap(self) -> None:
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.stdin.close()  # EOF: a live helper exits
+            helper.stdout.close()
+            helper.wait()
+
     def close(self) -> None:
         try:
             self.wait()
         finally:
-            helper, self._helper = self._helper, None
-            if helper is not None:
-                helper.stdin.close()  # EOF: the helper exits
-                helper.stdout.close()
-                helper.wait()
+            self._reap()

@@ -172,7 +172,8 @@ def vpcd_reader(pcscd):
 SYNC_HELPER_STANDIN = r"""
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-path, log, delay, fail = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+path, log = sys.argv[1], os.environ["TAGSMITH_TEST_SYNC_LOG"]
+delay, fail = float(os.environ["TAGSMITH_TEST_SYNC_DELAY"]), os.environ["TAGSMITH_TEST_SYNC_FAIL"]
 while os.read(0, 1):
     time.sleep(delay)
     with open(log, "a") as out:
@@ -183,26 +184,21 @@ while os.read(0, 1):
 
 @pytest.fixture
 def sync_helper(monkeypatch, tmp_path):
-    """Stand in for the WAL sync helper process: same protocol, logs each sync (path, CLOCK_MONOTONIC).
+    """Stand in for the WAL sync helper's program: same protocol, logs each sync (path, CLOCK_MONOTONIC).
 
     ``install(delay=0.05)`` makes it a slow disk, ``install(fail="5 Input/output error")`` a failing
-    one; the returned function reads the log as [(path, monotonic time)].
+    one; the returned function reads the log as [(path, monotonic time)]. WalSync starts it as it
+    starts the real one; the settings reach it through the environment.
     """
     from tagsmith.batches import walsync
 
     log = tmp_path / "sync-helper.log"
 
     def install(delay: float = 0.0, fail: str = ""):
-        def spawn(self):
-            import subprocess
-            import sys
-
-            self._helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", SYNC_HELPER_STANDIN, self.wal,
-                                             str(log), str(delay), fail],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-            return self._helper
-
-        monkeypatch.setattr(walsync.WalSync, "_spawn", spawn)
+        monkeypatch.setattr(walsync, "HELPER_CODE", SYNC_HELPER_STANDIN)
+        monkeypatch.setenv("TAGSMITH_TEST_SYNC_LOG", str(log))
+        monkeypatch.setenv("TAGSMITH_TEST_SYNC_DELAY", str(delay))
+        monkeypatch.setenv("TAGSMITH_TEST_SYNC_FAIL", fail)
 
         def entries():
             if not log.exists():

@@ -306,6 +306,9 @@ def test_the_sync_helper_process_reports_an_fsync_error_and_its_own_end(tmp_path
     with pytest.raises(OSError, match="helper process has ended"):
         sync.start()
         sync.wait()
+    assert sync._helper is None  # reaped
+    sync.start()  # the next overlapped sync starts a new helper
+    sync.wait()
     sync.close()
     missing.close()
 

@@ -46,7 +46,17 @@ class InProcessLink:
         return self.chip
 
 
-class PcscLink:
+class _ReaderLink:
+    """A chip behind a real transport: the connection reports the UID, the chip is torn directly."""
+
+    def get_uid(self) -> bytes:
+        return self.connection.get_uid()
+
+    def tear_next(self) -> None:
+        self.chip.tear_next()
+
+
+class PcscLink(_ReaderLink):
     """pyscard -> libpcsclite -> pcscd -> vpcd -> TCP -> vpicc -> the simulated chip."""
 
     def __init__(self, vpcd_reader, chip: SimulatedNtag424) -> None:
@@ -54,12 +64,6 @@ class PcscLink:
         self.card = vpcd_reader.card(chip).place()
         self.reader = vpcd_reader.open()
         self.connection = self.reader.wait_for_tag(5)
-
-    def get_uid(self) -> bytes:
-        return self.connection.get_uid()
-
-    def tear_next(self) -> None:
-        self.chip.tear_next()
 
     def replace(self):
         self.connection.close()
@@ -73,7 +77,7 @@ class PcscLink:
         self.reader.close()
 
 
-class NfcpyLink:
+class NfcpyLink(_ReaderLink):
     """nfcpy Type4Tag.transceive -> udp driver -> tagsmith's ISO-DEP card loop -> the simulated chip."""
 
     def __init__(self, chip: SimulatedNtag424) -> None:
@@ -84,12 +88,6 @@ class NfcpyLink:
         self.emulator = Type4Emulator(chip, path).place()
         self.reader = NfcpyReader(path, timeout=0.1)
         self.connection = self.reader.wait_for_tag(5)
-
-    def get_uid(self) -> bytes:
-        return self.connection.get_uid()
-
-    def tear_next(self) -> None:
-        self.chip.tear_next()
 
     def replace(self):
         self.connection.close()
