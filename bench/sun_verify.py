@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from Crypto.Cipher import AES
 from Crypto.Hash import CMAC
 
-from tagsmith.encoders.ntag424 import SunVerifier, crypto, fastaes, verify_sun_url
+from tagsmith.encoders.ntag424 import SunVerifier, crypto, verify_sun_url
 
 META_KEY, FILE_KEY = bytes.fromhex("A0" * 16), bytes.fromhex("B1" * 16)
 BASE = "https://id.example.com/01/09506000134352/21/{serial}?p={picc}&c={mac}"
@@ -69,7 +69,7 @@ def main() -> None:
     urls = build_urls(args.taps)
     verifier = SunVerifier(meta_key=META_KEY, file_key=FILE_KEY, picc_param="p", mac_param="c")
     assert all(verifier.verify(u).cmac_valid for u in urls) and all(baseline_verify(u) for u in urls)
-    print(f"{len(urls)} distinct SUN URLs; raw AES library path: {fastaes.using_raw_library()}")
+    print(f"{len(urls)} distinct SUN URLs")
     base = measure("baseline (urllib + CMAC objects)", baseline_verify, urls, rounds=3)
     fast = measure("SunVerifier.verify", verifier.verify, urls)
     call = measure("verify_sun_url (cached verifier)",

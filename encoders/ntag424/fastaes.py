@@ -1,132 +1,62 @@
-"""Single-block AES for the SUN verifier's hot path, through pycryptodome's own compiled library.
+"""AES-128 for the per-tag hot paths (secure messaging, SUN, diversification), on OpenSSL.
 
-pycryptodome's ``AES.new(...).encrypt`` spends microseconds in Python around a sub-microsecond C
-call. The verifier needs a handful of single-block operations per tap, several under a key that
-exists only for that tap, so this module calls the same C functions (``_raw_aes``/``_raw_aesni``
-and ``_raw_ecb``) directly, holding the GIL. It checks itself against ``AES.new`` at import and
-falls back to ``AES.new`` when the library layout differs, so results never depend on the path.
+A command needs one to three AES blocks, and a pycryptodome cipher object costs about 3 µs of
+Python per call, more than the blocks themselves. This module keeps one cryptography (OpenSSL) ECB
+context open per key instead: ECB carries no state from one call to the next, so one context
+serves every whole-block call under its key for as long as the key lives (about 0.3 µs a call).
+A key used for a single message (a per-tap session key) takes cryptography's one-shot CMAC.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib.machinery
-import threading
-from pathlib import Path
 from typing import Callable
 
-import Crypto
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 BLOCK = 16
 _ZERO = bytes(BLOCK)
 _MASK = (1 << 128) - 1
-_PAD_EMPTY = 0x80 << 120
-_KEY_SIZE = ctypes.c_size_t(BLOCK)
-_VOID, _BYREF = ctypes.c_void_p, ctypes.byref
+_ECB = modes.ECB()
 
 
-def _find_library(name: str) -> str | None:
-    folder = Path(Crypto.__file__).parent / "Cipher"
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        if (folder / (name + suffix)).is_file():
-            return str(folder / (name + suffix))
-    return None
+class BlockKey:
+    """An AES-128 key kept expanded in an open ECB context, for whole-block operations.
 
+    The length check is not decoration: an ECB context buffers a partial block and would prepend
+    it to the next call's data, so a stray length must fail here rather than corrupt later calls.
+    """
 
-def _have_aes_ni() -> bool:
-    try:
-        from Crypto.Util import _cpu_features
-
-        return bool(_cpu_features.have_aes_ni())
-    except Exception:  # any layout change: use the portable code
-        return False
-
-
-class _Raw:
-    """Bound C entry points: block-cipher start (AES-NI or portable) and the ECB mode functions."""
-
-    def __init__(self) -> None:
-        ecb_path = _find_library("_raw_ecb")
-        hw = _have_aes_ni() and _find_library("_raw_aesni")
-        aes_path = hw or _find_library("_raw_aes")
-        if not ecb_path or not aes_path:
-            raise OSError("pycryptodome raw libraries not found")
-        ecb, aes = ctypes.PyDLL(ecb_path), ctypes.PyDLL(aes_path)
-        self.start_cipher = getattr(aes, "AESNI_start_operation" if hw else "AES_start_operation")
-        self.start_ecb, self.stop_ecb = ecb.ECB_start_operation, ecb.ECB_stop_operation
-        self.stop_ecb.argtypes = [ctypes.c_void_p]
-        self.encrypt, self.decrypt = ecb.ECB_encrypt, ecb.ECB_decrypt
-        for function in (self.encrypt, self.decrypt):
-            function.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
-
-    def open(self, key: bytes) -> ctypes.c_void_p:
-        """Expand a 16-byte key into an ECB state (free it with ``stop_ecb``)."""
-        cipher, state = _VOID(), _VOID()
-        if self.start_cipher(key, _KEY_SIZE, _BYREF(cipher)) or self.start_ecb(cipher, _BYREF(state)):
-            raise ValueError("AES key setup failed")
-        return state
-
-
-def _load() -> _Raw | None:
-    try:
-        raw = _Raw()
-        key, block = bytes(range(16)), bytes(range(16, 32))
-        state, out = raw.open(key), ctypes.create_string_buffer(BLOCK)
-        raw.encrypt(state, block, out, BLOCK)
-        raw.stop_ecb(state)
-        return raw if out.raw == AES.new(key, AES.MODE_ECB).encrypt(block) else None
-    except (OSError, AttributeError, ValueError):
-        return None
-
-
-_RAW = _load()
-_LOCAL = threading.local()
-
-
-def _block_buffer() -> ctypes.Array:
-    """This thread's 16-byte output buffer (C writes into it; .raw copies it out)."""
-    try:
-        return _LOCAL.out
-    except AttributeError:
-        _LOCAL.out = ctypes.create_string_buffer(BLOCK)
-        return _LOCAL.out
-
-
-def using_raw_library() -> bool:
-    """True when the fast path is active (for the benchmark's report)."""
-    return _RAW is not None
-
-
-class _RawBlockKey:
-    """A fixed AES key kept expanded in C for repeated single-block operations."""
+    __slots__ = ("_cipher", "_encrypt", "_decrypt")
 
     def __init__(self, key: bytes) -> None:
-        self._state = _RAW.open(bytes(key))
+        if len(key) != BLOCK:
+            raise ValueError(f"AES-128 key must be 16 bytes, got {len(key)}")
+        self._cipher = Cipher(algorithms.AES128(bytes(key)), _ECB)
+        self._encrypt = self._cipher.encryptor().update
+        self._decrypt: Callable[[bytes], bytes] | None = None  # made on first use: most keys only encrypt
+
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return "BlockKey()"
 
     def encrypt(self, data: bytes) -> bytes:
-        """Encrypt whole blocks (ECB)."""
-        out = _block_buffer() if len(data) == BLOCK else ctypes.create_string_buffer(len(data))
-        _RAW.encrypt(self._state, data, out, len(data))
-        return out.raw
+        """Encrypt whole blocks, each on its own (ECB)."""
+        if len(data) % BLOCK:
+            raise ValueError(f"AES data must be whole 16-byte blocks, got {len(data)} bytes")
+        return self._encrypt(data)
 
     def decrypt(self, data: bytes) -> bytes:
-        """Decrypt whole blocks (ECB)."""
-        out = _block_buffer() if len(data) == BLOCK else ctypes.create_string_buffer(len(data))
-        _RAW.decrypt(self._state, data, out, len(data))
-        return out.raw
-
-    def __del__(self) -> None:
-        state, self._state = getattr(self, "_state", None), None
-        if state is not None and _RAW is not None:
-            _RAW.stop_ecb(state)
+        """Decrypt whole blocks, each on its own (ECB)."""
+        if len(data) % BLOCK:
+            raise ValueError(f"AES data must be whole 16-byte blocks, got {len(data)} bytes")
+        if self._decrypt is None:
+            self._decrypt = self._cipher.decryptor().update
+        return self._decrypt(data)
 
 
-def block_key(key: bytes):
-    """An object with ``encrypt``/``decrypt`` for whole blocks under a fixed key, as fast as available."""
-    if len(key) != BLOCK:
-        raise ValueError(f"AES-128 key must be 16 bytes, got {len(key)}")
-    return _RawBlockKey(key) if _RAW is not None else AES.new(key, AES.MODE_ECB)
+def block_key(key: bytes) -> BlockKey:
+    """Whole-block ``encrypt``/``decrypt`` under a fixed key, expanded once."""
+    return BlockKey(key)
 
 
 def double(value: int) -> int:
@@ -153,45 +83,6 @@ def cmac_blocks(encrypt: Callable[[bytes], bytes], message: bytes, k1: int | Non
 
 def cmac_once(key: bytes, message: bytes) -> bytes:
     """Full 16-byte AES-CMAC under a key used only this once (a per-tap session key)."""
-    if _RAW is None:
-        return cmac_blocks(AES.new(key, AES.MODE_ECB).encrypt, message)
-    raw, out, state = _RAW, _block_buffer(), _RAW.open(key)
-    try:
-        if not message:  # the common SUN case: T = E(K, K2 xor 80 00..), K2 = 4 * L in GF(2^128)
-            raw.encrypt(state, _ZERO, out, BLOCK)
-            wide = int.from_bytes(out.raw, "big") << 2
-            k2 = (wide & _MASK) ^ (0x10E if wide >> 129 else 0) ^ (0x87 if wide >> 128 & 1 else 0)
-            raw.encrypt(state, (k2 ^ _PAD_EMPTY).to_bytes(BLOCK, "big"), out, BLOCK)
-            return out.raw
-
-        def encrypt(block: bytes) -> bytes:
-            raw.encrypt(state, block, out, BLOCK)
-            return out.raw
-
-        return cmac_blocks(encrypt, message)
-    finally:
-        raw.stop_ecb(state)
-
-
-def fast_pair(meta: object, file: object, file_k1: int,
-              sv2_prefix: bytes) -> Callable[[bytes, bytes], tuple[bytes, bytes]] | None:
-    """The SUN hot path for two cached keys, or None when the raw library is not in use.
-
-    The returned function decrypts PICC data with ``meta``, derives the session MAC key as
-    E(file, SV2 xor K1) (SV2 = ``sv2_prefix`` || UID || counter, for a C7 tag) and returns (PICC
-    plaintext, MACt over ``message``), all in direct C calls.
-    """
-    if _RAW is None or not isinstance(meta, _RawBlockKey) or not isinstance(file, _RawBlockKey):
-        return None
-    meta_state, file_state, decrypt, encrypt = meta._state, file._state, _RAW.decrypt, _RAW.encrypt
-
-    def tap(picc: bytes, message: bytes) -> tuple[bytes, bytes]:
-        out = _block_buffer()
-        decrypt(meta_state, picc, out, BLOCK)
-        plain = out.raw
-        sv2 = int.from_bytes(sv2_prefix + plain[1:11], "big")
-        encrypt(file_state, (sv2 ^ file_k1).to_bytes(BLOCK, "big"), out, BLOCK)
-        return plain, cmac_once(out.raw, message)[1::2]
-
-    tap.keys = (meta, file)  # keep the key states alive as long as the function
-    return tap
+    mac = CMAC(algorithms.AES128(key))
+    mac.update(message)
+    return mac.finalize()

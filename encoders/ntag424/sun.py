@@ -1,9 +1,9 @@
 """Resolver-side SUN verification (reference §10): PICC data, SDM session keys, SDMMAC, SDMENCFileData.
 
 :class:`SunVerifier` precomputes everything that depends only on the keys (expanded AES keys, the
-CMAC subkey of the file-read key) so a tap costs a few single-block AES calls: decrypt PICC data,
-one block for the session MAC key (SV2 is a whole block, so its CMAC is E(K, SV2 xor K1)), and the
-MAC itself. :func:`verify_sun_url` keeps a small cache of verifiers keyed by keys and parameter names.
+CMAC subkey of the file-read key) so a tap costs two single-block AES calls and one CMAC: decrypt
+PICC data, one block for the session MAC key (SV2 is a whole block, so its CMAC is E(K, SV2 xor K1)),
+and the MAC itself under that one-time key. :func:`verify_sun_url` keeps a small cache of verifiers keyed by keys and parameter names.
 """
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ class SunVerifier:
         self._names = {"picc": picc_param, "mac": mac_param, "enc": enc_param, "uid": uid_param, "ctr": ctr_param}
         self._marks = {p: ("?" + p + "=", "&" + p + "=") for p in {*self._names.values(), mac_input_from} if p}
         self._mac_input_from = mac_input_from
-        self._fast = fastaes.fast_pair(self._meta, self._file, self._file_k1, crypto.SV_SDM_MAC) \
-            if self._file and self._meta else None
 
     def _find(self, url: str, query: int, param: str) -> int:
         """Index where ``param``'s value starts, or -1."""
@@ -91,11 +89,13 @@ class SunVerifier:
         mac = self._fixed(url, mac_at, 16, names["mac"])
         message = self._mac_input(url, query, mac_at) if self._mac_input_from else b""
         picc_at = self._find(url, query, names["picc"])
-        if self._fast is not None and picc_at >= 0:
-            plain, mact = self._fast(self._fixed(url, picc_at, 32, names["picc"]), message)
-            if plain[0] == 0xC7:  # UID and counter: the common case, done in C calls only
+        if self._file is not None and self._meta is not None and picc_at >= 0:
+            plain = self._meta.decrypt(self._fixed(url, picc_at, 32, names["picc"]))
+            if plain[0] == 0xC7:  # UID and counter: the common case; SV2 is then exactly one block
+                sv2 = int.from_bytes(crypto.SV_SDM_MAC + plain[1:11], "big")
+                mac_key = self._file.encrypt((sv2 ^ self._file_k1).to_bytes(16, "big"))
                 return self._result(url, query, plain[1:8], int.from_bytes(plain[8:11], "little"),
-                                    hmac.compare_digest(mact, mac))
+                                    hmac.compare_digest(fastaes.cmac_once(mac_key, message)[1::2], mac))
         uid, ctr = self._identity(url, query, picc_at)
         mac_key = self._session_key(uid, crypto.sdm_session_vectors(uid, ctr)[1])
         valid = hmac.compare_digest(fastaes.cmac_once(mac_key, message)[1::2], mac)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tagsmith.encoders.apdu import SW
-from tagsmith.encoders.ntag424.fastaes import block_key  # the AES primitive only; no protocol code
 
 from .status import ChipStatus
 
@@ -31,20 +30,18 @@ class AesKey:
     """One AES-128 key, expanded once: block encryption, CBC both ways and CMAC.
 
     Expanding a key costs more than the few blocks a command needs, and an EV2 session or an
-    authentication uses the same key many times, so the expanded key lives here. Most of the
-    chip's operations are one or two blocks (IVs, MACs of short commands), where a pycryptodome
-    cipher object costs several microseconds of Python per call; those run block by block on the
-    compiled single-block cipher, and only long inputs (an NDEF write) use a CBC object.
+    authentication uses the same key many times, so the key lives here in open OpenSSL contexts
+    (through cryptography): one CBC run that each call restarts from its own IV (see
+    :meth:`cbc_encrypt`), and an ECB decryption context. A chip is one thread; its contexts are
+    not shared.
     """
 
-    __slots__ = ("_key", "_block", "_cbc", "_chain", "_k1", "_k2")
-
-    _LONG = 48  # bytes from which one CBC object call beats a block loop
+    __slots__ = ("_key", "_ecb_decrypt", "_cbc", "_chain", "_k1", "_k2")
 
     def __init__(self, key: bytes) -> None:
         self._key = bytes(key)
-        self._block = block_key(self._key)  # ECB under this key, in C
-        self._cbc = None  # made on the first long CBC input; chains on from its last block
+        self._ecb_decrypt = None  # made on first use: many keys never decrypt
+        self._cbc = None  # made on the first CBC call; chains on from its last output block
         self._chain = 0
         self._k1: int | None = None  # CMAC subkeys K1, K2, made on the first CMAC
         self._k2 = 0
@@ -52,28 +49,23 @@ class AesKey:
     def __repr__(self) -> str:  # keep key material out of logs and tracebacks
         return "AesKey(<hidden>)"
 
-    def __reduce__(self):  # copy/pickle by key: cipher objects cannot be, and calls share no state
+    def __reduce__(self):  # copy/pickle by key: cipher contexts cannot be, and calls share no state
         return AesKey, (self._key,)
 
     def cbc_encrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
-        """AES-128-CBC without padding (``data`` is block aligned), each call an independent run from ``iv``."""
+        """AES-128-CBC without padding (``data`` is block aligned), each call an independent run from ``iv``.
+
+        The open CBC context chains on from its last ciphertext block; XORing that block and ``iv``
+        into the first input block restarts the chain from ``iv``, so no context is made per call.
+        """
         if len(data) % 16 or len(iv) != 16:
             raise ValueError("CBC data must be block aligned and the IV 16 bytes")
-        if len(data) >= self._LONG:
-            return self._cbc_long(data, iv)
-        encrypt, chain, out = self._block.encrypt, int.from_bytes(iv, "big"), b""
-        for at in range(0, len(data), 16):
-            block = encrypt((chain ^ int.from_bytes(data[at:at + 16], "big")).to_bytes(16, "big"))
-            chain, out = int.from_bytes(block, "big"), out + block
-        return out
-
-    def _cbc_long(self, data: bytes, iv: bytes) -> bytes:
-        """CBC through one pycryptodome object: XORing its running IV (the last ciphertext block)
-        and ``iv`` into the first input block restarts the chain from ``iv``."""
+        if not data:
+            return b""
         if self._cbc is None:
-            self._cbc = AES.new(self._key, AES.MODE_CBC, iv=ZERO_IV)
+            self._cbc = Cipher(algorithms.AES128(self._key), modes.CBC(ZERO_IV)).encryptor().update
         first = int.from_bytes(data[:16], "big") ^ int.from_bytes(iv, "big") ^ self._chain
-        out = self._cbc.encrypt(first.to_bytes(16, "big") + data[16:])
+        out = self._cbc(first.to_bytes(16, "big") + data[16:])
         self._chain = int.from_bytes(out[-16:], "big")
         return out
 
@@ -81,7 +73,7 @@ class AesKey:
         """One AES-128 block encryption (ECB)."""
         if len(block) != 16:
             raise ValueError("an AES block is 16 bytes")
-        return self._block.encrypt(block)
+        return self.cbc_encrypt(block)  # CBC of one block from a zero IV is ECB
 
     def cbc_decrypt(self, data: bytes, iv: bytes = ZERO_IV) -> bytes:
         """AES-128-CBC decryption without padding removal: ECB-decrypt, then XOR IV || C[:-1]."""
@@ -89,7 +81,9 @@ class AesKey:
             raise ValueError("CBC data must be block aligned and the IV 16 bytes")
         if not data:
             return b""
-        plain = int.from_bytes(self._block.decrypt(data), "big") ^ int.from_bytes(iv + data[:-16], "big")
+        if self._ecb_decrypt is None:
+            self._ecb_decrypt = Cipher(algorithms.AES128(self._key), modes.ECB()).decryptor().update
+        plain = int.from_bytes(self._ecb_decrypt(data), "big") ^ int.from_bytes(iv + data[:-16], "big")
         return plain.to_bytes(len(data), "big")
 
     def cmac(self, data: bytes) -> bytes:
