@@ -72,7 +72,13 @@ class KeyPolicy:
 
     @classmethod
     def from_json(cls, items: list[dict]) -> "KeyPolicy":
-        return cls(tuple(SlotPolicy(int(i["slot"]), SlotRole(i["role"]), bool(i["diversified"])) for i in items))
+        """The policy a keystore records; parsed and checked once per distinct policy (a station asks per chip)."""
+        spec = tuple((i["slot"], i["role"], i["diversified"]) for i in items)
+        policy = _PARSED_POLICIES.get(spec)
+        if policy is None:
+            policy = cls(tuple(SlotPolicy(int(slot), SlotRole(role), bool(div)) for slot, role, div in spec))
+            _PARSED_POLICIES[spec] = policy
+        return policy
 
     def to_json(self) -> list[dict]:
         return [s.to_json() for s in self.slots]
@@ -91,6 +97,9 @@ class KeyPolicy:
     def resolver_slots(self) -> tuple[int, int]:
         """The slots whose masters the resolver receives: SDM meta read and SDM file read."""
         return self.meta_read_slot, self.file_read_slot
+
+
+_PARSED_POLICIES: dict[tuple, KeyPolicy] = {}  # a handful at most: one per distinct policy in use
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
-from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate, compile_template, url_from_ndef_file
+from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate, compile_template
 from tagsmith.keystore.base import KeyProvider
 from tagsmith.keystore.model import ChipKeys
 
@@ -223,7 +223,7 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     rendered = tag.render(ctx)
     if not rendered.matches_file(file_bytes):
         raise VerificationError(f"{unit.serial}: the NDEF on the tag is not this unit's URL")
-    url = url_from_ndef_file(file_bytes)
+    url = rendered.url_in_file(file_bytes)
     result = verify_unit_sun(url, rendered, keys)
     if not result.cmac_valid:
         raise VerificationError(f"{unit.serial}: SUN MAC does not verify with the unit's keys")

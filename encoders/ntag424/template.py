@@ -15,7 +15,7 @@ Offsets count from byte 0 of the NDEF file, NLEN and record header included (ref
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 import ndef
@@ -30,6 +30,10 @@ MIRROR_LENGTHS = {"picc": 32, "uid": 14, "ctr": 6, "enc": 32, "cmac": 16}
 MAC_INPUT = "mac_input"
 PLACEHOLDER_CHAR = "0"
 _TOKEN = re.compile(r"\{([A-Za-z_]+)(?::(\d+))?\}")
+#: The longest URI identifier code's text in the NFC Forum URI RTD ("ftp://anonymous:anonymous@"):
+#: which code a URI record uses depends on no more of the URL than this.
+URI_PREFIX_MAX = 26
+_MAX_LAYOUTS = 64
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class RenderedTemplate:
     mirrors: tuple[Mirror, ...]
     mac_input_offset: int | None
     mac_input_param: str | None
+    # file settings already built, shared by every render of the same layout (equal mirrors and MAC input)
+    _settings: dict = field(default_factory=dict, compare=False, repr=False)
 
     def mirror(self, kind: str) -> Mirror | None:
         """The mirror of that kind (picc, uid, ctr, enc, cmac), or None."""
@@ -130,6 +136,21 @@ class RenderedTemplate:
         for m in self.mirrors:
             masked[m.offset:m.offset + m.length] = self.ndef_file[m.offset:m.offset + m.length]
         return bytes(masked) == self.ndef_file
+
+    def url_in_file(self, file_bytes: bytes) -> str:
+        """The URL a phone reads from a chip file that :meth:`matches_file`: this URL, mirrors as the chip filled them.
+
+        Such a file equals this NDEF byte for byte outside the mirrors, so its record decodes to this
+        URL with the mirror bytes in place; no NDEF parse is needed (:func:`url_from_ndef_file` does one).
+        """
+        start = len(self.ndef_file) - len(self.url)  # file offset of URL index 0: the URL ends the file's record
+        url = bytearray(self.url.encode("ascii"))
+        for m in self.mirrors:
+            url[m.offset - start:m.offset - start + m.length] = file_bytes[m.offset:m.offset + m.length]
+        try:
+            return url.decode("ascii")
+        except UnicodeDecodeError:
+            raise ResponseError("the chip mirrored non-ASCII bytes into the URL") from None
 
     def sdm_settings(self, *, meta_read: int = 2, file_read: int = 1, ctr_ret: int = KEY_NEVER) -> SdmSettings | None:
         """SDM settings for these mirrors and key numbers, or None for a static template."""
@@ -159,11 +180,15 @@ class RenderedTemplate:
         """NDEF file settings: read free, write and read-write bound to keys, change key 0, SDM for the mirrors."""
         if write in (KEY_FREE,) or read_write == KEY_FREE:
             raise ConfigError("a SUN tag's NDEF write and read-write rights must be keys, never E (free)")
-        settings = FileSettings(
-            access=AccessRights(read=KEY_FREE, write=write, read_write=read_write, change=0),
-            sdm=self.sdm_settings(meta_read=meta_read, file_read=file_read, ctr_ret=ctr_ret),
-            file_size=NDEF_FILE_SIZE)
-        settings.validate()
+        key = (meta_read, file_read, ctr_ret, write, read_write)
+        settings = self._settings.get(key)
+        if settings is None:
+            settings = FileSettings(
+                access=AccessRights(read=KEY_FREE, write=write, read_write=read_write, change=0),
+                sdm=self.sdm_settings(meta_read=meta_read, file_read=file_read, ctr_ret=ctr_ret),
+                file_size=NDEF_FILE_SIZE)
+            settings.validate()
+            self._settings[key] = settings
         return settings
 
     def verifier_params(self) -> dict[str, str | None]:
@@ -187,6 +212,8 @@ class SunTemplate:
 
     text: str
     tokens: tuple[tuple[str, str, int | None], ...]
+    # renders by layout, for units whose static values differ only in text (see :meth:`render`)
+    _layouts: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def static_names(self) -> tuple[str, ...]:
@@ -194,10 +221,27 @@ class SunTemplate:
         return tuple(dict.fromkeys(n for k, n, _ in self.tokens if k == "slot" and n in STATIC))
 
     def render(self, *, enc_data: bytes = b"", **values: str | None) -> RenderedTemplate:
-        """Fill static values, build the NDEF file and locate every mirror."""
+        """Fill static values, build the NDEF file and locate every mirror.
+
+        A station renders one unit per tag, and the units of a batch differ only in their static
+        text. Two URLs of one length, with the same mirror positions and the same first
+        :data:`URI_PREFIX_MAX` characters, have the same NDEF header, URI code and mirrors, so a
+        render of that layout is reused with the new URL's text in place of the old.
+        """
         url, slots = self._fill(values)
         if not url.isascii():
             raise ConfigError("the URL template must be ASCII; non-ASCII static values are percent-encoded")
+        layout = (len(url), url[:URI_PREFIX_MAX], tuple(slots))
+        known = None if enc_data else self._layouts.get(layout)
+        if known is not None:
+            cut = len(known.ndef_file) - len(url) + URI_PREFIX_MAX  # file offset of URL index URI_PREFIX_MAX
+            return replace(known, url=url, ndef_file=known.ndef_file[:cut] + url[URI_PREFIX_MAX:].encode("ascii"))
+        rendered = self._render(url, slots, enc_data)
+        if not enc_data and len(self._layouts) < _MAX_LAYOUTS:
+            self._layouts[layout] = rendered
+        return rendered
+
+    def _render(self, url: str, slots: list[tuple[str, int, int]], enc_data: bytes) -> RenderedTemplate:
         record = ndef.UriRecord(url)
         message = b"".join(ndef.message_encoder([record]))
         ndef_file = len(message).to_bytes(2, "big") + message

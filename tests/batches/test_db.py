@@ -390,3 +390,14 @@ def test_auth_failure_keeps_the_first_record(store):
     assert again == first and (first.status, first.station) == ("91AE", "st1")
     with pytest.raises(ConfigError):
         store.record_auth_failure(b"\x04", 0, "91AE", "st1")
+
+
+def test_timestamps_are_utc_iso8601_with_milliseconds(monkeypatch):
+    """The stamp is formatted once a second and its milliseconds each call: both parts must be right."""
+    import tagsmith.batches.db as db
+
+    for instant, text in ((1_795_000_000.0, "2026-11-18T11:06:40.000Z"), (1_795_000_000.9996, "2026-11-18T11:06:40.999Z"),
+                          (1_795_000_001.25, "2026-11-18T11:06:41.250Z"), (1_795_000_000.5, "2026-11-18T11:06:40.500Z"),
+                          (951_782_400.0, "2000-02-29T00:00:00.000Z")):
+        monkeypatch.setattr(db.time, "time", lambda instant=instant: instant)
+        assert db.utc_now() == text

@@ -6,6 +6,7 @@ import pytest
 
 from tagsmith import ConfigError
 from tagsmith.encoders.ntag424 import compile_template, url_from_ndef_file
+from tagsmith.encoders.ntag424.errors import ResponseError
 
 
 def h(value: str) -> bytes:
@@ -106,3 +107,42 @@ def test_refusals_at_render_and_settings():
     path = compile_template("https://e.com/{picc}/{cmac}").render()
     with pytest.raises(ConfigError, match="not a whole query parameter"):
         path.verifier_params()
+
+
+@pytest.mark.parametrize("template", [
+    "https://id.example.com/01/{gtin}/21/{serial}?p={picc}&c={cmac}",
+    "http://www.e.com/{serial}?uid={uid}&ctr={ctr}&x={mac_input}{enc:64}&c={cmac}",
+    "urn:nfc:x?{picc}",  # a prefix code other than https://, a mirror not in a parameter
+])
+def test_url_in_file_is_what_an_ndef_parse_reads(template):
+    """The station reads the URL by splicing the mirrors into its own; a full NDEF parse must agree."""
+    import random
+
+    rng = random.Random(template)
+    r = compile_template(template).render(gtin="09506000134352", serial="A1/77")
+    filled = bytearray(r.ndef_file)
+    for m in r.mirrors:
+        filled[m.offset:m.offset + m.length] = "".join(rng.choice("0123456789ABCDEF") for _ in range(m.length)).encode()
+    assert r.matches_file(bytes(filled))
+    assert r.url_in_file(bytes(filled)) == url_from_ndef_file(bytes(filled)) != r.url
+    filled[r.mirrors[0].offset] = 0xC3
+    with pytest.raises(ResponseError, match="non-ASCII"):
+        r.url_in_file(bytes(filled))
+
+
+@pytest.mark.parametrize("template, serials", [
+    ("https://id.example.com/01/{gtin}/21/{serial}?p={picc}&c={cmac}", ["A0001", "B7777", "A1/77", "XYZ", "Q0002"]),
+    ("urn:epc:{serial}:x?p={picc}&c={cmac}", ["abc", "tag", "raw", "ab"]),  # the URI code depends on the serial
+    ("https://{serial}.e.com/?p={picc}&c={cmac}", ["www01", "www02", "w"]),
+])
+def test_a_reused_layout_renders_what_a_fresh_template_renders(template, serials):
+    """Renders of one layout are reused; each must equal a render by a template that never saw another unit."""
+    kept = compile_template(template)
+    for serial in serials * 2:
+        fresh = compile_template(template).render(gtin="09506000134352", serial=serial)
+        again = kept.render(gtin="09506000134352", serial=serial)
+        assert again == fresh and again.ndef_file == fresh.ndef_file and again.url == fresh.url
+        assert url_from_ndef_file(again.ndef_file) == again.url
+        settings = again.file_settings(meta_read=1, file_read=2)
+        assert settings == fresh.file_settings(meta_read=1, file_read=2)
+        assert again.file_settings(meta_read=2, file_read=1) == fresh.file_settings(meta_read=2, file_read=1) != settings
