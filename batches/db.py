@@ -15,6 +15,7 @@ import re
 import sqlite3
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -49,6 +50,12 @@ def utc_now() -> str:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_text = (second, text)
     return f"{text}.{min(int((now - second) * 1000), 999):03d}Z"
+
+
+@lru_cache(maxsize=64)
+def _step_detail(step: str, found: bool) -> str:
+    """A step event's JSON detail; a station writes the same seven about ten thousand times a shift."""
+    return json.dumps({"step": step, "found": True} if found else {"step": step})
 
 
 def _m1_initial(db: Database) -> None:
@@ -508,8 +515,7 @@ class BatchStore:
         """
         if station not in self._stations_touched:  # a station first seen here needs its row (foreign key)
             self._touch_station(station)
-        rows = [(json.dumps({"step": step, "found": True} if found else {"step": step}), station, at, unit_id)
-                for step, found, at in steps]
+        rows = [(_step_detail(step, found), station, at, unit_id) for step, found, at in steps]
         if not guarded:
             self.conn.executemany("INSERT INTO unit_events (detail, station, at, unit_id, event) "
                                   "VALUES (?, ?, ?, ?, 'step')", rows)

@@ -21,9 +21,10 @@ KEY_LEN = 16
 
 @dataclass(frozen=True, repr=False)
 class Challenge:
-    """State between part 1 and part 2: the key, both randoms and the part-2 cryptogram."""
+    """State between part 1 and part 2: the key (expanded once for the four operations under it),
+    both randoms and the part-2 cryptogram."""
 
-    key: bytes
+    key: crypto.AesKey
     rnd_a: bytes
     rnd_b: bytes
     cryptogram: bytes
@@ -41,9 +42,10 @@ def answer_challenge(key: bytes, encrypted_rnd_b: bytes, rnd_a: bytes) -> Challe
         raise ResponseError(f"authentication part 1 returned {len(encrypted_rnd_b)} bytes, expected 16")
     if len(rnd_a) != 16:
         raise ConfigError("RndA must be 16 bytes")
-    rnd_b = crypto.cbc_decrypt(key, encrypted_rnd_b)
-    cryptogram = crypto.cbc_encrypt(key, rnd_a + crypto.rotate_left(rnd_b))
-    return Challenge(key=key, rnd_a=rnd_a, rnd_b=rnd_b, cryptogram=cryptogram)
+    cipher = crypto.AesKey(key)
+    rnd_b = cipher.cbc_decrypt(encrypted_rnd_b)
+    cryptogram = cipher.cbc_encrypt(rnd_a + crypto.rotate_left(rnd_b))
+    return Challenge(key=cipher, rnd_a=rnd_a, rnd_b=rnd_b, cryptogram=cryptogram)
 
 
 def _check_rnd_a(challenge: Challenge, rnd_a_rotated: bytes) -> None:
@@ -55,7 +57,7 @@ def finish_first(challenge: Challenge, response: bytes) -> SecureChannel:
     """Check E(Kx, TI || RndA' || PDcap2 || PCDcap2) and open a channel with CmdCtr 0."""
     if len(response) != 32:
         raise ResponseError(f"AuthenticateEV2First part 2 returned {len(response)} bytes, expected 32")
-    plain = crypto.cbc_decrypt(challenge.key, response)
+    plain = challenge.key.cbc_decrypt(response)
     _check_rnd_a(challenge, plain[4:20])
     enc, mac = crypto.ev2_session_keys(challenge.key, challenge.rnd_a, challenge.rnd_b)
     return SecureChannel(ti=plain[:4], enc_key=enc, mac_key=mac, cmd_ctr=0)
@@ -65,6 +67,6 @@ def finish_nonfirst(challenge: Challenge, response: bytes, previous: SecureChann
     """Check E(Kx, RndA') and keep TI and CmdCtr of the running transaction with new keys."""
     if len(response) != 16:
         raise ResponseError(f"AuthenticateEV2NonFirst part 2 returned {len(response)} bytes, expected 16")
-    _check_rnd_a(challenge, crypto.cbc_decrypt(challenge.key, response))
+    _check_rnd_a(challenge, challenge.key.cbc_decrypt(response))
     enc, mac = crypto.ev2_session_keys(challenge.key, challenge.rnd_a, challenge.rnd_b)
     return SecureChannel(ti=previous.ti, enc_key=enc, mac_key=mac, cmd_ctr=previous.cmd_ctr)

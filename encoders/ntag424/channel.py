@@ -8,7 +8,6 @@ once per accepted command, Plain ones included (§6.1).
 
 from __future__ import annotations
 
-import copy
 import hmac
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -49,8 +48,8 @@ class SecureChannel:
 
     def advanced(self) -> SecureChannel:
         """The channel after the chip accepted one command (same expanded keys, counter + 1)."""
-        successor = copy.copy(self)
-        object.__setattr__(successor, "cmd_ctr", self.cmd_ctr + 1)
+        successor = object.__new__(SecureChannel)  # a field-for-field copy (copy.copy is several times slower)
+        successor.__dict__.update(self.__dict__, cmd_ctr=self.cmd_ctr + 1)
         return successor
 
     def _iv(self, label: bytes, ctr: int) -> bytes:

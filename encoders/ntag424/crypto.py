@@ -129,9 +129,9 @@ def ev2_context(rnd_a: bytes, rnd_b: bytes) -> bytes:
     return rnd_a[0:2] + xor(rnd_a[2:8], rnd_b[0:6]) + rnd_b[6:16] + rnd_a[8:16]
 
 
-def ev2_session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
+def ev2_session_keys(key: bytes | AesKey, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
     """Derive (SesAuthENCKey, SesAuthMACKey) from the authenticated key and both randoms."""
-    ctx, aes = ev2_context(rnd_a, rnd_b), AesKey(key)
+    ctx, aes = ev2_context(rnd_a, rnd_b), key if isinstance(key, AesKey) else AesKey(key)
     return aes.cmac(SV_AUTH_ENC + ctx), aes.cmac(SV_AUTH_MAC + ctx)
 
 
