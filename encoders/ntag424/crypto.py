@@ -7,6 +7,7 @@ zero IV; CMAC is NIST SP 800-38B; MACt keeps the odd-index bytes 1, 3, ..., 15 o
 from __future__ import annotations
 
 import zlib
+from typing import Callable
 
 from . import fastaes
 
@@ -29,14 +30,23 @@ class AesKey:
     """One AES-128 key expanded once, for the many short ECB/CBC/CMAC operations of a session.
 
     An EV2 session protects every command and response with the same two keys; expanding them
-    per message cost more than the messages. The CMAC subkey is made on first use.
+    per message cost more than the messages. ECB runs on an open context (:mod:`.fastaes`); CBC
+    and CMAC on one open CBC context that each call restarts from its own IV: the context chains
+    on from its last output block, so XORing that block and the IV into the first input block
+    starts the run afresh. That chain is state, so an AesKey is not shared between threads
+    (a session's keys belong to the one thread talking to the chip). The CMAC subkeys are made
+    on first use.
     """
 
-    __slots__ = ("_block", "_k1")
+    __slots__ = ("_key", "_block", "_cbc", "_chain", "_k1", "_k2")
 
     def __init__(self, key: bytes) -> None:
-        self._block = fastaes.block_key(key)
+        self._key = bytes(key)
+        self._block = fastaes.block_key(self._key)
+        self._cbc: Callable[[bytes], bytes] | None = None
+        self._chain = 0
         self._k1: int | None = None
+        self._k2 = 0
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return "AesKey()"
@@ -48,11 +58,14 @@ class AesKey:
     def cbc_encrypt(self, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
         """Encrypt whole blocks in CBC mode; NXP's E(K, M) is this with a zero IV."""
         _check_blocks(data)
-        out, chain, encrypt = [], iv, self._block.encrypt
-        for at in range(0, len(data), BLOCK):
-            chain = encrypt(xor(chain, data[at:at + BLOCK]))
-            out.append(chain)
-        return b"".join(out)
+        if not data:
+            return b""
+        if self._cbc is None:
+            self._cbc = fastaes.cbc_context(self._key)
+        first = int.from_bytes(data[:BLOCK], "big") ^ int.from_bytes(iv, "big") ^ self._chain
+        out = self._cbc(first.to_bytes(BLOCK, "big") + data[BLOCK:])
+        self._chain = int.from_bytes(out[-BLOCK:], "big")
+        return out
 
     def cbc_decrypt(self, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
         """Decrypt whole blocks in CBC mode: one ECB pass, then XOR with the shifted ciphertext."""
@@ -62,10 +75,17 @@ class AesKey:
         return xor(self._block.decrypt(data), iv + data[:-BLOCK])
 
     def cmac(self, data: bytes) -> bytes:
-        """AES-CMAC (RFC 4493) of ``data``, with K1 kept from the first call."""
+        """AES-CMAC (RFC 4493) of ``data``: CBC-MAC with the last block masked by K1 (whole) or K2 (padded)."""
         if self._k1 is None:
             self._k1 = fastaes.double(int.from_bytes(self._block.encrypt(ZERO_BLOCK), "big"))
-        return fastaes.cmac_blocks(self._block.encrypt, data, self._k1)
+            self._k2 = fastaes.double(self._k1)
+        size = len(data)
+        if size and not size % BLOCK:
+            head, last = data[:-BLOCK], int.from_bytes(data[-BLOCK:], "big") ^ self._k1
+        else:
+            cut = size - size % BLOCK
+            head, last = data[:cut], int.from_bytes(pad_m2(data[cut:]), "big") ^ self._k2
+        return self.cbc_encrypt(head + last.to_bytes(BLOCK, "big"))[-BLOCK:]
 
     def mac_t(self, data: bytes) -> bytes:
         """Truncated CMAC as carried in commands and responses."""

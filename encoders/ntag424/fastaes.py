@@ -54,6 +54,15 @@ class BlockKey:
         return self._decrypt(data)
 
 
+def cbc_context(key: bytes) -> Callable[[bytes], bytes]:
+    """An open AES-128-CBC encryption run from a zero IV: each call continues the chain.
+
+    For callers that restart the chain themselves (XOR the last output block and the wanted IV
+    into the first input block); data must be whole blocks.
+    """
+    return Cipher(algorithms.AES128(bytes(key)), modes.CBC(_ZERO)).encryptor().update
+
+
 def block_key(key: bytes) -> BlockKey:
     """Whole-block ``encrypt``/``decrypt`` under a fixed key, expanded once."""
     return BlockKey(key)

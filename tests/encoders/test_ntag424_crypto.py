@@ -141,3 +141,24 @@ def test_channel_response_decryption_t29(ntag_vectors):
 def test_an10922_diversification(ntag_vectors, vid):
     v = ntag_vectors[vid]
     assert diversify_aes128(h(v["inputs"]["master_key"]), h(v["inputs"]["m"])) == h(v["expected"]["diversified_key"])
+
+
+def test_expanded_key_restarts_its_cbc_chain_for_every_call_in_any_order():
+    """CBC and CMAC share one open CBC run per key; each call must still start from its own IV."""
+    import random
+
+    rng, raw = random.Random(4242), os.urandom(16)
+    aes = crypto.AesKey(raw)
+    for _ in range(300):
+        op, iv = rng.choice(("cmac", "enc", "dec", "ecb")), rng.choice((bytes(16), os.urandom(16)))
+        if op == "cmac":
+            data = os.urandom(rng.randrange(0, 70))
+            assert aes.cmac(data) == CMAC.new(raw, data, ciphermod=AES).digest()
+            continue
+        data = os.urandom(16 * rng.randrange(0 if op != "ecb" else 1, 5))
+        if op == "enc":
+            assert aes.cbc_encrypt(data, iv) == AES.new(raw, AES.MODE_CBC, iv=iv).encrypt(data)
+        elif op == "dec":
+            assert aes.cbc_decrypt(data, iv) == AES.new(raw, AES.MODE_CBC, iv=iv).decrypt(data)
+        else:
+            assert aes.ecb_encrypt(data) == AES.new(raw, AES.MODE_ECB).encrypt(data)
