@@ -1116,6 +1116,42 @@ def tag_reset(
             "voided": True}
     emit(data, as_json, lambda: console.print(
         f"[bold green]reset[/] {result.uid}: factory keys and settings; serial {result.serial} voided"))
+
+
+@tag_app.command("refusals")
+def tag_refusals(
+    ctx: typer.Context,
+    include_cleared: Annotated[bool, typer.Option("--all", help="Also list refusals an engineer has cleared.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Chips that refused an authentication here: no station authenticates them again until cleared."""
+    with _store(ctx) as store:
+        failures = store.auth_failures(include_cleared=include_cleared)
+    rows = [f.to_json() for f in failures]
+    emit(rows, as_json, lambda: _table(
+        "Chips refused (never authenticated again)", ["UID", "serial", "status", "station", "at", "cleared"],
+        [[r["uid"], r["serial"] or "-", r["status"], r["station"] or "-", r["at"],
+          f"{r['cleared_at']}: {r['clear_reason']}" if r["cleared_at"] else "-"] for r in rows])
+        if rows else console.print("No chip has refused an authentication here."))
+
+
+@tag_app.command("clear-refusal")
+def tag_clear_refusal(
+    ctx: typer.Context,
+    uid: Annotated[str, typer.Argument(metavar="UID", help="The chip's 7-byte UID in hex.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why trying again is safe, for the record.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the next station authenticates this chip once more.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Let stations try a refused chip once more (each refusal counts on the chip; key 0 blocks at its limit)."""
+    from tagsmith import ConfigError
+
+    if not yes:
+        raise ConfigError("the chip counts every refused authentication: add --yes to let a station try it once more")
+    with _store(ctx) as store:
+        cleared = store.clear_auth_failure(_hex_arg(uid, "UID"), reason)
+    emit(cleared.to_json(), as_json, lambda: console.print(
+        f"[bold green]cleared[/] {cleared.uid.hex().upper()}: the next station will authenticate it once more"))
 # ---------------------------------------------------------------- end section: station
 
 # ---------------------------------------------------------------- section: qa

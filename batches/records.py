@@ -96,11 +96,19 @@ class AuthFailure:
     status: str  # the chip's answer, e.g. "91AE"
     station: str | None
     at: str
+    cleared_at: str | None = None  # an engineer let stations try it once more
+    clear_reason: str | None = None
+    serial: str | None = None  # the unit this UID is, when listed
 
     def describe(self) -> str:
         """One line for the operator: why this chip is not authenticated again."""
         return (f"its chip refused an authentication (status {self.status}) at {self.station or 'a station'} "
-                f"on {self.at[:10]}: never tried again")
+                f"on {self.at[:10]}: never tried again (an engineer may clear it: tagsmith tag refusals)")
+
+    def to_json(self) -> dict:
+        return {"uid": self.uid.hex().upper(), "serial": self.serial, "key_no": self.key_no, "status": self.status,
+                "station": self.station, "at": self.at, "cleared_at": self.cleared_at,
+                "clear_reason": self.clear_reason}
 
 
 @dataclass(frozen=True)

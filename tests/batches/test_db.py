@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -390,6 +391,29 @@ def test_auth_failure_keeps_the_first_record(store):
     assert again == first and (first.status, first.station) == ("91AE", "st1")
     with pytest.raises(ConfigError):
         store.record_auth_failure(b"\x04", 0, "91AE", "st1")
+
+
+def test_a_cleared_refusal_is_kept_and_a_new_refusal_is_recorded_afresh(store, product):
+    uid, other = bytes.fromhex("04112233445566"), bytes.fromhex("04AABBCCDDEEFF")
+    batch = store.create_batch(product.id, 2)
+    unit = store.allocate_unit(batch.id, uid, "st1")
+    store.record_auth_failure(uid, 0, "91AE", "st1")
+    store.record_auth_failure(other, 0, "91AD", "st2")
+    listed = store.auth_failures()
+    assert {(f.uid, f.serial) for f in listed} == {(uid, unit.serial), (other, None)}
+    with pytest.raises(ConfigError, match="reason"):
+        store.clear_auth_failure(uid, "  ")
+    cleared = store.clear_auth_failure(uid, "tag of line 2, key 0 changed there")
+    assert cleared.cleared_at and cleared.clear_reason == "tag of line 2, key 0 changed there"
+    assert store.auth_failure(uid) is None  # stations may try it once more
+    assert [f.uid for f in store.auth_failures()] == [other]
+    assert {f.uid for f in store.auth_failures(include_cleared=True)} == {uid, other}
+    with pytest.raises(NotFoundError, match="no standing refusal"):
+        store.clear_auth_failure(uid, "again")
+    refused = store.record_auth_failure(uid, 0, "91AD", "st3")  # refused again: the new refusal stands
+    assert (refused.status, refused.station, refused.cleared_at) == ("91AD", "st3", None)
+    assert store.auth_failure(uid) == refused
+    assert '"status": "91AD"' in json.dumps(refused.to_json()) and uid.hex().upper() in json.dumps(refused.to_json())
 
 
 def test_timestamps_are_utc_iso8601_with_milliseconds(monkeypatch):

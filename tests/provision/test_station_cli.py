@@ -55,3 +55,25 @@ def test_station_wrong_passphrase_is_one_line_and_exit_5(tmp_path):
                        env={"TAGSMITH_KEYSTORE_PASSPHRASE": "not-the-passphrase"})
     assert result.returncode == 5, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_refusals_are_listed_and_an_engineer_can_clear_one(tmp_path):
+    home, _ = _demo_home(tmp_path)  # the demo places a foreign chip: its refusal is recorded
+    listed = _tagsmith(home, "tag", "refusals", "--json")
+    assert listed.returncode == 0, listed.stderr
+    refusals = json.loads(listed.stdout)
+    assert len(refusals) == 1 and refusals[0]["status"] == "91AE" and refusals[0]["serial"] is None
+    uid = refusals[0]["uid"]
+    unconfirmed = _tagsmith(home, "tag", "clear-refusal", uid, "--reason", "test tag")
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    assert len(unconfirmed.stderr.strip().splitlines()) == 1
+    cleared = _tagsmith(home, "tag", "clear-refusal", uid, "--reason", "test tag of another line", "--yes", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    assert json.loads(cleared.stdout)["clear_reason"] == "test tag of another line"
+    assert json.loads(_tagsmith(home, "tag", "refusals", "--json").stdout) == []
+    everything = json.loads(_tagsmith(home, "tag", "refusals", "--all", "--json").stdout)
+    assert [(r["uid"], r["clear_reason"]) for r in everything] == [(uid, "test tag of another line")]
+    again = _tagsmith(home, "tag", "clear-refusal", uid, "--reason", "x", "--yes")
+    assert again.returncode != 0 and "no standing refusal" in again.stderr and "Traceback" not in again.stderr
+    shown = _tagsmith(home, "tag", "refusals")
+    assert shown.returncode == 0 and "No chip has refused" in shown.stdout

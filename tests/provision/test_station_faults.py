@@ -226,6 +226,12 @@ def test_foreign_chip_costs_one_failed_authentication_ever(station_ctx):
         assert again.result == "refused" and "never tried again" in again.reason
         assert not recorder.native_ins() & {0x71, 0x77, 0x64}
     assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
+    station_ctx.store.clear_auth_failure(chip.uid, "test: try once more")  # an engineer clears it
+    recorder.apdus.clear()
+    retried = process_tag(station_ctx, recorder)  # one more authentication, refused and recorded again
+    assert retried.result == "refused" and "91AE" in retried.reason
+    assert [a[1] for a in recorder.apdus if a[0] == 0x90].count(0x71) == 1
+    assert chip.tot_fail_counters == (2, 0, 0, 0, 0) and station_ctx.store.auth_failure(chip.uid) is not None
 
 
 def test_a_status_that_is_no_verdict_on_the_key_fails_the_placement_only(station_ctx):
