@@ -4,7 +4,9 @@ A command needs one to three AES blocks, and a pycryptodome cipher object costs 
 Python per call, more than the blocks themselves. This module keeps one cryptography (OpenSSL) ECB
 context open per key instead: ECB carries no state from one call to the next, so one context
 serves every whole-block call under its key for as long as the key lives (about 0.3 µs a call).
-A key used for a single message (a per-tap session key) takes cryptography's one-shot CMAC.
+:func:`cbc_context` gives an open CBC run for callers that restart its chain per call (a
+session's keys, see ``crypto.AesKey``). A key used for a single message (a per-tap session key)
+takes cryptography's one-shot CMAC.
 """
 
 from __future__ import annotations
@@ -72,22 +74,6 @@ def double(value: int) -> int:
     """Multiply by x in GF(2^128): the CMAC subkey step (K1 = 2L, K2 = 2K1)."""
     value <<= 1
     return (value & _MASK) ^ 0x87 if value >> 128 else value
-
-
-def cmac_blocks(encrypt: Callable[[bytes], bytes], message: bytes, k1: int | None = None) -> bytes:
-    """AES-CMAC (RFC 4493) given a single-block encrypt function; ``k1`` when the caller keeps it."""
-    if k1 is None:
-        k1 = double(int.from_bytes(encrypt(_ZERO), "big"))
-    if message and not len(message) % BLOCK:
-        body, last = message[:-BLOCK], int.from_bytes(message[-BLOCK:], "big") ^ k1
-    else:
-        cut = len(message) - len(message) % BLOCK
-        tail = message[cut:] + b"\x80" + bytes(BLOCK - 1 - len(message) + cut)
-        body, last = message[:cut], int.from_bytes(tail, "big") ^ double(k1)
-    chain = 0
-    for at in range(0, len(body), BLOCK):
-        chain = int.from_bytes(encrypt((chain ^ int.from_bytes(body[at:at + BLOCK], "big")).to_bytes(16, "big")), "big")
-    return encrypt((chain ^ last).to_bytes(16, "big"))
 
 
 def cmac_once(key: bytes, message: bytes) -> bytes:

@@ -3,7 +3,8 @@
 :class:`SunVerifier` precomputes everything that depends only on the keys (expanded AES keys, the
 CMAC subkey of the file-read key) so a tap costs two single-block AES calls and one CMAC: decrypt
 PICC data, one block for the session MAC key (SV2 is a whole block, so its CMAC is E(K, SV2 xor K1)),
-and the MAC itself under that one-time key. :func:`verify_sun_url` keeps a small cache of verifiers keyed by keys and parameter names.
+and the MAC itself under that one-time key. :func:`verify_sun_url` keeps a small cache of verifiers
+keyed by keys and parameter names.
 """
 
 from __future__ import annotations
