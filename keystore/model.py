@@ -73,8 +73,11 @@ class KeyPolicy:
     @classmethod
     def from_json(cls, items: list[dict]) -> "KeyPolicy":
         """The policy a keystore records; parsed and checked once per distinct policy (a station asks per chip)."""
-        spec = tuple((i["slot"], i["role"], i["diversified"]) for i in items)
-        policy = _PARSED_POLICIES.get(spec)
+        try:
+            spec = tuple((i["slot"], i["role"], i["diversified"]) for i in items)
+            policy = _PARSED_POLICIES.get(spec)
+        except (TypeError, KeyError):
+            raise ConfigError("the keystore's key policy is malformed") from None
         if policy is None:
             policy = cls(tuple(SlotPolicy(int(slot), SlotRole(role), bool(div)) for slot, role, div in spec))
             _PARSED_POLICIES[spec] = policy

@@ -53,3 +53,15 @@ def test_parse_key_hex_accepts_spacing_and_never_echoes():
     assert "8899" not in str(err.value)
     with pytest.raises(ConfigError, match="16 bytes"):
         parse_key_hex("00112233445566778899AABBCCDDEE")
+
+
+def test_a_malformed_recorded_policy_is_a_config_error():
+    import pytest
+
+    from tagsmith import ConfigError
+
+    good = KeyPolicy.default().to_json()
+    assert KeyPolicy.from_json(good) is KeyPolicy.from_json(KeyPolicy.default().to_json())  # parsed once
+    for bad in ([{"slot": 0}], [{"slot": 0, "role": ["app-master"], "diversified": True}], None):
+        with pytest.raises(ConfigError):
+            KeyPolicy.from_json(bad)
