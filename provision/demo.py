@@ -61,6 +61,8 @@ class DemoReport:
                 out.append(f"{env} {home} tag verify --url '{self.tap_url}'")
         if self.manifest:
             out.append(f"{home} manifest verify {self.manifest}")
+        if any(line.startswith("foreign tag") for line in self.lines):  # its refusal is on record
+            out.append(f"{home} tag refusals")
         pdf = self.home / "exports" / f"{self.batch_id}.labels.pdf"
         if pdf.exists():
             out.append(f"{home} labels check {pdf} --batch {self.batch_id}")
