@@ -1130,7 +1130,7 @@ def tag_refusals(
     rows = [f.to_json() for f in failures]
     emit(rows, as_json, lambda: _table(
         "Chips refused (never authenticated again)", ["UID", "serial", "status", "station", "at", "cleared"],
-        [[r["uid"], r["serial"] or "-", r["status"], r["station"] or "-", r["at"],
+        [[r["uid"], r["serial"] or "-", r["status"], r["station"] or "-", r["at"][:19].replace("T", " "),
           f"{r['cleared_at']}: {r['clear_reason']}" if r["cleared_at"] else "-"] for r in rows])
         if rows else console.print("No chip has refused an authentication here."))
 
