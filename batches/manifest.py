@@ -26,6 +26,8 @@ from Crypto.Signature import eddsa
 
 from tagsmith import ConfigError, StateError, VerificationError, __version__
 
+from tagsmith.keystore.signing import load_ec_key
+
 from .db import BatchStore, utc_now
 from .gs1 import UnitUrls
 from .records import ManifestRecord
@@ -62,11 +64,8 @@ def load_schema() -> dict[str, Any]:
 # ---------------------------------------------------------------- Ed25519 helpers
 def ed25519_signer(private_pem: str | bytes) -> tuple[Signer, str]:
     """A signer and its public key PEM from an Ed25519 private key (tests, tools without a keystore)."""
-    try:
-        key = ECC.import_key(private_pem)
-    except (ValueError, IndexError, TypeError) as exc:
-        raise ConfigError(f"not an Ed25519 private key: {exc}") from None
-    if key.curve != "Ed25519" or not key.has_private():
+    key = load_ec_key(private_pem, "Ed25519")
+    if not key.has_private():
         raise ConfigError("the manifest signing key must be an Ed25519 private key")
     return eddsa.new(key, "rfc8032").sign, key.public_key().export_key(format="PEM")
 
@@ -78,13 +77,7 @@ def generate_ed25519() -> tuple[str, str]:
 
 
 def _public_key(pem: str) -> ECC.EccKey:
-    try:
-        key = ECC.import_key(pem)
-    except (ValueError, IndexError, TypeError) as exc:
-        raise VerificationError(f"unreadable public key: {exc}") from None
-    if key.curve != "Ed25519":
-        raise VerificationError("the public key is not an Ed25519 key")
-    return key.public_key()
+    return load_ec_key(pem, "Ed25519", error=VerificationError).public_key()
 
 
 # ---------------------------------------------------------------- writing

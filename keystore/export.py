@@ -36,7 +36,7 @@ from .audit import utc_now
 from .diversify import diversification_input, diversify_aes128
 from .file import canonical
 from .model import DIVERSIFICATION_SCHEME, KeyPolicy, KeySetInfo
-from .signing import public_key_fingerprint, verify_manifest
+from .signing import load_ec_key, public_key_fingerprint, verify_manifest
 
 EXPORT_FORMAT, EXPORT_VERSION = "tagsmith-resolver-export", 1
 PAYLOAD_FORMAT = "tagsmith-resolver-keyset"
@@ -148,12 +148,9 @@ def _load_any(pem: str) -> tuple[str, RSA.RsaKey | ECC.EccKey]:
             raise ConfigError(f"the resolver's RSA key has {rsa.size_in_bits()} bits; at least {MIN_RSA_BITS} needed")
         return WRAP_RSA, rsa
     try:
-        ecc = ECC.import_key(pem)
-    except (ValueError, IndexError, TypeError):
-        raise ConfigError("the resolver key is not an RSA or X25519 PEM key") from None
-    if ecc.curve != "Curve25519":
-        raise ConfigError(f"the resolver key must be RSA or X25519, not {ecc.curve}")
-    return WRAP_X25519, ecc
+        return WRAP_X25519, load_ec_key(pem, "Curve25519")
+    except ConfigError as exc:
+        raise ConfigError(f"the resolver key must be an RSA or X25519 PEM key ({exc})") from None
 
 
 def _recipient_fp(public: RSA.RsaKey | ECC.EccKey) -> str:

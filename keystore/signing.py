@@ -11,7 +11,7 @@ import hashlib
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
-from tagsmith import ConfigError, VerificationError
+from tagsmith import ConfigError, TagsmithError, VerificationError
 
 
 def public_pem_from_raw(raw: bytes) -> str:
@@ -32,11 +32,20 @@ def verify_manifest(data: bytes, signature: bytes, public_key_pem: str) -> None:
         raise VerificationError("manifest signature does not verify with the line's manifest key") from None
 
 
-def _load_ed25519(pem: str) -> ECC.EccKey:
+def load_ec_key(pem: str | bytes, curve: str, *, error: type[TagsmithError] = ConfigError) -> ECC.EccKey:
+    """An ECC key (public or private) from PEM on ``curve`` ("Ed25519", "Curve25519" for X25519).
+
+    The one PEM loader of the manifest and export keys; ``error`` is what a bad key means to the
+    caller (a ConfigError for a key given, a VerificationError for one embedded in a manifest).
+    """
     try:
         key = ECC.import_key(pem)
     except (ValueError, IndexError, TypeError):
-        raise ConfigError("not a PEM public key") from None
-    if key.curve != "Ed25519":
-        raise ConfigError(f"expected an Ed25519 key, got {key.curve}")
-    return key.public_key()
+        raise error(f"not a PEM {curve} key") from None
+    if key.curve != curve:
+        raise error(f"expected a {curve} key, got {key.curve}")
+    return key
+
+
+def _load_ed25519(pem: str) -> ECC.EccKey:
+    return load_ec_key(pem, "Ed25519").public_key()

@@ -114,3 +114,17 @@ def test_recipient_key_rules(store, rsa_pair):
         store.export_for_resolver("prod", ECC.generate(curve="P-256").public_key().export_key(format="PEM"))
     with pytest.raises(ConfigError):
         store.export_for_resolver("prod", "not a key")
+
+
+def test_one_pem_loader_names_the_curve_and_raises_the_callers_error():
+    from tagsmith.keystore.signing import load_ec_key
+
+    ed = ECC.generate(curve="Ed25519").public_key().export_key(format="PEM")
+    x = ECC.generate(curve="Curve25519").public_key().export_key(format="PEM")
+    assert load_ec_key(ed, "Ed25519").curve == "Ed25519" and load_ec_key(x, "Curve25519").curve == "Curve25519"
+    with pytest.raises(ConfigError, match="expected a Ed25519 key, got Curve25519"):
+        load_ec_key(x, "Ed25519")
+    with pytest.raises(VerificationError, match="not a PEM Ed25519 key"):
+        load_ec_key("-----BEGIN NONSENSE-----", "Ed25519", error=VerificationError)
+    with pytest.raises(ConfigError, match="RSA or X25519 PEM key .*expected a Curve25519 key, got Ed25519"):
+        export.load_recipient(ed)
