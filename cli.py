@@ -183,14 +183,15 @@ def _secret_from_env_or_prompt(env: str, prompt: str, confirm: bool = False) -> 
 
 def _open_keys(ctx: typer.Context):
     """Open the workspace keystore, asking for the passphrase or PIN only when it is needed."""
-    from tagsmith.keystore import keystore_backend, open_keystore
-    from tagsmith.keystore.access import ENV_PASSPHRASE, ENV_PIN
+    from tagsmith.keystore import open_keystore
 
-    ws = state(ctx).workspace
-    if keystore_backend(ws) == "file":
-        return open_keystore(ws, _secret_from_env_or_prompt(ENV_PASSPHRASE, "Keystore passphrase"))
-    pin = _secret_from_env_or_prompt(ENV_PIN, "Token user PIN") if sys.stdin.isatty() else None
-    return open_keystore(ws, pin=pin)  # without a terminal the PIN comes from the environment
+    def ask(backend: str) -> str | None:
+        if backend == "file":
+            return typer.prompt("Keystore passphrase", hide_input=True, err=True)
+        # a PIN is asked only at a terminal; otherwise it comes from the environment
+        return typer.prompt("Token user PIN", hide_input=True, err=True) if sys.stdin.isatty() else None
+
+    return open_keystore(state(ctx).workspace, ask=ask)
 
 
 def _hex_arg(value: str | None, name: str) -> bytes:

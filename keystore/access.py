@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError
 
@@ -35,8 +35,13 @@ def keystore_backend(workspace: "Workspace") -> str:
     return str(parse_header(path, raw).get("backend"))
 
 
-def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin: str | None = None) -> Keystore:
-    """Open the workspace's keystore; every failure is a one-line KeystoreError or NotFoundError."""
+def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin: str | None = None,
+                  ask: Callable[[str], str | None] | None = None) -> Keystore:
+    """Open the workspace's keystore; every failure is a one-line KeystoreError or NotFoundError.
+
+    A secret not given comes from the environment, else from ``ask(backend)`` (the CLI's prompt),
+    so the keystore file is read once and only the secret its backend needs is asked for.
+    """
     path, audit = workspace.keystore, AuditLog(workspace.audit_log)
     raw = read_bytes(path)
     if raw is None:
@@ -44,6 +49,8 @@ def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin:
     backend = parse_header(path, raw).get("backend")
     if backend == "file":
         secret = passphrase if passphrase is not None else os.environ.get(ENV_PASSPHRASE)
+        if not secret and ask is not None:
+            secret = ask("file")
         if not secret:
             raise KeystoreError(f"the keystore passphrase is needed: set {ENV_PASSPHRASE} or enter it when asked")
         try:
@@ -54,7 +61,9 @@ def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin:
     if backend == "pkcs11":
         from .pkcs11 import Pkcs11Keystore
 
-        return Pkcs11Keystore.open(path, raw, pin if pin is not None else os.environ.get(ENV_PIN), audit=audit)
+        if pin is None:
+            pin = os.environ.get(ENV_PIN) or (ask("pkcs11") if ask is not None else None)
+        return Pkcs11Keystore.open(path, raw, pin, audit=audit)
     raise KeystoreError(f"keystore {path} names an unknown backend {backend!r}")
 
 
