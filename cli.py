@@ -39,6 +39,7 @@ class State:
 
     home: Optional[Path] = None
     verbose: int = 0
+    user: Optional[str] = None  # who signs QA plans, scans, reports and overrides (default: the OS user)
 
     @property
     def workspace(self):  # -> provision.workspace.Workspace (imported lazily to keep --help fast)
@@ -71,9 +72,18 @@ def _root(
         typer.Option("--home", envvar="TAGSMITH_HOME", help="Workspace directory (database, keystore, exports)."),
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug, -vvv APDU traffic.")] = 0,
+    user: Annotated[
+        Optional[str],
+        typer.Option("--user", envvar="TAGSMITH_USER",
+                     help="Who is recorded on QA plans, scans, reports and overrides (default: the OS login)."),
+    ] = None,
 ) -> None:
     """Provision NTAG 424 DNA chips, serial numbers and QR door labels on the production line."""
-    ctx.obj = State(home=home, verbose=verbose)
+    if user is not None and not user.strip():
+        from tagsmith import ConfigError
+
+        raise ConfigError("--user / TAGSMITH_USER is empty: give the name to record")
+    ctx.obj = State(home=home, verbose=verbose, user=user.strip() if user else None)
     if verbose:
         level = {1: logging.INFO, 2: logging.DEBUG}.get(verbose, 5)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -585,7 +595,7 @@ def manifest_export(
     if reason is not None and not without_qa:
         raise ConfigError("--reason goes with --without-qa")
     with _store(ctx) as store:
-        qa = release_override(store, batch, reason) if without_qa else release_check(store, batch)
+        qa = release_override(store, batch, reason, state(ctx).user) if without_qa else release_check(store, batch)
         first = next(store.units(batch, ("encoded", "verified")), None)
         record = store.batch(batch)
         layout = _sdm_layout(store.batch_product(batch), first.serial if first else None, record.lot)
@@ -1200,7 +1210,7 @@ def qa_plan(
         data = normal_plan(lot_size, aql or DEFAULT_AQL, level or "II").to_json()
     else:
         with _store(ctx) as store:
-            record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed,
+            record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed, user=state(ctx).user,
                                  inspection=None if inspection == "auto" else inspection)
         data = {**as_sampling_plan(record).to_json(), **record.to_json()}
     emit(data, as_json, lambda: console.print(_qa_plan_text(data)))
@@ -1252,7 +1262,8 @@ def qa_scan(
 
     with _store(ctx) as store, _open_keys(ctx) as keys:
         session = QaSession(store, keys, batch, station=station,
-                            allow_simulator_signature=allow_simulator_signature or sim)
+                            allow_simulator_signature=allow_simulator_signature or sim,
+                            **({"inspector": state(ctx).user} if state(ctx).user else {}))
         plan = session.plan
         say(f"plan {plan.id}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
             f"reject at {plan.reject}")
@@ -1308,7 +1319,7 @@ def qa_report(
     from tagsmith.provision.qa_report import build_report, write_report
 
     with _store(ctx) as store:
-        report = build_report(store, batch)
+        report = build_report(store, batch, user=state(ctx).user)
     path = write_report(report, out)
     data = {"batch": batch, "out": str(path), "verdict": report.verdict, "scans": len(report.results)}
     emit(data, as_json, lambda: console.print(f"QA report of batch {batch} ({report.verdict}) -> {path}"))

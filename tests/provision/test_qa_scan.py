@@ -161,8 +161,10 @@ def test_scan_rejects_exactly_the_cloned_label_the_replay_and_the_foreign_chip(w
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
 def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_path):
-    result = runner.invoke(app, ["qa", "plan", "--batch", "B1", "--seed", "5", "--json"], catch_exceptions=False)
+    result = runner.invoke(app, ["--user", "Dana (QA)", "qa", "plan", "--batch", "B1", "--seed", "5", "--json"],
+                           catch_exceptions=False)
     plan = json.loads(result.stdout)
+    assert plan["created_by"] == "Dana (QA)"
     assert (plan["code_letter"], plan["sample_size"], plan["accept"], plan["reject"]) == ("E", 20, 0, 1)
     assert len(plan["serials"]) == 20 and plan["seed"] == "5"
     again = json.loads(runner.invoke(app, ["qa", "plan", "--batch", "B1", "--json"]).stdout)
@@ -175,10 +177,13 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
     partial = _scan(["--batch", "B1", "--sim"], first)
     assert _code(partial) == 0
     assert json.loads(partial.stdout.splitlines()[-1])["decision"] is None  # 12 of 20: no early accept
-    done = _scan(["--batch", "B1", "--sim"], rest)
+    done = runner.invoke(app, ["qa", "scan", "--batch", "B1", "--sim", "--labels", str(rest), "--json"],
+                         env={"TAGSMITH_USER": "Sam"})
     decision = json.loads(done.stdout.splitlines()[-1])
     assert _code(done) == 0 and decision["decision"] == "accept" and decision["inspected"] == 20
     with BatchStore(ws.database) as store:
+        inspectors = [r.inspector for r in store.qa_results(plan["plan_id"])]
+        assert inspectors[12:] == ["Sam"] * 8 and "Sam" not in inspectors[:12]
         assert release_check(store, "B1")["plan_id"] == plan["plan_id"]
         assert store.qa_switching("aurora-dw600")["lots"] == 1
 
@@ -236,12 +241,12 @@ def test_release_gate_refuses_rejected_batch_unless_override_is_recorded(ws, tmp
     assert _code(refused) == 7 and "rejected" in str(refused.exception) and not out.exists()
     no_reason = runner.invoke(app, ["manifest", "export", "--batch", "B1", "--out", str(out), "--without-qa"])
     assert _code(no_reason) == 2 and not out.exists()
-    ok = runner.invoke(app, ["manifest", "export", "--batch", "B1", "--out", str(out), "--without-qa",
+    ok = runner.invoke(app, ["--user", "QM Lee", "manifest", "export", "--batch", "B1", "--out", str(out), "--without-qa",
                              "--reason", "customer deviation 42 approved by QM", "--json"], catch_exceptions=False)
     assert ok.exit_code == 0, ok.output
     header = json.loads(out.read_text().splitlines()[0])
     assert header["qa"]["decision"] == "override" and header["qa"]["reason"] == "customer deviation 42 approved by QM"
-    assert header["qa"]["qa_decision"] == "reject"
+    assert header["qa"]["qa_decision"] == "reject" and header["qa"]["by"] == "QM Lee"
     with BatchStore(ws.database) as store:
         [override] = store.qa_overrides("B1")
         assert override.reason == "customer deviation 42 approved by QM"
@@ -259,12 +264,13 @@ def test_report_pdf_and_html(ws, tmp_path):
     labels.write_text("".join(urls(s) + "\n" for s in plan.serials))
     assert _code(_scan(["--batch", "B1", "--sim"], labels)) == 0
     for name in ("r.pdf", "r.html"):
-        result = runner.invoke(app, ["qa", "report", "--batch", "B1", "--out", str(tmp_path / name), "--json"],
-                               catch_exceptions=False)
+        result = runner.invoke(app, ["--user", "Pat <QA>", "qa", "report", "--batch", "B1", "--out",
+                                     str(tmp_path / name), "--json"], catch_exceptions=False)
         assert json.loads(result.stdout)["verdict"] == "ACCEPT"
     assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
     page = (tmp_path / "r.html").read_text()
     assert "<svg" in page and "ACCEPT" in page and plan.serials[0] in page and plan.id in page
+    assert "by Pat &lt;QA&gt;" in page  # who generated it, escaped
 
 
 def test_plan_for_a_lot_size_needs_no_workspace(tmp_path, monkeypatch):
@@ -273,3 +279,5 @@ def test_plan_for_a_lot_size_needs_no_workspace(tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     assert (data["code_letter"], data["sample_size"], data["accept"], data["reject"]) == ("K", 125, 0, 1)
     assert runner.invoke(app, ["qa", "plan"]).exit_code != 0
+    blank = runner.invoke(app, ["--user", " ", "qa", "plan", "--lot-size", "3200"])
+    assert _code(blank) == 2 and "--user" in str(blank.exception)
