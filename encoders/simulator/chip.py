@@ -169,6 +169,9 @@ class SimulatedNtag424:
         self._delay_spent = [0] * 5
         self._apdu_count = 0
         self._anticollision_uid: bytes | None = None
+        # ISO 14443 parameters take effect at the next power-up, not at once (ref §12, DS §8.1.1)
+        self._activated_random_id = self._nv.random_id
+        self._activated_strong_bm = self._nv.strong_back_modulation
 
     def place(self) -> None:
         """Bring the chip (back) into the field: a power-up with fresh volatile state."""
@@ -241,7 +244,9 @@ class SimulatedNtag424:
         data, le = parsed
         if native:
             return self._native(ins, data, len(apdu), previous_sdm_read)
-        self._pending = None  # an ISO command abandons a half-done native exchange
+        if self._pending is not None:  # a multi-pass native exchange is under way (ref §2.2 6985)
+            self._pending = None
+            return b"", SW.ISO_CONDITIONS
         return self._iso(ins, p1, p2, data, le, previous_sdm_read)
 
     # ------------------------------------------------------------------ native commands
@@ -266,6 +271,8 @@ class SimulatedNtag424:
         if handler is None:
             raise ChipStatus(SW.ILLEGAL_COMMAND_CODE)
         if self._level != "app" and ins not in (0x60, 0x3C):
+            if ins == 0x51:  # GetCardUID: no authentication can exist at PICC level (ref §2.2 91AE)
+                raise ChipStatus(SW.AUTHENTICATION_ERROR)
             raise ChipStatus(SW.PERMISSION_DENIED)  # PICC level selected (ref §2.2 919D)
         return getattr(self, handler)(data)
 
@@ -341,7 +348,7 @@ class SimulatedNtag424:
 
     def _auth_nonfirst(self, data: bytes) -> tuple[bytes, int]:
         if self._session is None:
-            raise ChipStatus(SW.AUTHENTICATION_ERROR)  # NonFirst needs a running authentication
+            raise ChipStatus(SW.PERMISSION_DENIED)  # NonFirst needs a running authentication (DS T33: 9D)
         if len(data) != 1:
             raise ChipStatus(SW.LENGTH_ERROR)
         previous, self._session = self._session, None
@@ -403,8 +410,10 @@ class SimulatedNtag424:
         _, payload = self._unwrap(0x60, data, 0, MAC)
         if payload:
             raise ChipStatus(SW.LENGTH_ERROR)
-        part1 = bytes([0x04, 0x04, _HW_SUBTYPE_TAGTAMPER if self._nv.tag_tamper else _HW_SUBTYPE,
-                       0x30, 0x00, 0x11, 0x05])
+        subtype = _HW_SUBTYPE_TAGTAMPER if self._nv.tag_tamper else _HW_SUBTYPE
+        if not self._activated_strong_bm:
+            subtype |= 0x80  # high nibble 8: standard back modulation (DS T54), as activated
+        part1 = bytes([0x04, 0x04, subtype, 0x30, 0x00, 0x11, 0x05])
         self._pending = _Pending("version", step=2, collected=part1)
         return part1, SW.ADDITIONAL_FRAME
 
@@ -514,8 +523,8 @@ class SimulatedNtag424:
             raise ChipStatus(SW.LENGTH_ERROR)
         settings = self._file(data[0])
         sdm = settings.sdm
-        if sdm is None or not sdm.ctr_enabled:
-            raise ChipStatus(SW.PERMISSION_DENIED)
+        if sdm is None or not sdm.ctr_enabled or sdm.ctr_ret == F.NEVER:
+            raise ChipStatus(SW.PERMISSION_DENIED)  # SDM off, or the counter is never returned (ref §7)
         mode = self._access_mode(settings, (sdm.ctr_ret,))
         if mode is None:
             raise ChipStatus(SW.AUTHENTICATION_ERROR)
@@ -541,7 +550,8 @@ class SimulatedNtag424:
         if mode is None and sdm_read and sdm.file_read != F.NEVER:
             mode = PLAIN  # SDMFileRead grants free reading with SDM applied (ref §4.2)
         if mode is None:
-            raise ChipStatus(SW.AUTHENTICATION_ERROR)
+            never = (settings.read, settings.read_write, sdm.file_read if sdm is not None else F.NEVER)
+            raise ChipStatus(SW.PERMISSION_DENIED if set(never) == {F.NEVER} else SW.AUTHENTICATION_ERROR)
         header, payload = self._unwrap(0xAD, data, 7, mode)
         if payload:
             raise ChipStatus(SW.LENGTH_ERROR)
@@ -561,8 +571,9 @@ class SimulatedNtag424:
             raise ChipStatus(SW.LENGTH_ERROR)
         settings = self._file(data[0])
         mode = self._access_mode(settings, (settings.write, settings.read_write))
-        if mode is None:
-            raise ChipStatus(SW.AUTHENTICATION_ERROR)
+        if mode is None:  # 9D when no key could ever write it (DS T83), else AE
+            never = settings.write == settings.read_write == F.NEVER
+            raise ChipStatus(SW.PERMISSION_DENIED if never else SW.AUTHENTICATION_ERROR)
         if mode != PLAIN and self._nv.chained_write_disabled and apdu_len > SINGLE_FRAME_APDU:
             raise ChipStatus(SW.PERMISSION_DENIED)  # chained MAC/Full write disabled (option 04)
         header, payload = self._unwrap(0x8D, data, 7, mode)
@@ -629,6 +640,9 @@ class SimulatedNtag424:
                 raise ChipStatus(SW.PARAMETER_ERROR)
             if payload[4] & 0x02:
                 nv.lrp = True  # irreversible; AES authentication is refused from now on
+                for file_no, settings in nv.settings.items():  # and SDM/mirroring is off (ref §5.4)
+                    if settings.sdm is not None:
+                        nv.settings[file_no] = settings.without_sdm()
             nv.pdcap2_user = bytes(payload[8:10])
         elif option == 0x0A:
             limit = int.from_bytes(payload[1:3], "little")
@@ -658,8 +672,14 @@ class SimulatedNtag424:
     def _iso_select(self, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
         if p2 not in (0x00, 0x0C):
             return b"", SW.ISO_WRONG_P1P2
-        if not data:
-            return b"", SW.ISO_LC_INCONSISTENT
+        if not data:  # MF by empty data (P1 00), or the parent DF (P1 03): the PICC level (DS §10.9.1)
+            return self._select_picc() if p1 in (0x00, 0x03) else (b"", SW.ISO_LC_INCONSISTENT)
+        if p1 == 0x01:  # a child DF of the MF by file ID: the one application
+            if len(data) != 2:
+                return b"", SW.ISO_LC_INCONSISTENT
+            if int.from_bytes(data, "big") == APP_FID and self._level == "picc":
+                return self._select_app()
+            return b"", SW.ISO_FILE_NOT_FOUND
         if p1 == 0x04:
             if data == APP_DF_NAME:
                 return self._select_app()
@@ -699,11 +719,17 @@ class SimulatedNtag424:
         if p1 & 0x80:
             if p1 & 0x60:
                 return None, 0, SW.ISO_WRONG_P1P2
-            file_no = p1 & 0x1F
-            if self._level != "app" or file_no not in self._nv.settings:
+            short_id = p1 & 0x1F
+            if short_id == 0x1F:
+                return None, 0, SW.ISO_WRONG_P1P2  # RFU
+            if short_id == 0x00:  # the currently selected file (DS T87)
+                if self._level != "app" or self._selected_file is None:
+                    return None, 0, SW.ISO_CONDITIONS
+                return self._nv.settings[self._selected_file], p2, SW.OK
+            if self._level != "app" or short_id not in self._nv.settings:
                 return None, 0, SW.ISO_FILE_NOT_FOUND
-            self._selected_file = file_no
-            return self._nv.settings[file_no], p2, SW.OK
+            self._selected_file = short_id
+            return self._nv.settings[short_id], p2, SW.OK
         if self._level != "app" or self._selected_file is None:
             return None, 0, SW.ISO_CONDITIONS  # no file selected
         return self._nv.settings[self._selected_file], (p1 << 8) | p2, SW.OK
@@ -721,12 +747,7 @@ class SimulatedNtag424:
             return b"", SW.ISO_SECURITY_STATUS
         if offset >= settings.size:
             return b"", SW.ISO_WRONG_P1P2
-        want = 256 if not le else le
-        if le:
-            if offset + want > settings.size:
-                return b"", SW.ISO_WRONG_LENGTH
-        else:
-            want = min(want, settings.size - offset)
+        want = min(le or 256, settings.size - offset)  # Le past the end: the rest of the file (DS T87)
         if sdm is not None:
             try:
                 image = self._sdm_image("iso", settings, previous, SW.ISO_SECURITY_STATUS)
@@ -818,7 +839,7 @@ class SimulatedNtag424:
     @property
     def anticollision_uid(self) -> bytes:
         """The UID the reader sees at anticollision: 4 random bytes (08 ...) per activation with Random ID."""
-        if not self._nv.random_id:
+        if not self._activated_random_id:
             return self._nv.uid
         if self._anticollision_uid is None:
             self._anticollision_uid = b"\x08" + os.urandom(3)
@@ -826,7 +847,7 @@ class SimulatedNtag424:
 
     @property
     def atqa(self) -> bytes:
-        return bytes.fromhex("0304" if self._nv.random_id else "0344")
+        return bytes.fromhex("0304" if self._activated_random_id else "0344")
 
     sak = 0x20
     ats = bytes.fromhex("067777710280")

@@ -134,6 +134,10 @@ class FileSettings:
         body = bytes([self.file_option]) + self.access_rights
         return body + (self.sdm.encode() if self.sdm is not None else b"")
 
+    def without_sdm(self) -> "FileSettings":
+        """The same settings with SDM switched off (FileOption bit 6 cleared)."""
+        return replace(self, sdm=None)
+
     def get_body(self) -> bytes:
         """GetFileSettings response: FileType 00 || FileOption || AccessRights || FileSize || SDM."""
         out = b"\x00" + bytes([self.file_option]) + self.access_rights + self.size.to_bytes(3, "little")

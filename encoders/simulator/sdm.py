@@ -23,10 +23,10 @@ def sdm_session_keys(file_read_key: bytes, sdm: SdmSettings, uid: bytes, ctr: in
     file_read = AesKey(file_read_key)
     ctr_le = ctr.to_bytes(3, "little")
     sv1 = b"\xC3\x3C\x00\x01\x00\x80" + uid + ctr_le
-    sv2 = b"\x3C\xC3\x00\x01\x00\x80"
-    if sdm.uid_enabled:
+    sv2 = b"\x3C\xC3\x00\x01\x00\x80"  # then only what is mirrored (ref §10.3)
+    if sdm.uid_enabled and sdm.meta_read != NEVER:
         sv2 += uid
-    if sdm.ctr_enabled:
+    if sdm.ctr_enabled and (sdm.meta_read <= 4 or (sdm.meta_read == FREE and sdm.ctr_offset != CTR_NOT_MIRRORED)):
         sv2 += ctr_le
     sv2 += bytes(-len(sv2) % 16)
     return file_read.cmac(sv1), file_read.cmac(sv2)

@@ -37,6 +37,7 @@ def test_picc_level_after_activation_and_dfname_selection(chip, kit):
     pcd = kit.Pcd(chip)
     assert chip.selected == "picc"
     assert pcd.send("9071000002000000") == (b"", 0x919D)
+    assert pcd.send("9051000000") == (b"", 0x91AE)  # GetCardUID: not authenticated (ref §2.2)
     assert pcd.send("9060000000")[1] == 0x91AF  # GetVersion works anywhere
     assert pcd.send("90AF000000")[1] == 0x91AF
     assert pcd.send("90AF000000")[1] == 0x9100
@@ -68,7 +69,7 @@ def test_auth_errors(pcd, kit):
     assert pcd.send("9071000002050000") == (b"", 0x9140)
     assert pcd.send("9071000002400000") == (b"", 0x919E)
     assert pcd.send("90710000010000") == (b"", 0x917E)
-    assert pcd.send("90770000010000") == (b"", 0x91AE)  # NonFirst needs a session
+    assert pcd.send("90770000010000") == (b"", 0x919D)  # NonFirst needs a session (DS T33: 9D)
     assert pcd.send("9071000002000000")[1] == 0x91AF
     assert pcd.send("90AF00001000112233445566778899AABBCCDDEEFF00") == (b"", 0x917E)
     assert pcd.send("9071000002000000")[1] == 0x91AF
@@ -151,9 +152,12 @@ def test_iso_access_rules(chip, pcd, kit):
     assert pcd.send("00A4000C02E10400")[1] == 0x9000
     assert pcd.send("00D600FF02AABB") == (b"", 0x6A87)  # past the end
     assert pcd.send("00B0010000") == (b"", 0x6A86)  # offset 256
-    assert pcd.send("00B000F020") == (b"", 0x6700)
+    data, sw = pcd.send("00B000F020")  # Le past the end: the rest of the file (DS T87)
+    assert sw == 0x9000 and len(data) == 16
     data, sw = pcd.send("00B000F000")
     assert sw == 0x9000 and len(data) == 16
+    assert pcd.send("00B0800002") == (b"\x00\x00", 0x9000)  # short FID 00: the selected file
+    assert pcd.send("00B09F0002") == (b"", 0x6A86)  # short FID 1F is RFU
     assert pcd.send("00D6000002AABB") == (b"", 0x9000)
     assert chip.file_contents(2)[:2] == kit.h("AABB")
 
@@ -253,9 +257,11 @@ def test_set_configuration(chip, pcd, kit):
     assert pcd.cmd(0x5C, b"\x0A", kit.h("01000000 00".replace(" ", ""))) == (b"", 0x919E)  # limit 0
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5C, b"\x00", b"\x02") == (b"", 0x9100)  # Random ID
-    assert chip.random_id and chip.atqa == bytes.fromhex("0304") and len(chip.anticollision_uid) == 4
+    # ISO 14443 parameters change at the next power-up, not within this activation (ref §12)
+    assert chip.random_id and chip.atqa == bytes.fromhex("0344") and chip.anticollision_uid == chip.uid
     assert pcd.cmd(0x51) == (chip.uid, 0x9100)  # GetCardUID still gives the real UID
     chip.place()
+    assert chip.atqa == bytes.fromhex("0304") and len(chip.anticollision_uid) == 4
     pcd.select_app()
     pcd.send("9060000000")
     pcd.send("90AF000000")
@@ -267,10 +273,14 @@ def test_set_configuration(chip, pcd, kit):
     assert sw == 0x9190 and len(sig) == 56
 
 
-def test_lrp_switch_refuses_aes_auth(chip, pcd, kit):
+def test_lrp_switch_refuses_aes_auth_and_switches_sdm_off(chip, pcd, kit):
+    assert pcd.auth(0) == 0x9100
+    sdm = kit.h("40 E0EE C1 FFE1 100000 300000 400000 400000".replace(" ", ""))  # plain UID + counter, MAC
+    assert pcd.cmd(0x5F, b"\x02", sdm)[1] == 0x9100
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5C, b"\x05", kit.h("00000000020000000000")) == (b"", 0x9100)
     assert chip.lrp
+    assert chip.file_settings(2).sdm is None  # SDM/mirroring is disabled with LRP (ref §5.4)
     chip.place()
     pcd.select_app()
     assert pcd.send("9071000002000000") == (b"", 0x919D)
@@ -284,3 +294,45 @@ def test_read_data_response_must_fit(chip, pcd, kit):
     assert pcd.auth(0) == 0x9100
     data, sw = pcd.cmd(0xAD, kit.h("02000000E00000"))
     assert sw == 0x9100 and len(data) == 224
+
+
+def test_iso_command_during_a_multi_pass_native_exchange_is_6985(pcd):
+    assert pcd.send("9071000002000000")[1] == 0x91AF  # auth part 1: part 2 awaited
+    assert pcd.send("00A4000C02E10400") == (b"", 0x6985)  # ref §2.2: multi-pass command ongoing
+    assert pcd.send("90AF" + "00" * 2 + "20" + "00" * 33) == (b"", 0x911C)  # the exchange is gone
+    assert pcd.send("9060000000")[1] == 0x91AF  # GetVersion part 1
+    assert pcd.send("00B0810002") == (b"", 0x6985)
+    assert pcd.send("90AF000000") == (b"", 0x911C)
+
+
+def test_iso_select_mf_and_child_df_forms(chip, kit):
+    pcd = kit.Pcd(chip)
+    assert pcd.send("00A4010C02E11000")[1] == 0x9000  # child DF E110 of the MF
+    assert chip.selected == "app"
+    assert pcd.send("00A4030C") == (b"", 0x9000)  # parent DF: back to the PICC level
+    assert chip.selected == "picc"
+    pcd.select_app()
+    assert pcd.send("00A4000C") == (b"", 0x9000)  # MF by empty data
+    assert chip.selected == "picc"
+    assert pcd.send("00A4010C02E10400") == (b"", 0x6A82)  # E104 is not a DF
+
+
+def test_files_nobody_may_read_or_write_are_9D(chip, pcd, kit):
+    assert pcd.auth(0) == 0x9100
+    assert pcd.cmd(0x5F, b"\x03", kit.h("00FFFF"))[1] == 0x9100  # file 03: every right F, Change F
+    assert pcd.send("90AD0000070300000000000000") == (b"", 0x919D)  # DS T80
+    assert pcd.send("908D0000080300000001000011 00".replace(" ", "")) == (b"", 0x919D)  # DS T83
+    assert pcd.send("90AD0000070100000000000000")[1] == 0x9100  # CC still readable
+    assert pcd.send("908D0000080100000001000011 00".replace(" ", "")) == (b"", 0x91AE)  # key 0 could
+
+
+def test_back_modulation_shows_in_getversion_after_power_up(chip, pcd, kit):
+    assert pcd.send("9060000000") == (kit.h("04040230001105"), 0x91AF)  # default: strong (high nibble 0)
+    pcd.send("90AF000000")
+    pcd.send("90AF000000")
+    assert pcd.auth(0) == 0x9100
+    assert pcd.cmd(0x5C, b"\x0B", b"\x00") == (b"", 0x9100)  # standard back modulation
+    assert pcd.send("9099000000")[1] == 0x911C  # an error ends the session: GetVersion goes plain again
+    assert pcd.send("9060000000")[0][2] == 0x02  # not before the next power-up
+    chip.place()
+    assert pcd.send("9060000000") == (kit.h("04048230001105"), 0x91AF)  # DS T54: 8X standard

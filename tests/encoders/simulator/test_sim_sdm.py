@@ -144,7 +144,7 @@ def test_get_file_counters_rights(kit):
     chip, _ = _t3_chip(kit, ctr=3, random=kit.feed())  # CtrRet F
     pcd = kit.Pcd(chip)
     pcd.select_app()
-    assert pcd.send("90F6000001020 0".replace(" ", ""))[1] == 0x91AE
+    assert pcd.send("90F60000010200")[1] == 0x919D  # CtrRet F: never returned (ref §7)
     assert pcd.send("90F60000010100")[1] == 0x919D  # no SDM on file 01
     assert pcd.send("90F60000010900")[1] == 0x91F0
     body = bytearray(chip.file_settings(2).change_body())
@@ -164,3 +164,23 @@ def test_counter_saturates(kit, ctr):
     pcd.send("90F50000010200")
     expected = 0x9100 if ctr == 0 else 0x919D
     assert pcd.send(READ_ALL)[1] == expected
+
+
+def test_mac_session_key_takes_only_what_is_mirrored(kit):
+    """SV2 carries the UID and counter only when they are mirrored (ref §10.3): a counter that is
+    enabled but not mirrored (offset FFFFFF) stays out, or no verifier could rebuild the key."""
+    from Crypto.Cipher import AES
+    from Crypto.Hash import CMAC
+
+    uid = kit.h("04A1B2C3D4E5F6")
+    ndef = kit.ndef_uri("example.com/u?uid=" + "0" * 14 + "&cmac=" + "0" * 16)
+    uid_off, mac_off = kit.offsets(ndef, "uid=", "cmac=")
+    settings = kit.h("40E0EE" "C1" "FFE0") + kit.le3(uid_off) + kit.h("FFFFFF") + kit.le3(mac_off) * 2
+    chip = SimulatedNtag424(uid=uid, files={2: ndef}, file_settings={2: settings}, sdm_read_ctr=41)
+    pcd = kit.Pcd(chip)
+    pcd.select_app()
+    url = _url(pcd.send(READ_ALL)[0])
+    sv2 = kit.h("3CC300010080") + uid + bytes(3)  # UID only, zero-padded to 16
+    session_mac_key = CMAC.new(bytes(16), msg=sv2, ciphermod=AES).digest()
+    mact = CMAC.new(session_mac_key, msg=b"", ciphermod=AES).digest()[1::2]
+    assert url.endswith(f"uid={uid.hex().upper()}&cmac={mact.hex().upper()}")
