@@ -146,8 +146,10 @@ def sun_template(
     gtin: Annotated[Optional[str], typer.Option("--gtin", help="Value for {gtin}.")] = None,
     serial: Annotated[Optional[str], typer.Option("--serial", help="Value for {serial}.")] = None,
     lot: Annotated[Optional[str], typer.Option("--lot", help="Value for {lot}.")] = None,
-    meta_read: Annotated[int, typer.Option("--meta-read", min=0, max=15, help="SDM meta-read key number.")] = 2,
-    file_read: Annotated[int, typer.Option("--file-read", min=0, max=15, help="SDM file-read key number.")] = 1,
+    meta_read: Annotated[int, typer.Option("--meta-read", min=0, max=15,
+                                           help="SDM meta-read key number (default 1, as the station's products).")] = 1,
+    file_read: Annotated[int, typer.Option("--file-read", min=0, max=15,
+                                           help="SDM file-read key number (default 2, as the station's products).")] = 2,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the NDEF file bytes, SDM offsets and file settings a URL template compiles to."""
@@ -184,22 +186,32 @@ ProductOpt = Annotated[str, typer.Option("--product", help="Key set id (one per 
 SlotOpt = Annotated[int, typer.Option("--slot", min=0, max=4, help="Chip key slot 0..4.")]
 
 
+def _at_terminal() -> bool:
+    """Whether a hidden prompt can be shown (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _secret_from_env_or_prompt(env: str, prompt: str, confirm: bool = False) -> str:
-    """A secret from the environment, else a hidden prompt (never from an argument)."""
+    """A secret from the environment, else a hidden prompt (never from an argument, never echoed)."""
     import os
 
-    return os.environ.get(env) or typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    from tagsmith import KeystoreError
+
+    if os.environ.get(env):
+        return os.environ[env]
+    if not _at_terminal():  # no terminal to hide the input on: the environment is the only way
+        raise KeystoreError(f"no terminal to ask for the {prompt.lower()} on: set {env}")
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
 
 
 def _open_keys(ctx: typer.Context):
     """Open the workspace keystore, asking for the passphrase or PIN only when it is needed."""
     from tagsmith.keystore import open_keystore
 
-    def ask(backend: str) -> str | None:
-        if backend == "file":
-            return typer.prompt("Keystore passphrase", hide_input=True, err=True)
-        # a PIN is asked only at a terminal; otherwise it comes from the environment
-        return typer.prompt("Token user PIN", hide_input=True, err=True) if sys.stdin.isatty() else None
+    def ask(backend: str) -> str | None:  # only at a terminal; otherwise the secret comes from the environment
+        if not _at_terminal():
+            return None
+        return typer.prompt("Keystore passphrase" if backend == "file" else "Token user PIN", hide_input=True, err=True)
 
     return open_keystore(state(ctx).workspace, ask=ask)
 
@@ -236,9 +248,12 @@ def keys_init(
     as_json: JsonFlag = False,
 ) -> None:
     """Create the workspace's keystore and the line's Ed25519 manifest key."""
+    from tagsmith import ConfigError
     from tagsmith.keystore import init_keystore
-    from tagsmith.keystore.access import ENV_PASSPHRASE, ENV_PIN
+    from tagsmith.keystore.access import BACKENDS, ENV_PASSPHRASE, ENV_PIN
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown keystore backend {backend!r}: use {' or '.join(BACKENDS)}")
     if backend == "file":
         secret = _secret_from_env_or_prompt(ENV_PASSPHRASE, "New keystore passphrase", confirm=True)
         store = init_keystore(state(ctx).workspace, "file", passphrase=secret, scrypt_n=kdf_n)
@@ -1018,23 +1033,34 @@ def station_run(
                 raise StateError(f"batch {batch} has no serials left for new tags (all {store.batch(batch).quantity} allocated)")
             source: Any = station.SimulatedSource(min(count or left, left), tear_rate=sim_tear_rate, seed=seed,
                                                   pool=sim_pool(ws))
-            _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
-            return
-        from tagsmith.encoders.reader import open_reader
+            summary = _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+        else:
+            from tagsmith.encoders.reader import open_reader
 
-        with open_reader(reader) as device:
-            source = station.ReaderSource(device, timeout=wait, on_wait=lambda m: setattr(view, "message", m))
-            _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+            with open_reader(reader) as device:
+                source = station.ReaderSource(device, timeout=wait, on_wait=lambda m: setattr(view, "message", m))
+                summary = _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+    _session_exit(summary)
 
 
-def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> None:
-    """Show the events: one JSON line each, or the live operator view and a closing summary."""
+def _session_exit(summary: Any) -> None:
+    """Ctrl-C exits 130 (README); a session whose placements all failed is not a success either."""
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.done == 0 and summary.counts.get("failed"):
+        from tagsmith import TagsmithError
+
+        raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
+
+
+def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
+    """Show the events: one JSON line each, or the live operator view and a closing summary; the Summary."""
     from tagsmith.provision.station import Summary
 
     if as_json:
         for event in events:
             print(json.dumps(event.to_json()), flush=True)
-        return
+        return event
     from rich.live import Live
 
     with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
@@ -1046,10 +1072,12 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> None:
             live.update(view.render())
     s = summary.to_json()
     console.print()
-    console.print(f"[bold]session:[/] {s['done']} done of {s['tags']} placements "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
-                  f"{s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
-                  + (" — interrupted" if s["interrupted"] else ""))
+    rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
+             if s["tags"] else "")
+    console.print(f"[bold]session:[/] {s['done']} done of {s['tags']} placements"
+                  + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))})" if s["counts"] else "")
+                  + rates + (" — interrupted" if s["interrupted"] else ""))
+    return summary
 
 
 @tag_app.command("verify")
@@ -1413,26 +1441,47 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
 _CLICK_ERRORS, _CLICK_ABORTS = _click_exception_types()
 
 
+def _fail(message: str, code: int, label: str = "error") -> None:
+    """Print one line on stderr (the message is data, never rich markup) and exit with ``code``."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble((f"{label}: ", "bold red"), message), soft_wrap=True)
+    sys.exit(code)
+
+
+def _os_error_line(exc: OSError) -> tuple[str, int]:
+    """A failed file or directory operation as one line: what, where, why; a bad path is bad input (2)."""
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    why = exc.strerror or type(exc).__name__
+    bad_path = isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+                                FileExistsError))
+    return f"cannot use{where}: {why}", 2 if bad_path else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; print expected errors as one line and exit with their code."""
+    import sqlite3
+
     try:
         result = app(args=argv, standalone_mode=False, prog_name="tagsmith")
     except TagsmithError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except _CLICK_ABORTS:
-        err_console.print("aborted")
-        sys.exit(130)
+        _fail("aborted", 130)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _fail("interrupted", 130)
     except _CLICK_ERRORS as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        command = getattr(getattr(exc, "ctx", None), "command_path", None) or "tagsmith"
+        _fail(f"{exc.format_message()} (see: {command} --help)", exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:
+        _fail(*_os_error_line(exc))
+    except UnicodeDecodeError:
+        _fail("an input file is not UTF-8 text (a binary or wrongly encoded file given where text is expected)", 2)
+    except sqlite3.DatabaseError as exc:
+        _fail(f"the workspace database cannot be used: {exc} (a damaged file, or not a tagsmith database?)", 1)
     except Exception as exc:  # an unexpected failure: one line here, the traceback in the log
         log.debug("unexpected error", exc_info=True)
-        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (run with -vv for details)")
-        sys.exit(70)
+        _fail(f"{type(exc).__name__}: {exc} (run with -vv for details)", 70, label="unexpected error")
     sys.exit(result if isinstance(result, int) else 0)

@@ -275,7 +275,11 @@ class BatchStore:
 
     # ---------------------------------------------------------------- products
     def add_product(self, product: Product) -> tuple[ProductRecord, bool]:
-        """Record a product file version and make it current; returns (record, newly added)."""
+        """Record a product file version and make it current; returns (record, newly added).
+
+        A product whose URL template the station could not encode is refused here, not at the first tag.
+        """
+        product.check_fits_chip()
         now = self._now()
         slots = json.dumps({str(s.slot): {"role": s.role, "version": s.version} for s in product.keys.slots},
                            sort_keys=True)
@@ -325,6 +329,7 @@ class BatchStore:
             validate_lot(lot)
         elif product.lot_in_url:
             raise ConfigError(f"product {product_id} puts the lot in its URLs: give --lot")
+        product.check_fits_chip(lot)
         for what, name in (("batch id", batch_id), ("line", line)):
             if name is not None and not _NAME.fullmatch(name):
                 raise ConfigError(f"{what} {name!r} must be 1-64 of A-Z a-z 0-9 . _ : -")

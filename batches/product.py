@@ -74,6 +74,26 @@ class Product:
     def text(self) -> str:
         return self.source.decode("utf-8")
 
+    def check_fits_chip(self, lot: str | None = None) -> None:
+        """Refuse a URL template the station could not encode: no SUN MAC, or too long for the NDEF file.
+
+        Checked with a serial of this product's (fixed) length and ``lot`` (a 1-character lot when
+        the batch is not known yet), so a product or batch is refused before any chip is allocated.
+        """
+        from tagsmith.encoders.ntag424.template import compile_template
+
+        template = compile_template(self.url_template)
+        if "cmac" not in template.slot_names:
+            raise ConfigError(f"product {self.id}: url.template has no {{cmac}}: a tap could not be verified "
+                              "(add {picc} and {cmac}, or {uid}, {ctr} and {cmac})")
+        serial = self.serial.sequential(1) if self.serial.kind == "sequential" else self.serial.random_serials(1)[0]
+        sample_lot = (lot or "1") if self.lot_in_url else None
+        try:
+            template.render(gtin=self.gtin, serial=serial, lot=sample_lot)
+        except ConfigError as exc:
+            where = f"with lot {lot!r}" if lot and self.lot_in_url else f"with {len(serial)}-character serials"
+            raise ConfigError(f"product {self.id}: url.template does not fit the chip {where}: {exc}") from None
+
 
 def load_product(path: str | Path) -> Product:
     """Read and validate a product TOML file."""

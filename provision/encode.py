@@ -83,10 +83,13 @@ class EncodeContext:
                   allow_simulator_signature: bool = False) -> "EncodeContext":
         """The context for one batch: the exact product version and lot it was created with."""
         batch = store.batch(batch_id)
+        if batch.state != "open":
+            raise StateError(f"batch {batch.id} is {batch.state}: no station may encode for it")
         return cls(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
                    station=station, lot=batch.lot, allow_simulator_signature=allow_simulator_signature)
 
     def __post_init__(self) -> None:
+        self.product.check_fits_chip(self.lot)  # before any tag: a batch recorded before this check existed
         self.template = compile_template(self.product.url_template)
         self.versions = self.product.keys.versions()
         self._check_key_policy()

@@ -52,6 +52,10 @@ class Workspace:
 
     def ensure(self) -> "Workspace":
         """Create the workspace directory (private to the user: it holds the keystore)."""
+        if self.home.exists() and not self.home.is_dir():
+            from tagsmith import ConfigError
+
+            raise ConfigError(f"workspace {self.home} is a file, not a directory (check --home / {ENV_HOME})")
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
 

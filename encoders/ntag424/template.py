@@ -216,6 +216,11 @@ class SunTemplate:
     _layouts: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def slot_names(self) -> tuple[str, ...]:
+        """Every placeholder in the template, in order."""
+        return tuple(n for k, n, _ in self.tokens if k == "slot")
+
+    @property
     def static_names(self) -> tuple[str, ...]:
         """Static placeholders this template needs at encode time."""
         return tuple(dict.fromkeys(n for k, n, _ in self.tokens if k == "slot" and n in STATIC))

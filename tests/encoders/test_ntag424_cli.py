@@ -41,12 +41,14 @@ def test_verify_invalid_mac_raises_verification_error():
 
 
 def test_template_json():
-    result = runner.invoke(app, ["sun", "template", "https://choose.url.com/ntag424?e={picc}&c={cmac}",
-                                 "--json"])
+    template = "https://choose.url.com/ntag424?e={picc}&c={cmac}"
+    result = runner.invoke(app, ["sun", "template", template, "--meta-read", "2", "--file-read", "1", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [(m["kind"], m["offset"]) for m in data["mirrors"]] == [("picc", 32), ("cmac", 67)]
-    assert data["change_file_settings"] == "4000E0C1FF21200000430000430000"
+    assert data["change_file_settings"] == "4000E0C1FF21200000430000430000"  # AN12196's keys 2 and 1
+    default = json.loads(runner.invoke(app, ["sun", "template", template, "--json"]).stdout)
+    assert default["change_file_settings"] == "4000E0C1FF12200000430000430000"  # the station's slots 1 and 2
 
 
 def _console_script() -> str:

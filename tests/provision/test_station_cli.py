@@ -12,6 +12,7 @@ TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 def _tagsmith(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {}), "COLUMNS": "200"}
     return subprocess.run([TAGSMITH, "--home", str(home), *args], capture_output=True, text=True, env=full_env,
+                          stdin=subprocess.DEVNULL,
                           timeout=300)
 
 
@@ -77,3 +78,88 @@ def test_refusals_are_listed_and_an_engineer_can_clear_one(tmp_path):
     assert again.returncode != 0 and "no standing refusal" in again.stderr and "Traceback" not in again.stderr
     shown = _tagsmith(home, "tag", "refusals")
     assert shown.returncode == 0 and "No chip has refused" in shown.stdout
+
+
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_closed_batch_is_refused_before_any_tag(tmp_path):
+    home, env = _demo_home(tmp_path)
+    created = json.loads(_tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "2",
+                                   "--json", env=env).stdout)["id"]
+    assert _tagsmith(home, "batch", "close", created, env=env).returncode == 0
+    run = _tagsmith(home, "station", "run", "--batch", created, "--sim", "--count", "1", "--json", env=env)
+    assert run.returncode == 7 and run.stdout == "" and "closed" in _one_line(run)
+
+
+def test_a_template_the_chip_cannot_hold_is_refused_at_product_add(tmp_path):
+    home, env = _demo_home(tmp_path)
+    product = (Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml").read_text()
+    long_path = "/x" * 120
+    too_long = tmp_path / "long.toml"
+    too_long.write_text(product.replace('id = "aurora-dw600"', 'id = "long-url"').replace(
+        "https://id.example.com/01/", f"https://id.example.com{long_path}/01/").replace(
+        'resolver = "https://id.example.com"', f'resolver = "https://id.example.com{long_path}"'))
+    refused = _tagsmith(home, "product", "add", str(too_long), env=env)
+    assert refused.returncode == 2 and "does not fit the chip" in _one_line(refused)
+    no_mac = tmp_path / "nomac.toml"
+    no_mac.write_text(product.replace('id = "aurora-dw600"', 'id = "no-mac"').replace("&c={cmac}", ""))
+    refused = _tagsmith(home, "product", "add", str(no_mac), env=env)
+    assert refused.returncode == 2 and "{cmac}" in _one_line(refused)
+    listed = json.loads(_tagsmith(home, "product", "list", "--json", env=env).stdout)
+    assert [p["id"] for p in listed] == ["aurora-dw600"]  # nothing recorded
+
+
+def test_bad_input_is_one_line_never_markup_or_traceback(tmp_path):
+    home, env = _demo_home(tmp_path)
+    markup = _tagsmith(home, "product", "show", "[/]", env=env)
+    assert markup.returncode == 8 and "'[/]'" in _one_line(markup)
+    usage = _tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "abc", env=env)
+    assert usage.returncode == 2 and "--quantity" in _one_line(usage)
+    unwritable = _tagsmith(home, "labels", "print", "--batch", "20261123-001", "--reprint", "--out",
+                           str(tmp_path / "no" / "such" / "dir" / "x.pdf"), env=env)
+    assert unwritable.returncode == 2 and "No such file or directory" in _one_line(unwritable)
+    missing_key = _tagsmith(home, "manifest", "verify", str(next((home / "exports").glob("*.manifest.jsonl"))),
+                            "--public-key", str(tmp_path / "nope.pem"), env=env)
+    assert missing_key.returncode == 2 and "nope.pem" in _one_line(missing_key)
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    wrong_home = subprocess.run([TAGSMITH, "--home", str(not_a_dir), "product", "list"], capture_output=True, text=True)
+    assert wrong_home.returncode == 2 and "not a directory" in _one_line(wrong_home)
+    no_terminal = _tagsmith(home, "keys", "list", env={"TAGSMITH_KEYSTORE_PASSPHRASE": ""})
+    assert no_terminal.returncode == 5 and "TAGSMITH_KEYSTORE_PASSPHRASE" in _one_line(no_terminal)
+
+
+def test_ctrl_c_prints_the_summary_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    home, env = _demo_home(tmp_path)
+    created = json.loads(_tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "100000",
+                                   "--json", env=env).stdout)["id"]
+    process = subprocess.Popen([TAGSMITH, "--home", str(home), "station", "run", "--batch", created, "--sim", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                               env={**os.environ, **env})
+    first = process.stdout.readline()  # a tag is done: the station is in its loop
+    assert json.loads(first)["event"] == "tag"
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    summary = json.loads(rest.splitlines()[-1])
+    assert process.returncode == 130 and summary["event"] == "summary" and summary["interrupted"] is True
+
+
+def test_a_session_whose_placements_all_failed_is_not_a_success():
+    import pytest
+
+    from tagsmith import TagsmithError
+    from tagsmith.cli import _session_exit
+    from tagsmith.provision.station import Summary
+
+    _session_exit(Summary(counts={"encoded": 1, "failed": 3}))
+    _session_exit(Summary(counts={"refused": 2}))  # foreign tags set aside: the station did its job
+    with pytest.raises(TagsmithError, match="no unit was encoded"):
+        _session_exit(Summary(counts={"failed": 2, "torn": 1}))
