@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from Crypto.Signature import eddsa
 
-from tagsmith import VerificationError
+from tagsmith import NotFoundError, VerificationError
 
 from .manifest import CSV_COLUMNS, SCHEMA_NAME, _public_key, load_schema, signature_path
 from .schemacheck import Check, SchemaViolation, compile_schema
@@ -56,6 +56,8 @@ def file_sha256(path: Path) -> str:
 def check_signature(path: Path, public_key_pem: str | None = None) -> tuple[dict[str, Any], str]:
     """Check the detached signature of ``path``; returns (signature document, sha256 hex)."""
     sig_file = signature_path(path)
+    if not Path(path).is_file():
+        raise NotFoundError(f"no manifest file {path}")
     try:
         sig = json.loads(sig_file.read_text())
         signature = base64.b64decode(sig["signature"], validate=True)

@@ -106,7 +106,7 @@ class NfcpyReader:
         self._clf = nfc.ContactlessFrontend()
         try:
             opened = self._clf.open(path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # nfcpy's drivers parse the path themselves: bad parts are ValueErrors
             raise ReaderUnavailableError(f"Cannot open nfcpy reader {path!r}: {exc}") from exc
         if not opened:
             raise ReaderUnavailableError(f"No nfcpy reader found at {path!r}")

@@ -75,7 +75,12 @@ class Pkcs11Keystore(Keystore):
 
     @classmethod
     def open(cls, path: Path, raw: bytes, pin: str | None, *, audit: AuditLog | None = None) -> "Pkcs11Keystore":
-        """The keystore described by ``raw``; the token is opened only when a key is used."""
+        """The keystore described by ``raw``.
+
+        With a PIN, the token is logged into now, so a wrong PIN fails here and not at the first
+        key a station needs (a command that only lists metadata would otherwise accept any PIN).
+        Without one, the token is opened only when a key is used, and that says the PIN is needed.
+        """
         from .storage import digest
 
         doc = parse_header(path, raw)
@@ -86,7 +91,10 @@ class Pkcs11Keystore(Keystore):
                 raise TypeError
         except (KeyError, TypeError):
             raise KeystoreError(f"keystore {path} is damaged (bad PKCS#11 section); nothing was loaded") from None
-        return cls(path, doc, digest(raw), audit, pin)
+        store = cls(path, doc, digest(raw), audit, pin)
+        if pin:
+            store._sess()
+        return store
 
     def close(self) -> None:
         self._extracted.clear()

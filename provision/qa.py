@@ -22,7 +22,7 @@ from tagsmith.batches.gs1 import DigitalLinkError, parse_digital_link
 from tagsmith.batches.qarecords import QaDecisionRecord, QaPlanRecord, QaResultRecord
 from tagsmith.batches.records import DONE, Unit
 from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.ntag424.originality import verify_originality
+from tagsmith.encoders.ntag424.originality import Signer, verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.template import url_from_ndef_file
 from tagsmith.keystore.base import KeyProvider
@@ -131,6 +131,7 @@ class ChipReading:
     file_bytes: bytes | None
     url: str | None
     error: str | None = None
+    simulated: bool = False  # the signature is the simulator's test key, not NXP's (demo, tests)
 
 
 def read_chip(connection: Connection, *, allow_simulator_signature: bool = False) -> ChipReading:
@@ -143,15 +144,16 @@ def read_chip(connection: Connection, *, allow_simulator_signature: bool = False
     session.select_application()
     uid = session.get_version().uid
     try:
-        originality = verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid
+        signer = verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).signer
     except ChipError:
-        originality = False
+        signer = Signer.NONE
+    originality, simulated = signer is not Signer.NONE, signer is Signer.SIMULATOR
     try:
         file_bytes = session.read_ndef_unauthenticated()
         url = url_from_ndef_file(file_bytes)
     except (ChipError, ConfigError, VerificationError, ValueError) as exc:
-        return ChipReading(uid, originality, None, None, f"NDEF unreadable: {exc}")
-    return ChipReading(uid, originality, file_bytes, url)
+        return ChipReading(uid, originality, None, None, f"NDEF unreadable: {exc}", simulated)
+    return ChipReading(uid, originality, file_bytes, url, simulated=simulated)
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ class QaSession:
     inspector: str = field(default_factory=current_user)
 
     def __post_init__(self) -> None:
+        self.store.batch(self.batch_id)  # an unknown batch is not found, not "without a plan"
         plan = self.store.qa_plan(self.batch_id)
         if plan is None:
             raise StateError(f"batch {self.batch_id} has no QA plan: run tagsmith qa plan --batch {self.batch_id}")
@@ -285,7 +288,9 @@ class QaSession:
         checks: list[Check] = []
         add = lambda name, ok, detail: checks.append(Check(name, ok, detail))  # noqa: E731
         uid_hex = reading.uid.hex().upper()
-        add("originality", reading.originality, "NXP originality signature valid" if reading.originality
+        add("originality", reading.originality,
+            ("simulator test signature valid (a simulated chip, accepted on request)" if reading.simulated
+             else "NXP originality signature valid") if reading.originality
             else "originality signature does not verify: counterfeit or not an NXP chip")
 
         unit = self.store.unit_by_uid(reading.uid)
@@ -401,6 +406,7 @@ def _passed(checks: list[Check], name: str) -> bool:
 # ---------------------------------------------------------------- release gate
 def release_check(store: BatchStore, batch_id: str) -> dict[str, Any]:
     """The manifest header's ``qa`` field for an accepted batch; StateError when QA has not accepted it."""
+    store.batch(batch_id)  # an unknown batch is not found, not "without QA"
     plan = store.qa_plan(batch_id)
     decision = store.qa_decision(batch_id)
     hint = "; to release anyway: tagsmith manifest export --without-qa --reason TEXT"

@@ -106,3 +106,6 @@ def test_console_script_tampered_manifest_exits_6(tmp_path):
     done = subprocess.run([str(script), "manifest", "verify", str(bogus)], capture_output=True, text=True,
                           env={**os.environ, "TAGSMITH_HOME": str(tmp_path / "ws"), "COLUMNS": "200"})
     assert done.returncode == 6 and "no signature file" in done.stderr
+    missing = subprocess.run([str(script), "manifest", "verify", str(tmp_path / "nope.jsonl")], capture_output=True,
+                             text=True, env={**os.environ, "TAGSMITH_HOME": str(tmp_path / "ws"), "COLUMNS": "200"})
+    assert missing.returncode == 8 and "no manifest file" in missing.stderr

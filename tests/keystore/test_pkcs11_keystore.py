@@ -112,17 +112,17 @@ def test_wrong_pin_and_missing_token_are_one_line_errors(pkcs11_store, softhsm):
     pkcs11_store.create_key_set("p")
     pkcs11_store.close()  # a token login is per process: log out before trying a wrong PIN
     ws = Workspace(pkcs11_store.path.parent)
-    with open_keystore(ws, pin="0000") as store:
-        assert store.key_versions("p")[0] == 1  # metadata needs no PIN
-        with pytest.raises(KeystoreError, match="PinIncorrect"):
-            store.chip_keys("p", UID)
+    with pytest.raises(KeystoreError, match="PinIncorrect"):
+        open_keystore(ws, pin="0000")  # refused at once, even by a command that only lists metadata
     with open_keystore(ws, pin="") as store:
+        assert store.key_versions("p")[0] == 1  # metadata needs no PIN
         with pytest.raises(KeystoreError, match="TAGSMITH_PKCS11_PIN"):
             store.sign_manifest(b"x")
-    store = open_keystore(ws, pin=softhsm["pin"])
-    store.token_label = "no-such-token"
+    doc = json.loads(ws.keystore.read_text())
+    doc["pkcs11"]["token_label"] = "no-such-token"
+    ws.keystore.write_text(json.dumps(doc))
     with pytest.raises(KeystoreError, match="NoSuchToken"):
-        store.chip_keys("p", UID)
+        open_keystore(ws, pin=softhsm["pin"])
 
 
 def test_two_handles_in_one_process_share_the_token_login(pkcs11_store, softhsm):

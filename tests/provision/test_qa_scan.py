@@ -184,8 +184,13 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
     with BatchStore(ws.database) as store:
         inspectors = [r.inspector for r in store.qa_results(plan["plan_id"])]
         assert inspectors[12:] == ["Sam"] * 8 and "Sam" not in inspectors[:12]
+        first = store.qa_results(plan["plan_id"])[0]
+        originality = next(c for c in first.checks if c["name"] == "originality")
+        assert originality["passed"] and "simulator test signature" in originality["detail"]  # never "NXP"
         assert release_check(store, "B1")["plan_id"] == plan["plan_id"]
         assert store.qa_switching("aurora-dw600")["lots"] == 1
+    unknown = runner.invoke(app, ["qa", "scan", "--batch", "NOPE", "--sim", "--json"])
+    assert _code(unknown) == 8 and "no batch" in str(unknown.exception)
 
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
