@@ -130,7 +130,7 @@ def _build(doc: dict[str, Any], data: bytes) -> Product:
         raise ConfigError("url.lot_in_url: must be true or false")
     template = _template(_text(url, "template", "url.template"), resolver, lot_in_url)
     return Product(
-        id=product_id, name=_text(doc, "name"), model=_text(doc, "model"), gtin=gtin,
+        id=product_id, name=_text(doc, "name", max_length=200), model=_text(doc, "model", max_length=100), gtin=gtin,
         resolver=resolver, url_template=template, lot_in_url=lot_in_url,
         serial=_field("serial", lambda: _serial(serial)), keys=_keys(keys),
         label_layout=_text(label, "layout", "label.layout"),
@@ -160,10 +160,13 @@ def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return table
 
 
-def _text(table: dict[str, Any], key: str, name: str | None = None) -> str:
+def _text(table: dict[str, Any], key: str, name: str | None = None, *, max_length: int = 1000) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{name or key}: missing or not a non-empty string")
+    if len(value.strip()) > max_length or not value.strip().isprintable():
+        raise ConfigError(f"{name or key}: at most {max_length} printable characters on one line (labels and "
+                          "reports print it)")
     return value.strip()
 
 

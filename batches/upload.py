@@ -40,6 +40,9 @@ class UploadError(TagsmithError):
 def check_url(url: str) -> str:
     """HTTPS only; plain HTTP is allowed to this machine (tests, a local relay)."""
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"upload URL must not carry credentials (they would be logged and recorded): "
+                          f"give the token in {TOKEN_ENV}")
     if parts.scheme == "https" and parts.hostname:
         return url
     if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
@@ -82,7 +85,12 @@ def _post_with_retries(path: Path, url: str, headers: dict[str, str], attempts: 
             with open(path, "rb") as body:
                 request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    answer = response.read()
+            try:  # accepted: a receipt that does not parse is not worth a retry
+                return json.loads(answer.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise UploadError(f"the platform accepted the upload but its receipt is not JSON: "
+                                  f"{answer[:80].decode('utf-8', 'replace')!r}") from None
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             if exc.code in (401, 403):

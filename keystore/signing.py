@@ -43,7 +43,10 @@ def load_ec_key(pem: str | bytes, curve: str, *, error: type[TagsmithError] = Co
     except (ValueError, IndexError, TypeError):
         raise error(f"not a PEM {curve} key") from None
     if key.curve != curve:
-        raise error(f"expected a {curve} key, got {key.curve}")
+        def named(name: str) -> str:
+            return f"{'an' if name[0] in 'AEIOU' else 'a'} {name} key"
+
+        raise error(f"expected {named(curve)}, got {named(key.curve)}")
     return key
 
 

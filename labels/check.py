@@ -77,8 +77,13 @@ def require_tool(name: str) -> str:
 def check_pdf(pdf_path: str | Path, expected: Mapping[str, str]) -> CheckReport:
     """Decode every QR in a label PDF and compare with ``expected`` (URL -> serial)."""
     pdf = Path(pdf_path)
-    if not pdf.is_file():
+    if not pdf.exists():
         raise NotFoundError(f"label PDF {pdf} does not exist")
+    if not pdf.is_file():
+        raise ConfigError(f"{pdf} is not a file: give the label PDF")
+    with open(pdf, "rb") as f:
+        if f.read(5) != b"%PDF-":
+            raise ConfigError(f"{pdf} is not a PDF: labels check reads the label sheet PDF (labels print --format pdf)")
     for tool in TOOLS:
         require_tool(tool)
     wanted = {normalise_url(u): s for u, s in expected.items()}

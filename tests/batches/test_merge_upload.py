@@ -199,3 +199,33 @@ def test_upload_refusals(stations, platform, monkeypatch):
     Platform.received[manifest_id]["sha256"] = "0" * 64
     with pytest.raises(StateError, match="different content"):
         upload_manifest(a, platform)
+
+
+def test_upload_refuses_credentials_in_the_url_and_a_receipt_that_is_not_json(stations, monkeypatch):
+    _, a, _ = stations
+    monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "s3cret")
+    with pytest.raises(ConfigError, match="must not carry credentials"):
+        upload_manifest(a, "https://user:pw@platform.example.com/manifests")
+
+    class NotJson(BaseHTTPRequestHandler):
+        posts = 0
+
+        def do_POST(self):  # noqa: N802
+            type(self).posts += 1
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"<html>ok!")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotJson)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UploadError, match="receipt is not JSON: '<html>ok!'"):
+            upload_manifest(a, f"http://127.0.0.1:{server.server_address[1]}/m", backoff=0.01)
+        assert NotJson.posts == 1  # accepted once: not sent again
+    finally:
+        server.shutdown()

@@ -57,6 +57,8 @@ def _edit(old, new):
     ("[label]", "[labels]", "unknown field 'labels'"),
     ("digits = 7", "digits = 7\ndigit = 3", "unknown field 'serial.digit'"),
     ('id = "aurora-dw600"', 'id = "aurora-dw600', "not valid TOML"),
+    ('name = "Aurora DW-600 Dishwasher"', 'name = "' + "N" * 201 + '"', "name: at most 200 printable characters"),
+    ('name = "Aurora DW-600 Dishwasher"', 'name = "two\\nlines"', "name: at most 200 printable characters"),
 ])
 def test_errors_are_one_line_naming_the_field(old, new, message):
     with pytest.raises(ConfigError) as err:
