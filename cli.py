@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tagsmith import TagsmithError, __version__
 
@@ -54,6 +55,32 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 def state(ctx: typer.Context) -> State:
     """The State stored by the root callback."""
     return ctx.find_root().obj
+
+
+def _esc(value: Any) -> str:
+    """A value from the user, a file, the database or a chip as rich text that prints verbatim; None as ``-``.
+
+    Everything given to ``console.print`` or a table cell is parsed as rich markup: a product
+    name such as ``Oven [bold red]X`` or a path with ``[/]`` would be restyled or crash.
+    """
+    return "-" if value is None else escape(str(value))
+
+
+def _print(text: str, err: bool = False) -> None:
+    """Print one message (its values escaped with :func:`_esc`) unwrapped and uncut, so URLs and paths stay whole."""
+    (err_console if err else console).print(text, soft_wrap=True)
+
+
+def _print_table(table: Any) -> None:
+    """Print a table whole: at a terminal its long values fold; piped or redirected, at its natural
+    width, so no URL, path or id is cut with an ellipsis or wrapped onto a second line."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.segment import Segments
+
+    width = console.measure(table, options=console.options.update_width(1 << 16)).maximum
+    console.print(Segments(console.render(table, console.options.update_width(max(width, 1)))), soft_wrap=True)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
@@ -134,10 +161,11 @@ def sun_verify(
     if not result.cmac_valid:
         if as_json:
             emit(data, True)
-        raise VerificationError(f"SUN MAC does not verify (UID {data['uid']}, counter {data['read_counter']})")
-    emit(data, as_json, lambda: console.print(
-        f"[green]valid[/] UID {data['uid']}  counter {data['read_counter']}"
-        + (f"  file data {data['file_data']}" if data["file_data"] else "")))
+        counter = "-" if data["read_counter"] is None else data["read_counter"]
+        raise VerificationError(f"SUN MAC does not verify (UID {data['uid'] or '-'}, counter {counter})")
+    emit(data, as_json, lambda: _print(
+        f"[green]valid[/] UID {_esc(data['uid'])}  counter {_esc(data['read_counter'])}"
+        + (f"  file data {_esc(data['file_data'])}" if data["file_data"] else "")))
 
 
 @sun_app.command("template")
@@ -165,14 +193,14 @@ def sun_template(
     }
 
     def render() -> None:
-        console.print(f"URL      {data['url']}", soft_wrap=True)
-        console.print(f"NDEF     {data['ndef_length']} bytes: {data['ndef_file']}", soft_wrap=True)
+        _print(f"URL      {_esc(data['url'])}")
+        _print(f"NDEF     {data['ndef_length']} bytes: {data['ndef_file']}")
         for m in data["mirrors"]:
-            console.print(f"{m['kind']:<8} offset {m['offset']:>3} (0x{m['offset']:02X})  length {m['length']:>2}"
-                          f"  param {m['param'] or '-'}")
+            _print(f"{m['kind']:<8} offset {m['offset']:>3} (0x{m['offset']:02X})  length {m['length']:>2}"
+                   f"  param {_esc(m['param'] or '-')}")
         if data["mac_input_offset"] is not None:
-            console.print(f"MAC input from offset {data['mac_input_offset']} (0x{data['mac_input_offset']:02X})")
-        console.print(f"ChangeFileSettings data  {data['change_file_settings']}")
+            _print(f"MAC input from offset {data['mac_input_offset']} (0x{data['mac_input_offset']:02X})")
+        _print(f"ChangeFileSettings data  {data['change_file_settings']}")
 
     emit(data, as_json, render)
 # ---------------------------------------------------------------- end section: sun
@@ -228,14 +256,14 @@ def _hex_arg(value: str | None, name: str) -> bytes:
 def _render_key_set(info) -> None:
     from rich.table import Table
 
-    table = Table(title=f"key set {info.key_set}  (system id {info.system_id.hex().upper()})")
+    table = Table(title=f"key set {_esc(info.key_set)}  (system id {info.system_id.hex().upper()})")
     for col in ("slot", "role", "diversified", "current", "versions (fingerprint)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for p in info.policy.slots:
         versions = ", ".join(f"v{v.version} {v.fingerprint}" for v in info.versions[p.slot])
-        table.add_row(str(p.slot), p.role.value, "yes" if p.diversified else "SHARED",
-                      f"v{info.current[p.slot]}", versions)
-    console.print(table)
+        table.add_row(str(p.slot), _esc(p.role.value), "yes" if p.diversified else "SHARED",
+                      f"v{info.current[p.slot]}", _esc(versions))
+    _print_table(table)
 
 
 @keys_app.command("init")
@@ -262,8 +290,8 @@ def keys_init(
         store = init_keystore(state(ctx).workspace, backend, module=module, token_label=token_label, pin=pin)
     with store:
         data = {"backend": store.backend, "path": str(store.path), "manifest_public_key": store.manifest_public_key_pem()}
-    emit(data, as_json, lambda: console.print(f"keystore created: {data['path']} ({data['backend']})\n"
-                                              f"manifest public key:\n{data['manifest_public_key']}"))
+    emit(data, as_json, lambda: _print(f"keystore created: {_esc(data['path'])} ({_esc(data['backend'])})\n"
+                                       f"manifest public key:\n{_esc(data['manifest_public_key'])}"))
 
 
 @keys_app.command("create")
@@ -310,7 +338,7 @@ def keys_import(
         ref = store.import_master(product, slot, key, key_version)
         fp = next(v.fingerprint for v in store.info(product).versions[slot] if v.version == ref.version)
     data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp}
-    emit(data, as_json, lambda: console.print(f"imported {ref} (fingerprint {fp})"))
+    emit(data, as_json, lambda: _print(f"imported {_esc(ref)} (fingerprint {_esc(fp)})"))
 
 
 @keys_app.command("list")
@@ -322,7 +350,7 @@ def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     def render() -> None:
         if not infos:
-            console.print("no key sets (create one with: tagsmith keys create --product ID)")
+            _print("no key sets (create one with: tagsmith keys create --product ID)")
         for info in infos:
             _render_key_set(info)
 
@@ -336,7 +364,7 @@ def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json:
         ref = store.rotate(product, slot)
         fp = store.info(product).versions[slot][-1].fingerprint
     data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp}
-    emit(data, as_json, lambda: console.print(f"rotated: {ref} is now current (fingerprint {fp})"))
+    emit(data, as_json, lambda: _print(f"rotated: {_esc(ref)} is now current (fingerprint {_esc(fp)})"))
 
 
 @keys_app.command("audit")
@@ -354,8 +382,9 @@ def keys_audit(ctx: typer.Context, last: Annotated[int, typer.Option("--last", h
     def render() -> None:
         for r in data["last"]:
             detail = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("time", "op", "user", "host", "prev"))
-            console.print(f"{r.get('time')}  {r.get('op'):<14} {r.get('user')}@{r.get('host')}  {detail}", soft_wrap=True)
-        console.print(f"{len(records)} records; hash chain {'intact' if broken is None else 'BROKEN'}")
+            op = f"{r.get('op')!s:<14}"
+            _print(f"{_esc(r.get('time'))}  {_esc(op)} {_esc(r.get('user'))}@{_esc(r.get('host'))}  {_esc(detail)}")
+        _print(f"{len(records)} records; hash chain {'intact' if broken is None else 'BROKEN'}")
 
     emit(data, as_json, render)
     if broken is not None:
@@ -375,8 +404,8 @@ def keys_export(
         doc = json.loads(store.export_for_resolver(product, recipient.read_text(), out))
     data = {"key_set": doc["key_set"], "out": str(out), "wrapping": doc["wrapping"]["scheme"],
             "recipient_fingerprint": doc["wrapping"]["recipient_fingerprint"], "payload_sha256": doc["payload_sha256"]}
-    emit(data, as_json, lambda: console.print(f"wrote {out} for resolver key {data['recipient_fingerprint']} "
-                                              f"({data['wrapping']}); payload sha256 {data['payload_sha256']}"))
+    emit(data, as_json, lambda: _print(f"wrote {_esc(out)} for resolver key {_esc(data['recipient_fingerprint'])} "
+                                       f"({_esc(data['wrapping'])}); payload sha256 {_esc(data['payload_sha256'])}"))
 
 
 @keys_app.command("derive")
@@ -399,11 +428,12 @@ def keys_derive(
     with _open_keys(ctx) as store:
         ref = KeyRef(product, slot, key_version or store.key_versions(product)[slot], uid_bytes)
         key = store.reveal_chip_key(ref)
-    err_console.print(f"[bold red]WARNING: printing the secret key of {ref}. Anyone who sees it can "
-                      "rewrite or clone this tag's data. This was recorded in the audit log.[/]", markup=True)
+    err_console.print(f"[bold red]WARNING: printing the secret key of {_esc(ref)}. Anyone who sees it can "
+                      "rewrite or clone this tag's data. This was recorded in the audit log.[/]", markup=True,
+                      soft_wrap=True)
     data = {"key_set": product, "slot": slot, "version": ref.version, "uid": uid_bytes.hex().upper(),
             "key": key.hex().upper()}
-    emit(data, as_json, lambda: console.print(data["key"]))
+    emit(data, as_json, lambda: _print(_esc(data["key"])))
 
 
 @keys_app.command("manifest-key")
@@ -414,7 +444,7 @@ def keys_manifest_key(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     with _open_keys(ctx) as store:
         pem = store.manifest_public_key_pem()
     data = {"public_key": pem, "fingerprint": public_key_fingerprint(pem)}
-    emit(data, as_json, lambda: console.print(pem.rstrip()))
+    emit(data, as_json, lambda: _print(_esc(pem.rstrip())))
 
 
 @keys_app.command("diversify")
@@ -437,7 +467,7 @@ def keys_diversify(
     if not 1 <= len(m) <= MAX_INPUT:
         raise ConfigError(f"diversification input must be 1..{MAX_INPUT} bytes, got {len(m)}")
     data = {"input": m.hex().upper(), "key": diversify_aes128(_key_arg(master, "--master"), m).hex().upper()}
-    emit(data, as_json, lambda: console.print(data["key"]))
+    emit(data, as_json, lambda: _print(_esc(data["key"])))
 # ---------------------------------------------------------------- end section: keys
 
 # ---------------------------------------------------------------- section: product, batch, manifest
@@ -488,14 +518,15 @@ def _batch_dict(store, batch) -> dict[str, Any]:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print rows of values verbatim (None as -); at a narrow terminal long values fold, never lose characters."""
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=_esc(title))
     for column in columns:
-        table.add_column(column)
+        table.add_column(_esc(column), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+        table.add_row(*(_esc(v) for v in row))
+    _print_table(table)
 
 
 @product_app.command("add")
@@ -508,9 +539,9 @@ def product_add(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="P
     with _store(ctx) as store:
         record, added = store.add_product(product)
     data = {**_product_dict(record), "added": added}
-    emit(data, as_json, lambda: console.print(
-        f"product {record.id} {'recorded' if added else 'unchanged'}: version {record.current_sha256[:12]} "
-        f"({record.versions} version(s)), GTIN {record.gtin}"))
+    emit(data, as_json, lambda: _print(
+        f"product {_esc(record.id)} {'recorded' if added else 'unchanged'}: version {_esc(record.current_sha256[:12])} "
+        f"({record.versions} version(s)), GTIN {_esc(record.gtin)}"))
 
 
 @product_app.command("list")
@@ -550,11 +581,12 @@ def batch_create(
     with _store(ctx) as store:
         batch = store.create_batch(product, quantity, lot=lot, line=line)
         data = _batch_dict(store, batch)
-    emit(data, as_json, lambda: console.print(f"batch {batch.id}: {quantity} serials minted for {product}"))
+    emit(data, as_json, lambda: _print(f"batch {_esc(batch.id)}: {quantity} serials minted for {_esc(product)}"))
 
 
 @batch_app.command("list")
-def batch_list(ctx: typer.Context, product: Annotated[Optional[str], typer.Option("--product")] = None,
+def batch_list(ctx: typer.Context,
+               product: Annotated[Optional[str], typer.Option("--product", help="Only this product's batches.")] = None,
                as_json: JsonFlag = False) -> None:
     """List batches with their progress."""
     with _store(ctx) as store:
@@ -571,13 +603,17 @@ def batch_show(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metav
     progress = data["progress"]
 
     def render() -> None:
-        console.print(f"batch {data['id']}  product {data['product']} ({data['product_sha256'][:12]})  "
-                      f"lot {data['lot'] or '-'}  line {data['line'] or '-'}  {data['state']}")
-        console.print(f"done {progress['done']}/{data['quantity']}  allocated {progress['allocated']}  "
-                      f"remaining {progress['remaining']}  " + "  ".join(f"{k} {v}" for k, v in progress["by_state"].items()))
+        _print(f"batch {_esc(data['id'])}  product {_esc(data['product'])} ({_esc(data['product_sha256'][:12])})  "
+               f"lot {_esc(data['lot'] or '-')}  line {_esc(data['line'] or '-')}  {_esc(data['state'])}")
+        # progress["allocated"] counts serials handed to tags so far; by_state["allocated"] the units
+        # holding a serial whose encoding has not started yet
+        _print(f"done {progress['done']}/{data['quantity']}  serials allocated {progress['allocated']}  "
+               f"serials remaining {progress['remaining']}")
+        _print("units by state: " + "  ".join(
+            f"{'allocated (not started)' if k == 'allocated' else _esc(k)} {v}" for k, v in progress["by_state"].items()))
         for m in data["manifests"]:
-            console.print(f"manifest {m['id']} {m['kind']} {m['units']} units {m['path']}  "
-                          + (f"uploaded {m['uploaded_at']}" if m["uploaded"] else "not uploaded"))
+            _print(f"manifest {_esc(m['id'])} {_esc(m['kind'])} {m['units']} units {_esc(m['path'])}  "
+                   + (f"uploaded {_esc(m['uploaded_at'])}" if m["uploaded"] else "not uploaded"))
     emit(data, as_json, render)
 
 
@@ -588,7 +624,7 @@ def batch_close(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(meta
     """Close a batch: no more allocations (verification, QA and labels still work)."""
     with _store(ctx) as store:
         data = _batch_dict(store, store.close_batch(batch_id, force=force))
-    emit(data, as_json, lambda: console.print(f"batch {batch_id} closed"))
+    emit(data, as_json, lambda: _print(f"batch {_esc(batch_id)} closed"))
 
 
 @manifest_app.command("export")
@@ -622,8 +658,8 @@ def manifest_export(
             store.record_qa_override(batch, qa["reason"], qa["by"], result.manifest_id)
     data = {"manifest_id": result.manifest_id, "path": str(result.path), "signature": str(result.signature_path),
             "sha256": result.sha256, "units": result.units, "format": result.format, "qa": qa}
-    emit(data, as_json, lambda: console.print(f"manifest {result.manifest_id}: {result.units} units -> {result.path} "
-                                              f"(signed, {result.signature_path.name})"))
+    emit(data, as_json, lambda: _print(f"manifest {_esc(result.manifest_id)}: {result.units} units -> {_esc(result.path)} "
+                                       f"(signed, {_esc(result.signature_path.name)})"))
 
 
 @manifest_app.command("verify")
@@ -638,8 +674,8 @@ def manifest_verify(
     report = verify_manifest(file, public_key.read_text() if public_key else None)
     data = {"ok": True, "manifest_id": report.manifest_id, "batch": report.batch_id, "units": report.units,
             "sha256": report.sha256, "format": report.format, "key_pinned": report.key_pinned}
-    emit(data, as_json, lambda: console.print(
-        f"manifest {report.manifest_id} OK: {report.units} units of batch {report.batch_id}"
+    emit(data, as_json, lambda: _print(
+        f"manifest {_esc(report.manifest_id)} OK: {report.units} units of batch {_esc(report.batch_id)}"
         + ("" if report.key_pinned else " (signature checked against the key in the .sig file; "
            "pass --public-key to check who signed it)")))
 
@@ -657,7 +693,7 @@ def manifest_upload(
 
     with _store(ctx) as store:
         receipt = upload_manifest(file, to, store=store, attempts=attempts)
-    emit(receipt, as_json, lambda: console.print(f"uploaded manifest {receipt.get('manifest_id')}: receipt {receipt}"))
+    emit(receipt, as_json, lambda: _print(f"uploaded manifest {_esc(receipt.get('manifest_id'))}: receipt {_esc(receipt)}"))
 
 
 @manifest_app.command("merge")
@@ -679,13 +715,13 @@ def manifest_merge(
                                          trusted_key_pem=public_key.read_text() if public_key else None)
             except MergeConflictError as exc:
                 for conflict in exc.conflicts:
-                    err_console.print(f"conflict: {conflict}")
+                    _print(f"conflict: {_esc(conflict)}", err=True)
                 raise
     data = {"manifest_id": result.manifest_id, "path": str(result.path), "sha256": result.sha256,
             "units": result.units, "duplicates_collapsed": result.duplicates,
             "sources": [{"manifest_id": r.manifest_id, "units": r.units} for r in result.sources]}
-    emit(data, as_json, lambda: console.print(f"merged {len(files)} manifests: {result.units} units "
-                                              f"({result.duplicates} repeats collapsed) -> {result.path}"))
+    emit(data, as_json, lambda: _print(f"merged {len(files)} manifests: {result.units} units "
+                                       f"({result.duplicates} repeats collapsed) -> {_esc(result.path)}"))
 # ---------------------------------------------------------------- end section: product, batch, manifest
 
 # ---------------------------------------------------------------- section: readers, tag, sim (transports)
@@ -707,12 +743,14 @@ def readers(as_json: JsonFlag = False) -> None:
         from rich.table import Table
 
         if not found:
-            console.print("No PC/SC reader connected.")
+            _print("No PC/SC reader connected.")
             return
         table = Table("Reader", "Tag", "ATR", box=None)
+        for column in table.columns:
+            column.overflow = "fold"
         for r in found:
-            table.add_row(r["name"], "present" if r["tag_present"] else "-", r["atr"] or "")
-        console.print(table)
+            table.add_row(_esc(r["name"]), "present" if r["tag_present"] else "-", _esc(r["atr"] or ""))
+        _print_table(table)
 
     emit(found, as_json, render)
 
@@ -738,7 +776,7 @@ def tag_info(
     lookup = database_lookup(state(ctx).workspace.database)
     with open_reader(reader) as device:
         if not device.tag_present():
-            err_console.print(f"Place a tag on {device.name} …")
+            _print(f"Place a tag on {_esc(device.name)} …", err=True)
         with device.wait_for_tag(wait) as connection:
             report = inspect_tag(connection, connection.get_uid(),
                                  allow_simulator_signature=allow_simulator_signature, lookup=lookup)
@@ -749,19 +787,21 @@ def _render_tag_report(report: Any) -> None:
     from rich.table import Table
 
     table = Table(box=None, show_header=False)
-    table.add_row("UID", report.uid)
-    table.add_row("Product", f"{report.product or '?'} ({report.storage or '?'})")
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
+    table.add_row("UID", _esc(report.uid))
+    table.add_row("Product", f"{_esc(report.product or '?')} ({_esc(report.storage or '?')})")
     table.add_row("Originality", {"nxp": "valid (NXP)", "simulator": "valid (tagsmith simulator key)",
                                   "invalid": "[red]INVALID[/]"}.get(report.originality or "", "not read"))
-    table.add_row("Key versions", " ".join(f"{k}:{v:02X}" for k, v in report.key_versions.items()))
-    table.add_row("NDEF (as a phone)", report.ndef_url or "(none)")
+    table.add_row("Key versions", " ".join(f"{_esc(k)}:{v:02X}" for k, v in report.key_versions.items()))
+    table.add_row("NDEF (as a phone)", _esc(report.ndef_url or "(none)"))
     for file_no, settings in report.file_settings.items():
         text = settings if isinstance(settings, str) else ", ".join(f"{k} {v}" for k, v in settings.items())
-        table.add_row(f"File {file_no:02X}", text)
-    table.add_row("Verdict", f"[bold]{report.verdict}[/]: {report.reason}")
+        table.add_row(f"File {file_no:02X}", _esc(text))
+    table.add_row("Verdict", f"[bold]{_esc(report.verdict)}[/]: {_esc(report.reason)}")
     for note in report.notes:
-        table.add_row("Note", note)
-    console.print(table)
+        table.add_row("Note", _esc(note))
+    _print_table(table)
 
 
 sim_app = typer.Typer(help="Simulated NTAG 424 DNA chips on pcscd's virtual reader (vsmartcard vpcd).",
@@ -789,13 +829,14 @@ def sim_serve(
     def report(event: str, placement: Any) -> None:
         line = {"event": event, "placement": placement.number + 1,
                 "uid": placement.uid.hex().upper() if placement.uid else None, "apdus": placement.apdus}
-        emit(line, as_json, lambda: console.print(
-            f"#{line['placement']} {line['uid']} {event}" + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
+        emit(line, as_json, lambda: _print(
+            f"#{line['placement']} {_esc(line['uid'])} {_esc(event)}"
+            + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
 
     server = VpiccServer(port, chip_sequence(uids or [], count), host=host, tear_rate=tear_rate,
                          idle_timeout=idle_timeout, on_event=report)
     if not as_json:
-        err_console.print(f"Serving simulated chips to vpcd at {host}:{port} (Ctrl-C stops)")
+        _print(f"Serving simulated chips to vpcd at {_esc(host)}:{port} (Ctrl-C stops)", err=True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -865,9 +906,9 @@ def labels_print(
             "pages": result.pages if result else 0, "outputs": list(result.outputs) if result else [],
             "skipped_already_printed": chosen.already_printed, "recorded": 0 if preview or not result else result.labels}
     skipped = f"; skipped {chosen.already_printed} already printed (--reprint to include them)" if chosen.already_printed else ""
-    emit(data, as_json, lambda: console.print(
-        (f"wrote {data['labels']} label(s) to {', '.join(data['outputs'][:3])}" + (" ..." if len(data["outputs"]) > 3 else "")
-         + f" with layout {lay.name}" if result else "nothing to print") + skipped))
+    emit(data, as_json, lambda: _print(
+        (f"wrote {data['labels']} label(s) to {_esc(', '.join(data['outputs'][:3]))}" + (" ..." if len(data["outputs"]) > 3 else "")
+         + f" with layout {_esc(lay.name)}" if result else "nothing to print") + skipped))
 
 
 @labels_app.command("check")
@@ -895,10 +936,10 @@ def labels_check(
             for title, items in (("missing", report.missing), ("duplicated", list(report.duplicates)),
                                  ("unknown", list(report.unknown))):
                 if items:
-                    console.print(f"{title}: {', '.join(items[:20])}" + (" ..." if len(items) > 20 else ""))
+                    _print(f"{title}: {_esc(', '.join(items[:20]))}" + (" ..." if len(items) > 20 else ""))
         raise VerificationError(f"label check of {pdf} failed: {problems} ({report.decoded} decoded, {report.expected} expected)")
-    emit(data, as_json, lambda: console.print(
-        f"[green]ok[/] {len(report.found)} unit(s) of batch {batch}, each exactly once, on {report.pages} page(s)"))
+    emit(data, as_json, lambda: _print(
+        f"[green]ok[/] {len(report.found)} unit(s) of batch {_esc(batch)}, each exactly once, on {report.pages} page(s)"))
 
 
 @labels_app.command("layouts")
@@ -912,11 +953,14 @@ def labels_layouts(as_json: JsonFlag = False) -> None:
 
     def render() -> None:
         table = Table("layout", "kind", "label mm", "grid", "QR area mm", "max QR version", "stock")
+        for column in table.columns:
+            column.overflow = "fold"
         for r in rows:
-            table.add_row(r["name"], r["kind"], "x".join(f"{v:g}" for v in r["label_mm"]),
+            table.add_row(_esc(r["name"]), _esc(r["kind"]), "x".join(f"{v:g}" for v in r["label_mm"]),
                           "x".join(map(str, r["grid"])), f"{r['qr_area_mm']:g}",
-                          f"{r['max_qr_version']}-{r['error']}" + (f" @{r['dpi']} dpi" if r["dpi"] else ""), r["stock"])
-        console.print(table)
+                          f"{r['max_qr_version']}-{_esc(r['error'])}" + (f" @{r['dpi']} dpi" if r["dpi"] else ""),
+                          _esc(r["stock"]))
+        _print_table(table)
 
     emit(rows, as_json, render)
 # ---------------------------------------------------------------- end section: labels
@@ -942,8 +986,8 @@ def _label_hook(store: Any, ctx_enc: Any, printer: str | None, layout_name: str 
 class _OperatorView:
     """The rich live view: last tag big, counts, rate, time per tag, progress, last errors."""
 
-    def __init__(self, store: Any, batch_id: str) -> None:
-        self.store, self.batch_id = store, batch_id
+    def __init__(self, store: Any, batch_id: str, station: str | None = None) -> None:
+        self.store, self.batch_id, self.station = store, batch_id, station
         self.quantity = store.batch(batch_id).quantity
         self.last: Any = None
         self.errors: list[str] = []
@@ -986,7 +1030,9 @@ class _OperatorView:
         bar = Table.grid()
         bar.add_row(ProgressBar(total=max(self.quantity, 1), completed=done, width=50))
         errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
-        return Group(Panel(big, title=f"station · batch {self.batch_id}"), stats, bar, Panel(errors, title="last errors"))
+        title = f"station {_esc(self.station)} · batch {_esc(self.batch_id)}" if self.station else \
+            f"station · batch {_esc(self.batch_id)}"
+        return Group(Panel(big, title=title), stats, bar, Panel(errors, title="last errors"))
 
 
 @station_app.command("run")
@@ -1024,7 +1070,7 @@ def station_run(
         enc = EncodeContext.for_batch(store, keys, batch, station_name or socket.gethostname(),
                                       allow_simulator_signature=allow_simulator_signature or sim)
         hook = _label_hook(store, enc, label_printer, layout, dpi)
-        view = _OperatorView(store, batch)
+        view = _OperatorView(store, batch, enc.station)
         if sim:
             left = store.batch(batch).quantity - store.batch(batch).allocated
             if left <= 0:
@@ -1053,30 +1099,47 @@ def _session_exit(summary: Any) -> None:
         raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
 
 
+def _outcome_line(outcome: Any) -> str:
+    """One tag's result as one line of rich text: the result styled, serial (or UID) and reason verbatim."""
+    style = _RESULT_STYLE.get(outcome.result, "bold")
+    result, unit = f"{outcome.result:8}", f"{outcome.serial or outcome.uid or '':14}"
+    return f"[{style}]{_esc(result)}[/] {_esc(unit)} {_esc(outcome.reason)}"
+
+
 def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
-    """Show the events: one JSON line each, or the live operator view and a closing summary; the Summary."""
+    """Show the events: one JSON line each, the live operator view at a terminal (one line per tag when
+    the output is piped or redirected, where a live view can only be cut and wrapped), then a closing
+    summary; the Summary."""
     from tagsmith.provision.station import Summary
 
     if as_json:
         for event in events:
             print(json.dumps(event.to_json()), flush=True)
         return event
-    from rich.live import Live
+    if console.is_terminal:
+        from rich.live import Live
 
-    with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
+        with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
+            for event in events:
+                if isinstance(event, Summary):
+                    summary = event
+                    break
+                view.add(event)
+                live.update(view.render())
+        console.print()
+    else:
         for event in events:
             if isinstance(event, Summary):
                 summary = event
                 break
-            view.add(event)
-            live.update(view.render())
+            _print(_outcome_line(event))
     s = summary.to_json()
-    console.print()
     rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
              if s["tags"] else "")
-    console.print(f"[bold]session:[/] {s['done']} done of {s['tags']} placements"
-                  + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))})" if s["counts"] else "")
-                  + rates + (" — interrupted" if s["interrupted"] else ""))
+    where = f" at station {_esc(view.station)}" if view.station else ""
+    _print(f"[bold]session{where}:[/] {s['done']} done of {s['tags']} placements"
+           + (f" ({', '.join(f'{_esc(k)} {v}' for k, v in sorted(s['counts'].items()))})" if s["counts"] else "")
+           + rates + (" — interrupted" if s["interrupted"] else ""))
     return summary
 
 
@@ -1087,7 +1150,8 @@ def tag_verify(
     sim: Annotated[Optional[str], typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
-    allow_simulator_signature: Annotated[bool, typer.Option("--allow-simulator-signature")] = False,
+    allow_simulator_signature: Annotated[bool, typer.Option(
+        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Check one unit as a phone would (tag) or as the resolver would (URL), against the database."""
@@ -1123,10 +1187,12 @@ def _render_check(report: Any) -> None:
     from rich.table import Table
 
     table = Table(box=None, show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
     for key, value in report.to_json().items():
-        table.add_row(key, str(value))
-    console.print(table)
-    console.print("[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] {report.reason}")
+        table.add_row(_esc(key), _esc(value))
+    _print_table(table)
+    _print("[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] {_esc(report.reason)}")
 
 @tag_app.command("reset")
 def tag_reset(
@@ -1135,7 +1201,8 @@ def tag_reset(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the unit's serial is voided for good.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the unit's record.")] = "reset to factory for rework",
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
-    allow_simulator_signature: Annotated[bool, typer.Option("--allow-simulator-signature")] = False,
+    allow_simulator_signature: Annotated[bool, typer.Option(
+        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Return a tag of ours to factory keys and settings; its serial is voided (rework, test tags)."""
@@ -1153,8 +1220,8 @@ def tag_reset(
                                allow_simulator_signature=allow_simulator_signature)
     data = {"uid": result.uid, "serial": result.serial, "batch": result.batch_id, "apdus": result.apdus,
             "voided": True}
-    emit(data, as_json, lambda: console.print(
-        f"[bold green]reset[/] {result.uid}: factory keys and settings; serial {result.serial} voided"))
+    emit(data, as_json, lambda: _print(
+        f"[bold green]reset[/] {_esc(result.uid)}: factory keys and settings; serial {_esc(result.serial)} voided"))
 
 
 @tag_app.command("refusals")
@@ -1171,7 +1238,7 @@ def tag_refusals(
         "Chips refused (never authenticated again)", ["UID", "serial", "status", "station", "at", "cleared"],
         [[r["uid"], r["serial"] or "-", r["status"], r["station"] or "-", r["at"][:19].replace("T", " "),
           f"{r['cleared_at']}: {r['clear_reason']}" if r["cleared_at"] else "-"] for r in rows])
-        if rows else console.print("No chip has refused an authentication here."))
+        if rows else _print("No chip has refused an authentication here."))
 
 
 @tag_app.command("clear-refusal")
@@ -1189,7 +1256,7 @@ def tag_clear_refusal(
         raise ConfigError("the chip counts every refused authentication: add --yes to let a station try it once more")
     with _store(ctx) as store:
         cleared = store.clear_auth_failure(_hex_arg(uid, "UID"), reason)
-    emit(cleared.to_json(), as_json, lambda: console.print(
+    emit(cleared.to_json(), as_json, lambda: _print(
         f"[bold green]cleared[/] {cleared.uid.hex().upper()}: the next station will authenticate it once more"))
 # ---------------------------------------------------------------- end section: station
 
@@ -1201,15 +1268,16 @@ QaBatchOpt = Annotated[str, typer.Option("--batch", help="Batch id.")]
 
 
 def _qa_plan_text(data: dict[str, Any]) -> str:
-    text = (f"code letter {data['code_letter']}"
-            + (f" ({data['via_arrow']})" if data.get("via_arrow") else "")
-            + f": inspect {data['sample_size']} of {data['lot_size']}"
+    d = {k: _esc(v) for k, v in data.items() if not isinstance(v, list)}
+    text = (f"code letter {d['code_letter']}"
+            + (f" ({d['via_arrow']})" if data.get("via_arrow") else "")
+            + f": inspect {d['sample_size']} of {d['lot_size']}"
             + (" (100 %)" if data["hundred_percent"] else "")
-            + f", accept <= {data['accept']} defects, reject at {data['reject']}"
-            + f" (AQL {data['aql']}%, level {data['level']}, {data['inspection']} inspection)")
+            + f", accept <= {d['accept']} defects, reject at {d['reject']}"
+            + f" (AQL {d['aql']}%, level {d['level']}, {d['inspection']} inspection)")
     if data.get("plan_id"):
-        text = f"plan {data['plan_id']} for batch {data['batch']}: {text}\nseed {data['seed']}; pull these serials:\n  " \
-               + "\n  ".join(data["serials"])
+        text = f"plan {d['plan_id']} for batch {d['batch']}: {text}\nseed {d['seed']}; pull these serials:\n  " \
+               + "\n  ".join(_esc(serial) for serial in data["serials"])
     return text
 
 
@@ -1241,14 +1309,15 @@ def qa_plan(
             record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed, user=state(ctx).user,
                                  inspection=None if inspection == "auto" else inspection)
         data = {**as_sampling_plan(record).to_json(), **record.to_json()}
-    emit(data, as_json, lambda: console.print(_qa_plan_text(data)))
+    emit(data, as_json, lambda: _print(_qa_plan_text(data)))
 
 
 def _qa_unit_line(result) -> str:
     mark = "[green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     if not result.counted:
         mark += " [yellow](not counted)[/]"
-    return f"{mark} {result.serial or '?'} {result.uid.hex().upper() if result.uid else ''}  {result.note or result.reason}"
+    return (f"{mark} {_esc(result.serial or '?')} {result.uid.hex().upper() if result.uid else ''}  "
+            f"{_esc(result.note or result.reason)}")
 
 
 @qa_app.command("scan")
@@ -1275,25 +1344,25 @@ def qa_scan(
     source = labels.open() if labels is not None else sys.stdin
     interactive = labels is None and sys.stdin.isatty() and not as_json
 
-    def say(text: str) -> None:
+    def say(text: str) -> None:  # rich text: values in it are escaped with _esc
         if not as_json:
-            err_console.print(text)
+            _print(text, err=True)
 
     def label_line() -> str | None:
         if interactive:
-            err_console.print("Scan the door label …")
+            _print("Scan the door label …", err=True)
         line = source.readline()
         return line.strip() if line else None
 
     def show(result) -> None:
-        emit(result.to_json(), as_json, lambda: console.print(_qa_unit_line(result), soft_wrap=True))
+        emit(result.to_json(), as_json, lambda: _print(_qa_unit_line(result)))
 
     with _store(ctx) as store, _open_keys(ctx) as keys:
         session = QaSession(store, keys, batch, station=station,
                             allow_simulator_signature=allow_simulator_signature or sim,
                             **({"inspector": state(ctx).user} if state(ctx).user else {}))
         plan = session.plan
-        say(f"plan {plan.id}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
+        say(f"plan {_esc(plan.id)}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
             f"reject at {plan.reject}")
         if sim:
             from tagsmith.provision.simpool import sim_pool
@@ -1306,13 +1375,13 @@ def qa_scan(
 
             with open_reader(reader) as device:
                 while not session.decision and session.pending:
-                    say(f"Tap a sample unit on {device.name} ({len(session.pending)} to go: "
-                        f"{', '.join(session.pending[:5])}{' …' if len(session.pending) > 5 else ''})")
+                    say(f"Tap a sample unit on {_esc(device.name)} ({len(session.pending)} to go: "
+                        f"{_esc(', '.join(session.pending[:5]))}{' …' if len(session.pending) > 5 else ''})")
                     connection = device.wait_for_tag(wait)
                     try:
                         reading = session.read(connection)
                     except TagRemovedError as exc:
-                        say(f"[yellow]{exc}[/]")
+                        say(f"[yellow]{_esc(exc)}[/]")
                         continue
                     finally:
                         connection.close()
@@ -1330,10 +1399,10 @@ def qa_scan(
             emit(data, True)
         raise VerificationError(f"batch {batch} REJECTED by QA: {tally.defects} defect(s) in {tally.inspected} "
                                 f"inspected (reject at {tally.reject})")
-    emit(data, as_json, lambda: console.print(
-        f"[bold green]batch {batch} ACCEPTED[/]: {tally.defects} defect(s) in {tally.inspected} inspected"
+    emit(data, as_json, lambda: _print(
+        f"[bold green]batch {_esc(batch)} ACCEPTED[/]: {tally.defects} defect(s) in {tally.inspected} inspected"
         if tally.decision else f"undecided: {tally.inspected} of {tally.sample_size} inspected, {tally.defects} "
-        f"defect(s); still to scan: {', '.join(data['pending'])}"))
+        f"defect(s); still to scan: {_esc(', '.join(data['pending']))}"))
 
 
 @qa_app.command("report")
@@ -1350,7 +1419,7 @@ def qa_report(
         report = build_report(store, batch, user=state(ctx).user)
     path = write_report(report, out)
     data = {"batch": batch, "out": str(path), "verdict": report.verdict, "scans": len(report.results)}
-    emit(data, as_json, lambda: console.print(f"QA report of batch {batch} ({report.verdict}) -> {path}"))
+    emit(data, as_json, lambda: _print(f"QA report of batch {_esc(batch)} ({_esc(report.verdict)}) -> {_esc(path)}"))
 
 @qa_app.command("switching")
 def qa_switching(
@@ -1366,9 +1435,9 @@ def qa_switching(
     with _store(ctx) as store:
         current = (record_corrective_action if corrective_action else switching_state)(store, product)
     data = {"product": product, **current.to_json()}
-    emit(data, as_json, lambda: console.print(
-        f"product {product}: [bold]{data['inspection']}[/] inspection after {data['lots']} lot(s); "
-        f"switching score {data['score']}" + ("; eligible for reduced" if data["reduced_eligible"] else "")))
+    emit(data, as_json, lambda: _print(
+        f"product {_esc(product)}: [bold]{_esc(data['inspection'])}[/] inspection after {data['lots']} lot(s); "
+        f"switching score {_esc(data['score'])}" + ("; eligible for reduced" if data["reduced_eligible"] else "")))
 # ---------------------------------------------------------------- end section: qa
 
 # ---------------------------------------------------------------- section: demo
@@ -1387,12 +1456,11 @@ def demo(
 
     def say(message: str) -> None:
         if not as_json:
-            console.print(f"[cyan]•[/] {message}")
+            _print(f"[cyan]•[/] {_esc(message)}")
 
     def on_tag(outcome: Any) -> None:
         if not as_json and outcome.result not in ("encoded",):
-            style = _RESULT_STYLE.get(outcome.result, "")
-            console.print(f"  [{style}]{outcome.result:8}[/] {outcome.serial or outcome.uid or '':14} {outcome.reason}")
+            _print(f"  {_outcome_line(outcome)}")
 
     report = run_demo(home or state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)
     report.program = _program_name()
@@ -1416,10 +1484,10 @@ def _render_demo(data: dict) -> None:
     s = data["station"]
     console.print()
     console.print(soft_wrap=False)
-    console.print(f"[bold green]Demo complete[/] in {data['seconds']:.1f} s. Batch [bold]{data['batch']}[/] of "
-                  f"{data['product']}: {s['done']} units encoded and verified as a phone would "
-                  f"({s['counts'].get('resumed', 0)} of them resumed after {s['counts'].get('torn', 0)} tears); "
-                  f"{s['apdus_per_tag']} round trips and {s['ms_per_tag']} ms per placement.")
+    _print(f"[bold green]Demo complete[/] in {data['seconds']:.1f} s. Batch [bold]{_esc(data['batch'])}[/] of "
+           f"{_esc(data['product'])}: {s['done']} units encoded and verified as a phone would "
+           f"({s['counts'].get('resumed', 0)} of them resumed after {s['counts'].get('torn', 0)} tears); "
+           f"{s['apdus_per_tag']} round trips and {s['ms_per_tag']} ms per placement.")
     console.print("\nExplore what it made:")
     for command in data["commands"]:
         console.print(f"  {command}", soft_wrap=True, markup=False)
