@@ -368,7 +368,7 @@ def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json:
 
 
 @keys_app.command("audit")
-def keys_audit(ctx: typer.Context, last: Annotated[int, typer.Option("--last", help="Show the newest N records.")] = 20,
+def keys_audit(ctx: typer.Context, last: Annotated[int, typer.Option("--last", min=1, help="Show the newest N records.")] = 20,
                as_json: JsonFlag = False) -> None:
     """Show the key operations recorded in audit.log and check its hash chain (exit 6 if it was edited)."""
     from tagsmith import VerificationError
@@ -811,9 +811,9 @@ app.add_typer(sim_app, name="sim")
 
 @sim_app.command("serve")
 def sim_serve(
-    port: Annotated[int, typer.Option("--port", help="vpcd slot port: 35963 is 'Virtual PCD 00 00'.")] = 35963,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="vpcd slot port: 35963 is 'Virtual PCD 00 00'.")] = 35963,
     host: Annotated[str, typer.Option("--host", help="Host where pcscd's vpcd listens.")] = "127.0.0.1",
-    count: Annotated[int, typer.Option("--count", "-n", help="Placements before stopping (0: until Ctrl-C).")] = 0,
+    count: Annotated[int, typer.Option("--count", "-n", min=0, help="Placements before stopping (0: until Ctrl-C).")] = 0,
     uids: Annotated[Optional[list[str]], typer.Option(
         "--uid", help="7-byte UID in hex; repeat to cycle through several (same UID, same chip).")] = None,
     tear_rate: Annotated[float, typer.Option(
@@ -833,6 +833,11 @@ def sim_serve(
             f"#{line['placement']} {_esc(line['uid'])} {_esc(event)}"
             + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
 
+    from tagsmith import ConfigError
+
+    for uid in uids or []:  # all of them now, not at the placement that reaches a bad one
+        if len(_hex_arg(uid, "--uid")) != 7:
+            raise ConfigError(f"--uid {uid!r}: a UID is 7 bytes (14 hex digits)")
     server = VpiccServer(port, chip_sequence(uids or [], count), host=host, tear_rate=tear_rate,
                          idle_timeout=idle_timeout, on_event=report)
     if not as_json:
@@ -1168,7 +1173,9 @@ def tag_verify(
             pool = sim_pool(state(ctx).workspace)
             uid = _hex_arg(sim, "--sim UID")
             if uid not in pool.uids():
-                raise ConfigError(f"no simulated chip {sim.upper()} in this workspace")
+                from tagsmith import NotFoundError
+
+                raise NotFoundError(f"no simulated chip {sim.upper()} in this workspace")
             chip = pool.load(uid)
             chip.place()
             report = check_connection(store, keys, chip, allow_simulator_signature=True)
@@ -1299,7 +1306,7 @@ def qa_plan(
     from tagsmith.provision.sampling import normal_plan
 
     if (batch is None) == (lot_size is None):
-        raise ConfigError("give --batch ID or --lot-size N")
+        raise ConfigError("give --batch ID or --lot-size N" + (", not both" if batch is not None else ""))
     if inspection not in ("auto", "normal"):
         raise ConfigError("--inspection must be auto or normal")
     if lot_size is not None:

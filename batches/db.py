@@ -168,6 +168,13 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
 ]
 
 
+def check_station_name(station: str) -> str:
+    """A station name as the database records it: 1-64 of A-Z a-z 0-9 . _ : - (ConfigError otherwise)."""
+    if not _NAME.fullmatch(station):
+        raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
+    return station
+
+
 class BatchStore:
     """Products, batches, serials, units and manifests in one SQLite file."""
 
@@ -677,8 +684,7 @@ class BatchStore:
         now = self._now()
         if station is not None and \
                 time.monotonic() - self._stations_touched.get(station, -STATION_TOUCH_SECONDS) >= STATION_TOUCH_SECONDS:
-            if not _NAME.fullmatch(station):
-                raise ConfigError(f"station name {station!r} must be 1-64 of A-Z a-z 0-9 . _ : -")
+            check_station_name(station)
             self.conn.execute("INSERT INTO stations VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen = ?",
                               (station, now, now, now))
             self._stations_pending.add(station)

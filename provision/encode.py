@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from tagsmith import ChipError, ConfigError, StateError, VerificationError
-from tagsmith.batches.db import BatchStore, StepJournal
+from tagsmith.batches.db import BatchStore, StepJournal, check_station_name
 from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
@@ -89,6 +89,7 @@ class EncodeContext:
                    station=station, lot=batch.lot, allow_simulator_signature=allow_simulator_signature)
 
     def __post_init__(self) -> None:
+        check_station_name(self.station)  # before the first tag, not when its first event is recorded
         self.product.check_fits_chip(self.lot)  # before any tag: a batch recorded before this check existed
         self.template = compile_template(self.product.url_template)
         self.versions = self.product.keys.versions()

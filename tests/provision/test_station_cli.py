@@ -163,3 +163,15 @@ def test_a_session_whose_placements_all_failed_is_not_a_success():
     _session_exit(Summary(counts={"refused": 2}))  # foreign tags set aside: the station did its job
     with pytest.raises(TagsmithError, match="no unit was encoded"):
         _session_exit(Summary(counts={"failed": 2, "torn": 1}))
+
+
+def test_small_input_checks_come_before_any_work(tmp_path):
+    home, env = _demo_home(tmp_path)
+    bad_station = _tagsmith(home, "station", "run", "--batch", "20261123-001", "--sim", "--station", "[/]", env=env)
+    assert bad_station.returncode == 2 and "station name" in _one_line(bad_station) and bad_station.stdout == ""
+    bad_uid = _tagsmith(home, "sim", "serve", "--uid", "0411", "--port", "1")
+    assert bad_uid.returncode == 2 and "7 bytes" in _one_line(bad_uid)
+    unknown_chip = _tagsmith(home, "tag", "verify", "--sim", "04FFFFFFFFFFFF", env=env)
+    assert unknown_chip.returncode == 8 and "no simulated chip" in _one_line(unknown_chip)
+    both = _tagsmith(home, "qa", "plan", "--batch", "20261123-001", "--lot-size", "5")
+    assert both.returncode == 2 and "not both" in _one_line(both)
