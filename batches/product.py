@@ -11,9 +11,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsmith import ConfigError
+
+if TYPE_CHECKING:
+    from tagsmith.encoders.ntag424.template import SunTemplate
 
 from .gs1 import check_stem, normalise_gtin
 from .serials import SerialFormat
@@ -74,11 +77,12 @@ class Product:
     def text(self) -> str:
         return self.source.decode("utf-8")
 
-    def check_fits_chip(self, lot: str | None = None) -> None:
+    def check_fits_chip(self, lot: str | None = None) -> "SunTemplate":
         """Refuse a URL template the station could not encode: no SUN MAC, or too long for the NDEF file.
 
         Checked with a serial of this product's (fixed) length and ``lot`` (a 1-character lot when
         the batch is not known yet), so a product or batch is refused before any chip is allocated.
+        Returns the compiled template.
         """
         from tagsmith.encoders.ntag424.template import compile_template
 
@@ -93,6 +97,7 @@ class Product:
         except ConfigError as exc:
             where = f"with lot {lot!r}" if lot and self.lot_in_url else f"with {len(serial)}-character serials"
             raise ConfigError(f"product {self.id}: url.template does not fit the chip {where}: {exc}") from None
+        return template
 
 
 def load_product(path: str | Path) -> Product:

@@ -25,7 +25,7 @@ from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
-from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate, compile_template
+from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate
 from tagsmith.keystore.base import KeyProvider
 from tagsmith.keystore.model import ChipKeys
 
@@ -90,8 +90,8 @@ class EncodeContext:
 
     def __post_init__(self) -> None:
         check_station_name(self.station)  # before the first tag, not when its first event is recorded
-        self.product.check_fits_chip(self.lot)  # before any tag: a batch recorded before this check existed
-        self.template = compile_template(self.product.url_template)
+        # before any tag: a batch recorded before product add / batch create made this check
+        self.template = self.product.check_fits_chip(self.lot)
         self.versions = self.product.keys.versions()
         self._check_key_policy()
 
