@@ -219,29 +219,31 @@ def _at_terminal() -> bool:
     return sys.stdin.isatty()
 
 
+def _hidden_prompt(prompt: str, confirm: bool = False) -> str | None:
+    """A secret typed at the terminal, never echoed; None without a terminal to hide it on."""
+    if not _at_terminal():
+        return None
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+
 def _secret_from_env_or_prompt(env: str, prompt: str, confirm: bool = False) -> str:
     """A secret from the environment, else a hidden prompt (never from an argument, never echoed)."""
     import os
 
     from tagsmith import KeystoreError
 
-    if os.environ.get(env):
-        return os.environ[env]
-    if not _at_terminal():  # no terminal to hide the input on: the environment is the only way
+    secret = os.environ.get(env) or _hidden_prompt(prompt, confirm)
+    if not secret:  # no terminal: the environment is the only way
         raise KeystoreError(f"no terminal to ask for the {prompt.lower()} on: set {env}")
-    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    return secret
 
 
 def _open_keys(ctx: typer.Context):
     """Open the workspace keystore, asking for the passphrase or PIN only when it is needed."""
     from tagsmith.keystore import open_keystore
 
-    def ask(backend: str) -> str | None:  # only at a terminal; otherwise the secret comes from the environment
-        if not _at_terminal():
-            return None
-        return typer.prompt("Keystore passphrase" if backend == "file" else "Token user PIN", hide_input=True, err=True)
-
-    return open_keystore(state(ctx).workspace, ask=ask)
+    return open_keystore(state(ctx).workspace, ask=lambda backend: _hidden_prompt(
+        "Keystore passphrase" if backend == "file" else "Token user PIN"))
 
 
 def _hex_arg(value: str | None, name: str) -> bytes:
@@ -725,6 +727,9 @@ def manifest_merge(
 # ---------------------------------------------------------------- end section: product, batch, manifest
 
 # ---------------------------------------------------------------- section: readers, tag, sim (transports)
+AllowSimulatorSignatureOpt = Annotated[bool, typer.Option(
+    "--allow-simulator-signature",
+    help="Also accept the test signing key of tagsmith's simulated chips (--sim implies it).")]
 ReaderOption = Annotated[
     Optional[str],
     typer.Option("--reader", "-r", envvar="TAGSMITH_READER",
@@ -765,8 +770,7 @@ def tag_info(
     ctx: typer.Context,
     reader: ReaderOption = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag to be placed.")] = 10.0,
-    allow_simulator_signature: Annotated[bool, typer.Option(
-        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
+    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Identify the tag: UID, product, originality, NDEF, file settings and whose it is."""
@@ -1056,8 +1060,7 @@ def station_run(
     layout: Annotated[Optional[str], typer.Option("--layout", help="Label layout (default: the product's).")] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Label printer resolution: 203 or 300.")] = 203,
     wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
-    allow_simulator_signature: Annotated[bool, typer.Option(
-        "--allow-simulator-signature", help="Accept tagsmith's simulated chips' test signature (implied by --sim).")] = False,
+    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
@@ -1121,23 +1124,24 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
         for event in events:
             print(json.dumps(event.to_json()), flush=True)
         return event
+    def consume(show: Callable[[Any], None]) -> Any:
+        for event in events:
+            if isinstance(event, Summary):
+                return event
+            show(event)
+
     if console.is_terminal:
         from rich.live import Live
 
         with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
-            for event in events:
-                if isinstance(event, Summary):
-                    summary = event
-                    break
+            def show(event: Any) -> None:
                 view.add(event)
                 live.update(view.render())
+
+            summary = consume(show)
         console.print()
     else:
-        for event in events:
-            if isinstance(event, Summary):
-                summary = event
-                break
-            _print(_outcome_line(event))
+        summary = consume(lambda event: _print(_outcome_line(event)))
     s = summary.to_json()
     rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
              if s["tags"] else "")
@@ -1155,8 +1159,7 @@ def tag_verify(
     sim: Annotated[Optional[str], typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
-    allow_simulator_signature: Annotated[bool, typer.Option(
-        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
+    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Check one unit as a phone would (tag) or as the resolver would (URL), against the database."""
@@ -1208,8 +1211,7 @@ def tag_reset(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the unit's serial is voided for good.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the unit's record.")] = "reset to factory for rework",
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
-    allow_simulator_signature: Annotated[bool, typer.Option(
-        "--allow-simulator-signature", help="Also accept tagsmith's simulated chips' test signing key.")] = False,
+    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Return a tag of ours to factory keys and settings; its serial is voided (rework, test tags)."""
@@ -1337,8 +1339,7 @@ def qa_scan(
                                                    help="Label URLs, one per line (default: stdin, a handheld scanner).")] = None,
     station: Annotated[Optional[str], typer.Option("--station", help="QA station name to record.")] = None,
     wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tap (default: forever).")] = None,
-    allow_simulator_signature: Annotated[bool, typer.Option(
-        "--allow-simulator-signature", help="Accept the simulator's originality key (implied by --sim).")] = False,
+    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Scan sample units: tap the chip, scan its door label; decide as soon as the plan allows. Exit 6 on reject."""
@@ -1366,8 +1367,7 @@ def qa_scan(
 
     with _store(ctx) as store, _open_keys(ctx) as keys:
         session = QaSession(store, keys, batch, station=station,
-                            allow_simulator_signature=allow_simulator_signature or sim,
-                            **({"inspector": state(ctx).user} if state(ctx).user else {}))
+                            allow_simulator_signature=allow_simulator_signature or sim, inspector=state(ctx).user)
         plan = session.plan
         say(f"plan {_esc(plan.id)}: {session.tally.inspected}/{plan.sample_size} inspected, accept <= {plan.accept}, "
             f"reject at {plan.reject}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tagsmith import ChipError, ConfigError, StateError, VerificationError
@@ -122,16 +122,25 @@ class Check:
         return {"name": self.name, "passed": self.passed, "detail": self.detail}
 
 
+_ORIGINALITY_DETAIL = {
+    Signer.NXP: "NXP originality signature valid",
+    Signer.SIMULATOR: "simulator test signature valid (a simulated chip, accepted on request)",
+    Signer.NONE: "originality signature does not verify: counterfeit or not an NXP chip",
+}
+
 @dataclass(frozen=True)
 class ChipReading:
     """What QA read off the chip: UID, signature verdict, the NDEF URL (None if unreadable)."""
 
     uid: bytes
-    originality: bool
+    signer: Signer  # whose key verified the originality signature (NONE: none did)
     file_bytes: bytes | None
     url: str | None
     error: str | None = None
-    simulated: bool = False  # the signature is the simulator's test key, not NXP's (demo, tests)
+
+    @property
+    def originality(self) -> bool:
+        return self.signer is not Signer.NONE
 
 
 def read_chip(connection: Connection, *, allow_simulator_signature: bool = False) -> ChipReading:
@@ -147,13 +156,12 @@ def read_chip(connection: Connection, *, allow_simulator_signature: bool = False
         signer = verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).signer
     except ChipError:
         signer = Signer.NONE
-    originality, simulated = signer is not Signer.NONE, signer is Signer.SIMULATOR
     try:
         file_bytes = session.read_ndef_unauthenticated()
         url = url_from_ndef_file(file_bytes)
     except (ChipError, ConfigError, VerificationError, ValueError) as exc:
-        return ChipReading(uid, originality, None, None, f"NDEF unreadable: {exc}", simulated)
-    return ChipReading(uid, originality, file_bytes, url, simulated=simulated)
+        return ChipReading(uid, signer, None, None, f"NDEF unreadable: {exc}")
+    return ChipReading(uid, signer, file_bytes, url)
 
 
 @dataclass(frozen=True)
@@ -226,9 +234,10 @@ class QaSession:
     batch_id: str
     station: str | None = None
     allow_simulator_signature: bool = False
-    inspector: str = field(default_factory=current_user)
+    inspector: str | None = None  # who scans; None: the OS login
 
     def __post_init__(self) -> None:
+        self.inspector = self.inspector or current_user()
         self.store.batch(self.batch_id)  # an unknown batch is not found, not "without a plan"
         plan = self.store.qa_plan(self.batch_id)
         if plan is None:
@@ -288,10 +297,7 @@ class QaSession:
         checks: list[Check] = []
         add = lambda name, ok, detail: checks.append(Check(name, ok, detail))  # noqa: E731
         uid_hex = reading.uid.hex().upper()
-        add("originality", reading.originality,
-            ("simulator test signature valid (a simulated chip, accepted on request)" if reading.simulated
-             else "NXP originality signature valid") if reading.originality
-            else "originality signature does not verify: counterfeit or not an NXP chip")
+        add("originality", reading.originality, _ORIGINALITY_DETAIL[reading.signer])
 
         unit = self.store.unit_by_uid(reading.uid)
         if unit is None:
