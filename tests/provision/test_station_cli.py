@@ -23,6 +23,12 @@ def _demo_home(tmp_path: Path) -> tuple[Path, dict]:
     return home, {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}
 
 
+def _demo_batch(home: Path) -> str:
+    """The demo's batch id, read back from the workspace (ids carry the day they were made)."""
+    listed = json.loads(_tagsmith(home, "batch", "list", "--json").stdout)
+    return listed[0]["id"]
+
+
 def test_station_sim_json_events_and_zpl_labels_per_unit(tmp_path):
     home, env = _demo_home(tmp_path)
     created = _tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "4", "--json", env=env)
@@ -45,14 +51,14 @@ def test_station_sim_json_events_and_zpl_labels_per_unit(tmp_path):
 
 def test_station_needs_exactly_one_tag_source(tmp_path):
     home, env = _demo_home(tmp_path)
-    result = _tagsmith(home, "station", "run", "--batch", "20261123-001", env=env)
+    result = _tagsmith(home, "station", "run", "--batch", _demo_batch(home), env=env)
     assert result.returncode == 2
     assert "choose one tag source" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_station_wrong_passphrase_is_one_line_and_exit_5(tmp_path):
     home, _ = _demo_home(tmp_path)
-    result = _tagsmith(home, "station", "run", "--batch", "20261123-001", "--sim",
+    result = _tagsmith(home, "station", "run", "--batch", _demo_batch(home), "--sim",
                        env={"TAGSMITH_KEYSTORE_PASSPHRASE": "not-the-passphrase"})
     assert result.returncode == 5, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -119,7 +125,7 @@ def test_bad_input_is_one_line_never_markup_or_traceback(tmp_path):
     assert markup.returncode == 8 and "'[/]'" in _one_line(markup)
     usage = _tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "abc", env=env)
     assert usage.returncode == 2 and "--quantity" in _one_line(usage)
-    unwritable = _tagsmith(home, "labels", "print", "--batch", "20261123-001", "--reprint", "--out",
+    unwritable = _tagsmith(home, "labels", "print", "--batch", _demo_batch(home), "--reprint", "--out",
                            str(tmp_path / "no" / "such" / "dir" / "x.pdf"), env=env)
     assert unwritable.returncode == 2 and "No such file or directory" in _one_line(unwritable)
     missing_key = _tagsmith(home, "manifest", "verify", str(next((home / "exports").glob("*.manifest.jsonl"))),
@@ -167,11 +173,11 @@ def test_a_session_whose_placements_all_failed_is_not_a_success():
 
 def test_small_input_checks_come_before_any_work(tmp_path):
     home, env = _demo_home(tmp_path)
-    bad_station = _tagsmith(home, "station", "run", "--batch", "20261123-001", "--sim", "--station", "[/]", env=env)
+    bad_station = _tagsmith(home, "station", "run", "--batch", _demo_batch(home), "--sim", "--station", "[/]", env=env)
     assert bad_station.returncode == 2 and "station name" in _one_line(bad_station) and bad_station.stdout == ""
     bad_uid = _tagsmith(home, "sim", "serve", "--uid", "0411", "--port", "1")
     assert bad_uid.returncode == 2 and "7 bytes" in _one_line(bad_uid)
     unknown_chip = _tagsmith(home, "tag", "verify", "--sim", "04FFFFFFFFFFFF", env=env)
     assert unknown_chip.returncode == 8 and "no simulated chip" in _one_line(unknown_chip)
-    both = _tagsmith(home, "qa", "plan", "--batch", "20261123-001", "--lot-size", "5")
+    both = _tagsmith(home, "qa", "plan", "--batch", _demo_batch(home), "--lot-size", "5")
     assert both.returncode == 2 and "not both" in _one_line(both)
