@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -25,8 +26,33 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 log = logging.getLogger("tagsmith")
 
+def _flags_without_metavar(command: Any) -> None:
+    """Show no value placeholder for flags and counters in --help, in this command and below it.
+
+    typer renders every option's type as its metavar, so a flag reads ``--json <bool>`` and the
+    counter ``-v <int>``, as if they took a value; an empty metavar shows nothing.
+    """
+    help_option = command.get_help_option(typer.Context(command, info_name=command.name))  # made once, then kept
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):  # typer's own click: no isinstance
+            param.metavar = ""
+            if param.count:
+                param.show_default = False
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_metavar(sub)
+
+
+class _RootGroup(typer.core.TyperGroup):
+    """tagsmith's root command: built with every subcommand in place, so their help is fixed up once here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _flags_without_metavar(self)
+
+
 app = typer.Typer(
     name="tagsmith",
+    cls=_RootGroup,
     help="Provision NTAG 424 DNA chips, serial numbers and QR door labels on the production line.",
     no_args_is_help=True,
     add_completion=False,
@@ -91,6 +117,13 @@ def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> 
         render()
 
 
+def _print_version(value: bool) -> None:
+    """``tagsmith --version``: print the version and stop before any command runs."""
+    if value:
+        console.print(f"tagsmith {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -98,12 +131,15 @@ def _root(
         Optional[Path],
         typer.Option("--home", envvar="TAGSMITH_HOME", help="Workspace directory (database, keystore, exports)."),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug, -vvv APDU traffic.")] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="Repeat for more: -v info, -vv debug, -vvv APDU traffic.")] = 0,
     user: Annotated[
         Optional[str],
         typer.Option("--user", envvar="TAGSMITH_USER",
                      help="Who is recorded on QA plans, scans, reports and overrides (default: the OS login)."),
     ] = None,
+    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                           help="Print tagsmith's version and exit.")] = False,
 ) -> None:
     """Provision NTAG 424 DNA chips, serial numbers and QR door labels on the production line."""
     if user is not None and not user.strip():
@@ -128,33 +164,69 @@ sun_app = typer.Typer(help="SUN URLs: verify a tapped URL, show what a URL templ
 app.add_typer(sun_app, name="sun")
 
 
-def _key_arg(value: str, option: str) -> bytes:
-    """A 16-byte key option; a bad one is refused without echoing it."""
+KEY_SOURCE_HELP = "a file holding the hex key, - for stdin, or env:VAR for an environment variable"
+
+
+def _key_from(source: str, option: str) -> bytes:
+    """A 16-byte key read from a file, stdin (-) or env:VAR, never from the command line (ps shows it)."""
+    import os
+
+    from tagsmith import ConfigError
     from tagsmith.keystore.model import parse_key_hex
 
-    return parse_key_hex(value, option)
+    if source == "-":
+        text = sys.stdin.read(4096)
+    elif source.startswith("env:"):
+        text = os.environ.get(source[4:], "")
+        if not text:
+            raise ConfigError(f"{option}: the environment variable {source[4:]!r} is not set")
+    else:
+        try:
+            with open(source, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(4096)  # a key file is 32 hex digits: read no more than a page
+        except OSError as exc:
+            raise ConfigError(f"{option}: cannot read {source}: {exc.strerror or exc}") from None
+    return parse_key_hex(text, f"key from {option}")
+
+
+def _refuse_key_on_command_line(option: str, value: str | None, instead: str) -> None:
+    """The old key options: a key in argv is visible to every user, so it is refused (exit 2)."""
+    from tagsmith import ConfigError
+
+    if value is not None:
+        raise ConfigError(f"{option} would put a key on the command line, where every user sees it (ps): "
+                          f"use {instead} PATH, {instead} - (stdin) or {instead} env:VAR")
 
 
 @sun_app.command("verify")
 def sun_verify(
     url: Annotated[str, typer.Argument(help="The URL exactly as the tag produced it.")],
-    file_key: Annotated[str, typer.Option("--file-key", help="SDM file-read key (hex) of this tag.")],
-    meta_key: Annotated[Optional[str], typer.Option("--meta-key", help="SDM meta-read key (hex); needed for encrypted PICC data.")] = None,
+    file_key: Annotated[Optional[str], typer.Option("--file-key-file", help=f"SDM file-read key of this tag: {KEY_SOURCE_HELP}.")] = None,
+    meta_key: Annotated[Optional[str], typer.Option("--meta-key-file", help=f"SDM meta-read key (needed for encrypted PICC data): {KEY_SOURCE_HELP}.")] = None,
+    file_key_argv: Annotated[Optional[str], typer.Option("--file-key", hidden=True)] = None,
+    meta_key_argv: Annotated[Optional[str], typer.Option("--meta-key", hidden=True)] = None,
     picc_param: Annotated[str, typer.Option("--picc-param", help="Query parameter holding encrypted PICC data.")] = "picc_data",
     mac_param: Annotated[str, typer.Option("--mac-param", help="Query parameter holding the SUN MAC.")] = "cmac",
     enc_param: Annotated[str, typer.Option("--enc-param", help="Query parameter holding encrypted file data.")] = "enc",
     uid_param: Annotated[str, typer.Option("--uid-param", help="Query parameter holding a plain UID mirror.")] = "uid",
     ctr_param: Annotated[str, typer.Option("--ctr-param", help="Query parameter holding a plain counter mirror.")] = "ctr",
-    mac_input_from: Annotated[Optional[str], typer.Option("--mac-input-from", help="The MAC covers the text from this parameter's value up to the MAC value.")] = None,
+    mac_input_from: Annotated[Optional[str], typer.Option("--mac-input-from", help="The MAC covers the text from this parameter's value up to the MAC value "
+                                                                                     "('/': from the URL's path, as the shipped product's template).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Verify a SUN URL's MAC and decrypt what it carries; exit 6 when the MAC is wrong."""
-    from tagsmith import VerificationError
+    from tagsmith import ConfigError, VerificationError
     from tagsmith.encoders.ntag424.sun import verify_sun_url
 
+    _refuse_key_on_command_line("--file-key", file_key_argv, "--file-key-file")
+    _refuse_key_on_command_line("--meta-key", meta_key_argv, "--meta-key-file")
+    if file_key is None:
+        raise ConfigError(f"the SDM file-read key is needed: --file-key-file ({KEY_SOURCE_HELP})")
+    if file_key == meta_key == "-":
+        raise ConfigError("only one key can come from stdin: give the other as a file or env:VAR")
     result = verify_sun_url(
-        url, meta_key=_key_arg(meta_key, "--meta-key") if meta_key else None,
-        file_key=_key_arg(file_key, "--file-key"), picc_param=picc_param, mac_param=mac_param,
+        url, meta_key=_key_from(meta_key, "--meta-key-file") if meta_key else None,
+        file_key=_key_from(file_key, "--file-key-file"), picc_param=picc_param, mac_param=mac_param,
         enc_param=enc_param, uid_param=uid_param, ctr_param=ctr_param, mac_input_from=mac_input_from)
     data = {"uid": result.uid.hex().upper() if result.uid else None, "read_counter": result.read_counter,
             "cmac_valid": result.cmac_valid, "file_data": result.file_data.hex().upper() if result.file_data else None}
@@ -210,7 +282,9 @@ keys_app = typer.Typer(help="The keystore: master keys, per-chip keys, versions,
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-ProductOpt = Annotated[str, typer.Option("--product", help="Key set id (one per product or product family).")]
+ProductOpt = Annotated[str, typer.Option(
+    "--product", "--key-set",
+    help="The product's key set: its id, as in the product file's [keys] key_set (one per product or family).")]
 SlotOpt = Annotated[int, typer.Option("--slot", min=0, max=4, help="Chip key slot 0..4.")]
 
 
@@ -272,7 +346,10 @@ def _render_key_set(info) -> None:
 def keys_init(
     ctx: typer.Context,
     backend: Annotated[str, typer.Option("--backend", help="file (passphrase-encrypted) or pkcs11 (HSM).")] = "file",
-    kdf_n: Annotated[int, typer.Option("--kdf-n", help="scrypt cost N for the file backend (power of two).")] = 2**15,
+    kdf_n: Annotated[int, typer.Option(
+        "--scrypt-cost", "--kdf-n",
+        help="scrypt cost N of the file backend: a power of two, 1024 (throwaway keystores) to 1048576; "
+             "default 131072 (2^17).")] = 2**17,
     module: Annotated[Optional[str], typer.Option("--module", help="PKCS#11 module path (pkcs11 backend).")] = None,
     token_label: Annotated[Optional[str], typer.Option("--token-label", help="PKCS#11 token label.")] = None,
     as_json: JsonFlag = False,
@@ -281,12 +358,16 @@ def keys_init(
     from tagsmith import ConfigError
     from tagsmith.keystore import init_keystore
     from tagsmith.keystore.access import BACKENDS, ENV_PASSPHRASE, ENV_PIN
+    from tagsmith.keystore.file import DEFAULT_SCRYPT_N
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown keystore backend {backend!r}: use {' or '.join(BACKENDS)}")
     if backend == "file":
         secret = _secret_from_env_or_prompt(ENV_PASSPHRASE, "New keystore passphrase", confirm=True)
         store = init_keystore(state(ctx).workspace, "file", passphrase=secret, scrypt_n=kdf_n)
+        if kdf_n < DEFAULT_SCRYPT_N:
+            err_console.print(f"note: scrypt cost {kdf_n} is below the default {DEFAULT_SCRYPT_N}: "
+                              "fit for a throwaway keystore only", markup=False, soft_wrap=True)
     else:
         pin = _secret_from_env_or_prompt(ENV_PIN, "Token user PIN")
         store = init_keystore(state(ctx).workspace, backend, module=module, token_label=token_label, pin=pin)
@@ -300,13 +381,65 @@ def keys_init(
 def keys_create(
     ctx: typer.Context,
     product: ProductOpt,
-    system_id: Annotated[Optional[str], typer.Option("--system-id", help="AN10922 system identifier text (default: the product id).")] = None,
+    system_id: Annotated[Optional[str], typer.Option(
+        "--system-id", help="AN10922 system identifier, hex, as in the product file's [keys] system_id "
+                            "(default: the key set id's bytes).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Generate a new key set: one master per slot, version 1."""
+    """Generate a new key set: one master per slot, version 1 (system id from the products that use it)."""
+    wanted = _key_set_system_id(ctx, product, None if system_id is None else _hex_arg(system_id, "--system-id"))
     with _open_keys(ctx) as store:
-        info = store.create_key_set(product, None if system_id is None else system_id.encode())
+        info = store.create_key_set(product, wanted)
     emit(info.to_json(), as_json, lambda: _render_key_set(info))
+
+
+def _key_set_system_id(ctx: typer.Context, key_set: str, given: bytes | None) -> bytes | None:
+    """The system id for a new key set: the one its products' [keys] name (one source of truth).
+
+    A product added to the workspace that names ``key_set`` fixes the system id; ``--system-id`` may
+    repeat it but not contradict it. With no such product, ``given`` (or the keystore's default).
+    """
+    from tagsmith import ConfigError
+
+    with _store(ctx) as db:
+        named = {record.id: db.product(record.id).keys for record in db.products()}
+    ids = {keys.system_id for keys in named.values() if keys.key_set == key_set}
+    users = ", ".join(sorted(pid for pid, keys in named.items() if keys.key_set == key_set))
+    if len(ids) > 1:
+        raise ConfigError(f"products {users} use key set {key_set} with different system ids "
+                          f"({', '.join(sorted(i.hex().upper() for i in ids))}): make them agree first")
+    if not ids:
+        return given
+    (theirs,) = ids
+    if given is not None and given != theirs:
+        raise ConfigError(f"--system-id {given.hex().upper()} differs from [keys] system_id "
+                          f"{theirs.hex().upper()} of {users}, which use key set {key_set}: leave --system-id out")
+    return theirs
+
+
+def _chips_system_id(keystore, product) -> bytes | None:
+    """The system id the product's key set diversified its chips with (None: the key set is not here)."""
+    from tagsmith import NotFoundError
+
+    try:
+        return keystore.info(product.keys.key_set).system_id
+    except NotFoundError:
+        return None
+
+
+def _check_key_set_of(ctx: typer.Context, product) -> None:
+    """Refuse a product whose key set, if the workspace keystore holds it, has another system id."""
+    from tagsmith import NotFoundError
+    from tagsmith.keystore.model import check_same_system_id
+
+    if not state(ctx).workspace.keystore.exists():
+        return  # no keystore yet: keys create will take the system id from this product
+    with _open_keys(ctx) as keystore:
+        try:
+            info = keystore.info(product.keys.key_set)
+        except NotFoundError:
+            return  # the key set is made later, from this product
+    check_same_system_id(product.id, product.keys.system_id, info.key_set, info.system_id)
 
 
 @keys_app.command("import")
@@ -372,25 +505,33 @@ def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json:
 @keys_app.command("audit")
 def keys_audit(ctx: typer.Context, last: Annotated[int, typer.Option("--last", min=1, help="Show the newest N records.")] = 20,
                as_json: JsonFlag = False) -> None:
-    """Show the key operations recorded in audit.log and check its hash chain (exit 6 if it was edited)."""
+    """Show the key operations in audit.log; check its chain and its end against the keystore (exit 6 if tampered)."""
     from tagsmith import VerificationError
-    from tagsmith.keystore.audit import read_audit, verify_chain
+    from tagsmith.keystore.audit import check_log
 
     path = state(ctx).workspace.audit_log
-    records, broken = read_audit(path), verify_chain(path)
-    data = {"path": str(path), "records": len(records), "intact": broken is None, "first_broken": broken,
-            "last": records[-last:] if last > 0 else []}
+    with _open_keys(ctx) as store:  # the anchor is authenticated by the keystore: it needs the secret
+        found = check_log(path, store.audit_anchor())
+    records = found.records
+    data = {"path": str(path), "records": len(records), "intact": found.problem is None,
+            "first_broken": found.first_broken, "problem": found.problem, "anchored": found.anchored,
+            "not_anchored": found.unanchored, "last": records[-last:] if last > 0 else []}
 
     def render() -> None:
         for r in data["last"]:
             detail = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("time", "op", "user", "host", "prev"))
             op = f"{r.get('op')!s:<14}"
             _print(f"{_esc(r.get('time'))}  {_esc(op)} {_esc(r.get('user'))}@{_esc(r.get('host'))}  {_esc(detail)}")
-        _print(f"{len(records)} records; hash chain {'intact' if broken is None else 'BROKEN'}")
+        if found.problem is not None:
+            _print(f"{len(records)} records readable; TAMPERED: {_esc(found.problem)}")
+            return
+        later = (f"; {found.unanchored} after it, not anchored (failed unlocks or an interrupted operation)"
+                 if found.unanchored else "")
+        _print(f"{len(records)} records; hash chain intact, {found.anchored} anchored in the keystore{later}")
 
     emit(data, as_json, render)
-    if broken is not None:
-        raise VerificationError(f"audit log {path} was edited: record {broken} does not follow the one before it")
+    if found.problem is not None:
+        raise VerificationError(f"audit log {path} was tampered with: {found.problem}")
 
 
 @keys_app.command("export")
@@ -451,24 +592,29 @@ def keys_manifest_key(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @keys_app.command("diversify")
 def keys_diversify(
-    master: Annotated[str, typer.Option("--master", help="AES-128 master key, hex.")],
+    key_file: Annotated[Optional[str], typer.Option("--key-file", help=f"The AES-128 master key: {KEY_SOURCE_HELP}.")] = None,
     uid: Annotated[Optional[str], typer.Option("--uid", help="UID, hex (M = UID || AID || system id).")] = None,
     aid: Annotated[Optional[str], typer.Option("--aid", help="AID, hex.")] = None,
-    system_id: Annotated[Optional[str], typer.Option("--system-id", help="System identifier, hex.")] = None,
+    system_id: Annotated[Optional[str], typer.Option(
+        "--system-id", help="AN10922 system identifier, hex, as in the product file's [keys] system_id.")] = None,
     m_input: Annotated[Optional[str], typer.Option("--input", help="The whole diversification input M, hex.")] = None,
+    master_argv: Annotated[Optional[str], typer.Option("--master", hidden=True)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """AN10922 AES-128 diversification of a given master (a calculator: no keystore involved)."""
     from tagsmith import ConfigError
     from tagsmith.keystore.diversify import MAX_INPUT, diversify_aes128
 
+    _refuse_key_on_command_line("--master", master_argv, "--key-file")
+    if key_file is None:
+        raise ConfigError(f"the master key is needed: --key-file ({KEY_SOURCE_HELP})")
     if (uid is None) == (m_input is None) or (m_input is not None and (aid or system_id)):
         raise ConfigError("give either --uid [--aid] [--system-id] or --input")
     m = _hex_arg(m_input, "--input") if m_input is not None else \
         _hex_arg(uid, "--uid") + _hex_arg(aid, "--aid") + _hex_arg(system_id, "--system-id")
     if not 1 <= len(m) <= MAX_INPUT:
         raise ConfigError(f"diversification input must be 1..{MAX_INPUT} bytes, got {len(m)}")
-    data = {"input": m.hex().upper(), "key": diversify_aes128(_key_arg(master, "--master"), m).hex().upper()}
+    data = {"input": m.hex().upper(), "key": diversify_aes128(_key_from(key_file, "--key-file"), m).hex().upper()}
     emit(data, as_json, lambda: _print(_esc(data["key"])))
 # ---------------------------------------------------------------- end section: keys
 
@@ -479,7 +625,32 @@ batch_app = typer.Typer(help="Batches of one product: serials minted up front, p
 manifest_app = typer.Typer(help="Signed manifests of a batch for the cloud resolver.", no_args_is_help=True)
 app.add_typer(product_app, name="product")
 app.add_typer(batch_app, name="batch")
+unit_app = typer.Typer(help="One unit: its record and journal; void a unit whose chip is lost.", no_args_is_help=True)
+app.add_typer(unit_app, name="unit")
 app.add_typer(manifest_app, name="manifest")
+
+
+AllowIncompleteOpt = Annotated[bool, typer.Option(
+    "--allow-incomplete", help="Go ahead although units are still being encoded (needs --reason; recorded).")]
+IncompleteReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="Why going ahead is right (recorded).")]
+
+
+def _who(ctx: typer.Context) -> str:
+    """Who a recorded decision names: --user / TAGSMITH_USER, else the OS login."""
+    from tagsmith.provision.qa import current_user
+
+    return state(ctx).user or current_user()
+
+
+def _incomplete_reason(allow_incomplete: bool, reason: str | None) -> str | None:
+    """The recorded reason for going ahead with units mid-encoding, or None (refuse if there are any)."""
+    from tagsmith import ConfigError
+
+    if allow_incomplete and not (reason and reason.strip()):
+        raise ConfigError("--allow-incomplete needs --reason TEXT (it is recorded)")
+    if reason is not None and not allow_incomplete:
+        raise ConfigError("--reason goes with --allow-incomplete")
+    return reason if allow_incomplete else None
 
 
 def _store(ctx: typer.Context):
@@ -512,7 +683,7 @@ def _product_dict(record) -> dict[str, Any]:
 def _batch_dict(store, batch) -> dict[str, Any]:
     manifests = [{"id": m.id, "kind": m.kind, "path": m.path, "units": m.units, "sha256": m.sha256,
                   "created_at": m.created_at, "uploaded": m.uploaded_at is not None, "uploaded_at": m.uploaded_at,
-                  "receipt": m.receipt} for m in store.manifests(batch.id)]
+                  "receipt": m.receipt, "superseded_by": m.superseded_by} for m in store.manifests(batch.id)]
     return {"id": batch.id, "product": batch.product_id, "product_sha256": batch.product_sha256, "lot": batch.lot,
             "line": batch.line, "quantity": batch.quantity, "state": batch.state, "created_at": batch.created_at,
             "closed_at": batch.closed_at, "progress": store.batch_progress(batch.id).as_dict(),
@@ -538,6 +709,7 @@ def product_add(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="P
     from tagsmith.batches.product import load_product
 
     product = load_product(file)
+    _check_key_set_of(ctx, product)
     with _store(ctx) as store:
         record, added = store.add_product(product)
     data = {**_product_dict(record), "added": added}
@@ -581,6 +753,7 @@ def batch_create(
 ) -> None:
     """Create a batch and mint its serials."""
     with _store(ctx) as store:
+        _check_key_set_of(ctx, store.product(product))
         batch = store.create_batch(product, quantity, lot=lot, line=line)
         data = _batch_dict(store, batch)
     emit(data, as_json, lambda: _print(f"batch {_esc(batch.id)}: {quantity} serials minted for {_esc(product)}"))
@@ -615,18 +788,91 @@ def batch_show(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metav
             f"{'allocated (not started)' if k == 'allocated' else _esc(k)} {v}" for k, v in progress["by_state"].items()))
         for m in data["manifests"]:
             _print(f"manifest {_esc(m['id'])} {_esc(m['kind'])} {m['units']} units {_esc(m['path'])}  "
-                   + (f"uploaded {_esc(m['uploaded_at'])}" if m["uploaded"] else "not uploaded"))
+                   + (f"uploaded {_esc(m['uploaded_at'])}" if m["uploaded"] else "not uploaded")
+                   + (f"  (file replaced by {_esc(m['superseded_by'])})" if m["superseded_by"] else ""))
     emit(data, as_json, render)
 
 
 @batch_app.command("close")
 def batch_close(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="ID")],
-                force: Annotated[bool, typer.Option("--force", help="Close even with units mid-encoding.")] = False,
+                allow_incomplete: AllowIncompleteOpt = False, reason: IncompleteReasonOpt = None,
                 as_json: JsonFlag = False) -> None:
     """Close a batch: no more allocations (verification, QA and labels still work)."""
     with _store(ctx) as store:
-        data = _batch_dict(store, store.close_batch(batch_id, force=force))
+        data = _batch_dict(store, store.close_batch(
+            batch_id, incomplete_reason=_incomplete_reason(allow_incomplete, reason), by=_who(ctx)))
     emit(data, as_json, lambda: _print(f"batch {_esc(batch_id)} closed"))
+
+
+def _unit_row(u: dict[str, Any]) -> list[Any]:
+    versions = ",".join(f"{k}:{v}" for k, v in u["key_versions"].items()) or None
+    return [u["serial"], u["uid"], u["state"], u["station"], versions, u["floor"]]
+
+
+_UNIT_COLUMNS = ["serial", "UID", "state", "station", "key versions", "floor"]
+
+
+@batch_app.command("units")
+def batch_units(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="ID")],
+                unit_state: Annotated[Optional[str], typer.Option("--state", help="Only units in this state: "
+                                                                  "allocated, encoding, encoded, verified, voided.")] = None,
+                as_json: JsonFlag = False) -> None:
+    """List the batch's units in allocation order: serial, UID, state, station, key versions, replay floor."""
+    from tagsmith import ConfigError
+    from tagsmith.batches.records import UNIT_STATES
+
+    if unit_state is not None and unit_state not in UNIT_STATES:
+        raise ConfigError(f"--state must be one of {', '.join(UNIT_STATES)}")
+    with _store(ctx) as store:
+        store.batch(batch_id)  # an unknown batch is not found, not empty
+        rows = [u.to_json() for u in store.units(batch_id, (unit_state,) if unit_state else None)]
+    emit(rows, as_json, lambda: _table(f"Units of batch {batch_id}" + (f" ({unit_state})" if unit_state else ""),
+                                       _UNIT_COLUMNS, [_unit_row(u) for u in rows])
+         if rows else _print(f"batch {_esc(batch_id)} has no {_esc(unit_state or '')} units".replace("  ", " ")))
+
+
+@unit_app.command("show")
+def unit_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(metavar="SERIAL|UID")],
+              as_json: JsonFlag = False) -> None:
+    """One unit's record and its journal (allocation, steps, encoding, verifications, taps, QA, labels, void)."""
+    with _store(ctx) as store:
+        unit = store.find_unit(ref)
+        data = {**unit.to_json(), "events": [e.to_json() for e in store.unit_events(unit.id)]}
+
+    def render() -> None:
+        for key, value in data.items():
+            if key != "events":
+                _print(f"{_esc(key)}: {_esc(value)}")
+        _table("Journal", ["at", "event", "station", "detail"],
+               [[e["at"], e["event"], e["station"], json.dumps(e["detail"]) if e["detail"] else None]
+                for e in data["events"]])
+    emit(data, as_json, render)
+
+
+@unit_app.command("void")
+def unit_void(ctx: typer.Context, serial: Annotated[str, typer.Argument(metavar="SERIAL")],
+              reason: Annotated[str, typer.Option("--reason", help="Why (recorded with who and when).")],
+              yes: Annotated[bool, typer.Option("--yes", help="Confirm: the serial is burnt, never reused.")] = False,
+              encoded: Annotated[bool, typer.Option("--encoded", help="The unit is encoded and its chip is lost or "
+                                                    "destroyed: void it anyway (manifests leave it out).")] = False,
+              as_json: JsonFlag = False) -> None:
+    """Void a unit whose chip is lost (stranded mid-encoding): its serial is never reused."""
+    from tagsmith import ConfigError
+    from tagsmith.batches.records import DONE, IN_PROGRESS
+
+    if not yes:
+        raise ConfigError("unit void burns the serial for good: add --yes to confirm")
+    with _store(ctx) as store:
+        unit = store.find_unit(serial)
+        if unit.state in DONE and not encoded:
+            from tagsmith import StateError
+
+            raise StateError(f"unit {unit.serial} is {unit.state}: its chip holds live keys. Rework a chip you hold "
+                             "with tagsmith tag reset; void a lost encoded chip with --encoded")
+        unit = store.void_unit(unit.id, reason, by=_who(ctx),
+                               states=IN_PROGRESS + (DONE if encoded else ()))
+    data = unit.to_json()
+    emit(data, as_json, lambda: _print(f"unit {_esc(unit.serial)} voided by {_esc(unit.voided_by)}: {_esc(reason)}"))
 
 
 @manifest_app.command("export")
@@ -636,7 +882,8 @@ def manifest_export(
     out: Annotated[Path, typer.Option("--out", help="Manifest file to write (FILE.sig is written beside it).")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     without_qa: Annotated[bool, typer.Option("--without-qa", help="Release without an accepted QA decision (needs --reason).")] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is released without QA (recorded).")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is released without QA or with units mid-encoding (recorded).")] = None,
+    allow_incomplete: AllowIncompleteOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Export the batch's encoded units as a manifest signed with the line's manifest key (QA must have accepted it)."""
@@ -645,9 +892,11 @@ def manifest_export(
     from tagsmith.keystore import DIVERSIFICATION_SCHEME
     from tagsmith.provision.qa import release_check, release_override
 
-    if reason is not None and not without_qa:
-        raise ConfigError("--reason goes with --without-qa")
+    if reason is not None and not (without_qa or allow_incomplete):
+        raise ConfigError("--reason goes with --without-qa or --allow-incomplete")
     with _store(ctx) as store:
+        store.require_complete(batch, "manifest export", _incomplete_reason(allow_incomplete, reason if allow_incomplete
+                                                                            else None), _who(ctx))
         qa = release_override(store, batch, reason, state(ctx).user) if without_qa else release_check(store, batch)
         first = next(store.units(batch, ("encoded", "verified")), None)
         record = store.batch(batch)
@@ -655,7 +904,8 @@ def manifest_export(
         signer, public_pem, keystore = _manifest_signer(ctx)
         with keystore:
             result = export_manifest(store, batch, out, signer=signer, public_key_pem=public_pem, fmt=fmt,
-                                     sdm_layout=layout, diversification=DIVERSIFICATION_SCHEME, qa=qa)
+                                     sdm_layout=layout, diversification=DIVERSIFICATION_SCHEME, qa=qa,
+                                     system_id=_chips_system_id(keystore, store.batch_product(batch)))
         if without_qa:
             store.record_qa_override(batch, qa["reason"], qa["by"], result.manifest_id)
     data = {"manifest_id": result.manifest_id, "path": str(result.path), "signature": str(result.signature_path),
@@ -703,10 +953,12 @@ def manifest_merge(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Manifests of the same batch from several stations.")],
     out: Annotated[Path, typer.Option("--out", help="Merged manifest to write.")],
-    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="PEM the inputs must be signed with.")] = None,
+    public_key: Annotated[Optional[list[Path]], typer.Option(
+        "--public-key", help="PEM of a station's manifest key the inputs may be signed with (repeatable; "
+                             "the line's own key is always accepted).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Merge station manifests of one batch; refuse conflicts with a report; lose no unit."""
+    """Merge station manifests of one batch; refuse an input not signed by a trusted key, and conflicts; lose no unit."""
     from tagsmith.batches.merge import MergeConflictError, merge_manifests
 
     with _store(ctx) as store:
@@ -714,7 +966,7 @@ def manifest_merge(
         with keystore:
             try:
                 result = merge_manifests(files, out, signer=signer, public_key_pem=public_pem, store=store,
-                                         trusted_key_pem=public_key.read_text() if public_key else None)
+                                         trusted_keys=[pem.read_text() for pem in public_key or ()])
             except MergeConflictError as exc:
                 for conflict in exc.conflicts:
                     _print(f"conflict: {_esc(conflict)}", err=True)
@@ -728,6 +980,10 @@ def manifest_merge(
 
 # ---------------------------------------------------------------- section: readers, tag, sim (transports)
 AllowSimulatorSignatureOpt = Annotated[bool, typer.Option(
+    "--allow-simulator-signature",
+    help="Also accept the test signing key of tagsmith's simulated chips.")]
+#: The same option on commands that have --sim (which implies it): its help says so.
+AllowSimulatorSignatureSimOpt = Annotated[bool, typer.Option(
     "--allow-simulator-signature",
     help="Also accept the test signing key of tagsmith's simulated chips (--sim implies it).")]
 ReaderOption = Annotated[
@@ -895,10 +1151,13 @@ def labels_print(
     fmt: Annotated[str, typer.Option("--format", help="pdf | zpl | png | svg (png/svg: previews, one file per label).")] = "pdf",
     serials: SerialRangeOpt = None,
     reprint: Annotated[bool, typer.Option("--reprint", help="Also print units that have a label already.")] = False,
+    proof: Annotated[bool, typer.Option(
+        "--proof", help="A proof to look at, not the print: recorded as a proof, so a later print run still prints "
+                        "these units (a PDF of a roll layout is always a proof).")] = False,
     dpi: Annotated[Optional[int], typer.Option("--dpi", help="Printer dpi for zpl (203 or 300); pixel dpi for png.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Print the labels of a batch (or a serial range); pdf and zpl prints are recorded per unit."""
+    """Print the labels of a batch (or a serial range); pdf and zpl prints and proofs are recorded per unit."""
     from tagsmith.labels import jobs
     from tagsmith.labels.layouts import load_layout
 
@@ -906,18 +1165,40 @@ def labels_print(
     preview = fmt in ("png", "svg")
     with _labels_store(ctx) as store:
         product, units = _batch_labels(store, batch, serials)
-        chosen = jobs.select_for_print(units, reprint=reprint or preview, printed=lambda uid: bool(store.label_prints(uid)))
         lay = load_layout(layout or product.label_layout)
+        proof = not preview and jobs.is_proof(fmt, lay, proof)
+        chosen = jobs.select_for_print(units, reprint=reprint or preview or proof, printed=store.label_printed)
         result = jobs.render([d for _, d in chosen.items], lay, fmt, out, dpi) if chosen.items else None
         for unit_id, _ in chosen.items if result and not preview else ():
-            store.record_label_print(unit_id, lay.name, fmt)
-    data = {"batch": batch, "layout": lay.name, "format": fmt, "labels": result.labels if result else 0,
+            store.record_label_print(unit_id, lay.name, fmt, proof=proof)
+    data = {"batch": batch, "layout": lay.name, "format": fmt, "proof": proof, "labels": result.labels if result else 0,
             "pages": result.pages if result else 0, "outputs": list(result.outputs) if result else [],
             "skipped_already_printed": chosen.already_printed, "recorded": 0 if preview or not result else result.labels}
     skipped = f"; skipped {chosen.already_printed} already printed (--reprint to include them)" if chosen.already_printed else ""
     emit(data, as_json, lambda: _print(
         (f"wrote {data['labels']} label(s) to {_esc(', '.join(data['outputs'][:3]))}" + (" ..." if len(data["outputs"]) > 3 else "")
-         + f" with layout {_esc(lay.name)}" if result else "nothing to print") + skipped))
+         + f" with layout {_esc(lay.name)}" + (" (a proof: not counted as printed)" if proof else "")
+         if result else "nothing to print") + skipped))
+
+
+@contextmanager
+def _progress_bar(enabled: bool = True):
+    """A rich progress bar on stderr at a terminal, as a ``(done, total, what)`` callback; None when piped."""
+    if not (enabled and err_console.is_terminal):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pages"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(done: int, total: int, what: str) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(f"decoding {_esc(what)}", total=total)
+            bar.update(tasks[what], completed=done)
+
+        yield update
 
 
 @labels_app.command("check")
@@ -926,15 +1207,20 @@ def labels_check(
     pdf: Annotated[Path, typer.Argument(help="Label PDF to rasterise and decode.")],
     batch: LabelBatchOpt,
     serials: SerialRangeOpt = None,
+    layout: Annotated[Optional[str], typer.Option(
+        "--layout", help="Layout the PDF was printed with (default: the product's): each cell is decoded.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Decode every QR in a label PDF and compare with the batch: each unit exactly once; exit 6 if not."""
     from tagsmith import VerificationError
     from tagsmith.labels.check import check_pdf
+    from tagsmith.labels.layouts import load_layout
 
     with _labels_store(ctx) as store:
-        _, units = _batch_labels(store, batch, serials)
-    report = check_pdf(pdf, {d.url: d.serial for _, d in units})
+        product, units = _batch_labels(store, batch, serials)
+    lay = load_layout(layout or product.label_layout)
+    with _progress_bar(enabled=not as_json) as progress:
+        report = check_pdf(pdf, {d.url: d.serial for _, d in units}, lay, progress)
     data = {"batch": batch, "pdf": str(pdf), **report.to_dict()}
     problems = (f"{len(report.missing)} missing, {len(report.duplicates)} duplicated, "
                 f"{len(report.unknown)} unknown")
@@ -1008,7 +1294,8 @@ class _OperatorView:
         self.last = outcome
         self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
         if outcome.result in ("refused", "failed", "torn"):
-            self.errors = (self.errors + [f"{outcome.serial or outcome.uid or 'tag'}: {outcome.reason}"])[-4:]
+            who = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+            self.errors = (self.errors + [f"{who or 'tag'}: {outcome.reason}"])[-4:]
             console.bell()
 
     def render(self) -> Any:
@@ -1060,7 +1347,7 @@ def station_run(
     layout: Annotated[Optional[str], typer.Option("--layout", help="Label layout (default: the product's).")] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Label printer resolution: 203 or 300.")] = 203,
     wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
-    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
+    allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
@@ -1080,13 +1367,15 @@ def station_run(
         hook = _label_hook(store, enc, label_printer, layout, dpi)
         view = _OperatorView(store, batch, enc.station)
         if sim:
+            pool = sim_pool(ws)
+            again = station.interrupted_sim_chips(enc, pool)  # placed again first, as an operator would
             left = store.batch(batch).quantity - store.batch(batch).allocated
-            if left <= 0:
+            if left <= 0 and not again:
                 from tagsmith import StateError
 
                 raise StateError(f"batch {batch} has no serials left for new tags (all {store.batch(batch).quantity} allocated)")
-            source: Any = station.SimulatedSource(min(count or left, left), tear_rate=sim_tear_rate, seed=seed,
-                                                  pool=sim_pool(ws))
+            source: Any = station.SimulatedSource(max(0, min(count or left, left)), tear_rate=sim_tear_rate, seed=seed,
+                                                  pool=pool, persist_each_apdu=True, resume=again)
             summary = _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
         else:
             from tagsmith.encoders.reader import open_reader
@@ -1098,10 +1387,11 @@ def station_run(
 
 
 def _session_exit(summary: Any) -> None:
-    """Ctrl-C exits 130 (README); a session whose placements all failed is not a success either."""
+    """Ctrl-C exits 130 (README); a session whose placements all failed is not a success either,
+    unless it ended because the batch is complete."""
     if summary.interrupted:
         raise typer.Exit(130)
-    if summary.done == 0 and summary.counts.get("failed"):
+    if summary.complete is None and summary.done == 0 and summary.counts.get("failed"):
         from tagsmith import TagsmithError
 
         raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
@@ -1110,7 +1400,8 @@ def _session_exit(summary: Any) -> None:
 def _outcome_line(outcome: Any) -> str:
     """One tag's result as one line of rich text: the result styled, serial (or UID) and reason verbatim."""
     style = _RESULT_STYLE.get(outcome.result, "bold")
-    result, unit = f"{outcome.result:8}", f"{outcome.serial or outcome.uid or '':14}"
+    shown = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+    result, unit = f"{outcome.result:8}", f"{shown or '':14}"  # a refused chip by its UID: which one to set aside
     return f"[{style}]{_esc(result)}[/] {_esc(unit)} {_esc(outcome.reason)}"
 
 
@@ -1120,16 +1411,22 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
     summary; the Summary."""
     from tagsmith.provision.station import Summary
 
-    if as_json:
-        for event in events:
-            print(json.dumps(event.to_json()), flush=True)
-        return event
     def consume(show: Callable[[Any], None]) -> Any:
-        for event in events:
-            if isinstance(event, Summary):
-                return event
-            show(event)
+        """Show events up to the Summary. A Ctrl-C while one is shown is passed into the station
+        loop (suspended between tags), which then ends with its summary as for one during a tag."""
+        try:
+            for event in events:
+                if isinstance(event, Summary):
+                    return event
+                show(event)
+        except KeyboardInterrupt:
+            return events.throw(KeyboardInterrupt)
+        raise AssertionError("the station loop ended without its summary")
 
+    if as_json:
+        summary = consume(lambda event: print(json.dumps(event.to_json()), flush=True))
+        print(json.dumps(summary.to_json()), flush=True)
+        return summary
     if console.is_terminal:
         from rich.live import Live
 
@@ -1142,6 +1439,8 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
         console.print()
     else:
         summary = consume(lambda event: _print(_outcome_line(event)))
+    if summary.complete is not None:
+        _print("[bold green]batch complete: {} of {}[/]".format(*summary.complete))
     s = summary.to_json()
     rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
              if s["tags"] else "")
@@ -1159,12 +1458,12 @@ def tag_verify(
     sim: Annotated[Optional[str], typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
-    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
+    allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Check one unit as a phone would (tag) or as the resolver would (URL), against the database."""
-    from tagsmith import ConfigError, VerificationError
-    from tagsmith.provision.check import check_connection, check_url
+    from tagsmith import ConfigError
+    from tagsmith.provision.check import check_connection, check_url, raise_for
     from tagsmith.provision.simpool import sim_pool
 
     if sum(x is not None for x in (reader, sim, url)) != 1:
@@ -1189,8 +1488,7 @@ def tag_verify(
             with open_reader(reader) as device, device.wait_for_tag(wait) as connection:
                 report = check_connection(store, keys, connection, allow_simulator_signature=allow_simulator_signature)
     emit(report.to_json(), as_json, lambda: _render_check(report))
-    if not report.ok:
-        raise VerificationError(f"unit check failed: {report.reason}")
+    raise_for(report)  # 6 failed, 7 replay or unit state, 8 unknown chip
 
 
 def _render_check(report: Any) -> None:
@@ -1300,6 +1598,8 @@ def qa_plan(
     new: Annotated[bool, typer.Option("--new", help="Draw a new plan for a decided (resubmitted) batch.")] = False,
     inspection: Annotated[str, typer.Option("--inspection", help="auto (the product's switching state) or normal.")] = "auto",
     seed: Annotated[Optional[int], typer.Option("--seed", hidden=True, help="Seed for the draw (tests).")] = None,
+    allow_incomplete: AllowIncompleteOpt = False,
+    reason: IncompleteReasonOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The ISO 2859-1 single sampling plan for a lot size, or a batch's recorded plan and serials to pull."""
@@ -1316,7 +1616,8 @@ def qa_plan(
     else:
         with _store(ctx) as store:
             record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed, user=state(ctx).user,
-                                 inspection=None if inspection == "auto" else inspection)
+                                 inspection=None if inspection == "auto" else inspection,
+                                 incomplete_reason=_incomplete_reason(allow_incomplete, reason))
         data = {**as_sampling_plan(record).to_json(), **record.to_json()}
     emit(data, as_json, lambda: _print(_qa_plan_text(data)))
 
@@ -1339,7 +1640,7 @@ def qa_scan(
                                                    help="Label URLs, one per line (default: stdin, a handheld scanner).")] = None,
     station: Annotated[Optional[str], typer.Option("--station", help="QA station name to record.")] = None,
     wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tap (default: forever).")] = None,
-    allow_simulator_signature: AllowSimulatorSignatureOpt = False,
+    allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Scan sample units: tap the chip, scan its door label; decide as soon as the plan allows. Exit 6 on reject."""

@@ -33,6 +33,7 @@ from .walsync import WalSync
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 MAX_QUANTITY = 10_000_000
 _MINT_CHUNK = 100_000
+INCOMPLETE_SHOWN = 5  # serials named in a refusal before "+N more"
 STATION_TOUCH_SECONDS = 60.0
 
 
@@ -109,7 +110,7 @@ def _m1_initial(db: Database) -> None:
 
 
 def _m_qa(db: Database) -> None:
-    """QA (issue 8): sampling plans, per-unit scan results, decisions, release overrides, switching state."""
+    """QA: sampling plans, per-unit scan results, decisions, release overrides, switching state."""
     t = db.table
     t("qa_plans").create(
         {"id": str, "batch_id": str, "product_id": str, "lot_size": int, "level": str, "aql": str,
@@ -158,6 +159,33 @@ def _m_auth_failure_clearing(db: Database) -> None:
     db.execute("ALTER TABLE auth_failures ADD COLUMN clear_reason TEXT")
 
 
+def _m_label_proofs(db: Database) -> None:
+    """A proof (a PDF to look at) is recorded but does not make a unit "printed": a later print run includes it."""
+    db.execute("ALTER TABLE label_prints ADD COLUMN proof INTEGER NOT NULL DEFAULT 0")
+
+
+def _m_manifest_superseded(db: Database) -> None:
+    """A manifest whose file a later export or merge replaced names its successor: records stay true to the disk."""
+    db.execute("ALTER TABLE manifests ADD COLUMN superseded_by TEXT")
+    db.execute("CREATE INDEX idx_manifests_path ON manifests (path)")
+
+
+def _m_floors_voids_incomplete(db: Database) -> None:
+    """A unit's replay floor counts QA's taps too; a void names who; going ahead with units mid-encoding is recorded.
+
+    ``verified_counter`` becomes the highest read counter seen in a verified SUN (station,
+    ``tag verify``, QA), raised from the counters QA already recorded (such a unit is verified).
+    """
+    qa_max = "(SELECT MAX(q.read_counter) FROM qa_results q WHERE q.unit_id = units.id)"
+    db.execute(f"UPDATE units SET verified_counter = {qa_max}, state = 'verified', verified_at = COALESCE(verified_at, "
+               "(SELECT MAX(q.at) FROM qa_results q WHERE q.unit_id = units.id)) WHERE state IN ('encoded', 'verified') "
+               f"AND {qa_max} > MAX(COALESCE(read_counter, -1), COALESCE(verified_counter, -1))")
+    db.execute("ALTER TABLE units ADD COLUMN voided_by TEXT")
+    db.table("incomplete_overrides").create(
+        {"id": int, "batch_id": str, "action": str, "serials": str, "reason": str, "by": str, "at": str}, pk="id",
+        not_null={"batch_id", "action", "serials", "reason", "by", "at"}, foreign_keys=[("batch_id", "batches", "id")])
+
+
 # Applied in order; a release only appends. Never edit a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("initial schema", _m1_initial),
@@ -165,7 +193,15 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("a voided unit's chip can be encoded again", _m_reusable_uid),
     ("chips that failed an authentication are never tried again", _m_auth_failures),
     ("a chip's recorded refusal can be cleared by an engineer", _m_auth_failure_clearing),
+    ("label proofs are recorded apart from prints", _m_label_proofs),
+    ("a manifest replaced on disk names the one that replaced it", _m_manifest_superseded),
+    ("replay floors include QA taps; voids name who; incomplete batches let through are recorded",
+     _m_floors_voids_incomplete),
 ]
+
+
+class ReplayError(StateError):
+    """A SUN whose read counter is not above the unit's floor: a tap seen before, or older than one seen."""
 
 
 def check_station_name(station: str) -> str:
@@ -325,6 +361,17 @@ class BatchStore:
             raise NotFoundError(f"no version {sha256[:12]} of product {product_id!r}")
         return parse_product(row["toml"].encode("utf-8"), f"product {product_id}")
 
+    def product_versions_with_gtin(self, gtin: str) -> list[Product]:
+        """Every version of the products with this GTIN that a batch was made with, newest first.
+
+        What a resolver tries a tap's PICC data with before it knows the chip.
+        """
+        rows = self.conn.execute(
+            "SELECT DISTINCT b.product_id, b.product_sha256, v.added_at FROM batches b JOIN products p ON "
+            "p.id = b.product_id JOIN product_versions v ON v.sha256 = b.product_sha256 WHERE p.gtin = ? "
+            "ORDER BY v.added_at DESC", (gtin,)).fetchall()
+        return [self.product(product_id, sha256) for product_id, sha256, _ in rows]
+
     # ---------------------------------------------------------------- batches and serials
     def create_batch(self, product_id: str, quantity: int, lot: str | None = None, line: str | None = None,
                      batch_id: str | None = None) -> Batch:
@@ -414,17 +461,55 @@ class BatchStore:
         batch = self.batch(batch_id)
         return self.product(batch.product_id, batch.product_sha256)
 
-    def close_batch(self, batch_id: str, force: bool = False) -> Batch:
-        """Close a batch: no more allocations or encoding; verification, QA and labels still work."""
+    def close_batch(self, batch_id: str, *, incomplete_reason: str | None = None, by: str | None = None) -> Batch:
+        """Close a batch: no more allocations or encoding; verification, QA and labels still work.
+
+        Units still being encoded are named and refused (StateError) unless ``incomplete_reason``
+        says why closing anyway is right; that decision is recorded with ``by``.
+        """
         with self._write() as c:
             batch = self.batch(batch_id)
-            busy = c.execute(f"SELECT COUNT(*) FROM units WHERE batch_id = ? AND state IN {IN_PROGRESS}",
-                             (batch_id,)).fetchone()[0]
-            if busy and not force:
-                raise StateError(f"batch {batch_id} has {busy} unit(s) still being encoded: finish or void them, or force")
+            self._require_complete(batch_id, "batch close", incomplete_reason, by)
             if batch.is_open:
                 c.execute("UPDATE batches SET state = 'closed', closed_at = ? WHERE id = ?", (self._now(), batch_id))
         return self.batch(batch_id)
+
+    def stranded_serials(self, batch_id: str) -> list[str]:
+        """Serials of the batch's units still being encoded (allocated or encoding), in allocation order."""
+        return [r[0] for r in self.conn.execute(
+            f"SELECT serial FROM units WHERE batch_id = ? AND state IN {IN_PROGRESS} ORDER BY id", (batch_id,))]
+
+    def require_complete(self, batch_id: str, action: str, incomplete_reason: str | None = None,
+                         by: str | None = None) -> list[str]:
+        """Refuse ``action`` while units of the batch are still being encoded, naming them (StateError).
+
+        With ``incomplete_reason`` the action goes ahead and the decision (action, serials, reason,
+        ``by``) is recorded. Returns the serials let through ([] when none were mid-encoding).
+        """
+        self.batch(batch_id)
+        with self._write():
+            return self._require_complete(batch_id, action, incomplete_reason, by)
+
+    def _require_complete(self, batch_id: str, action: str, reason: str | None, by: str | None) -> list[str]:
+        serials = self.stranded_serials(batch_id)
+        if not serials:
+            return []
+        if reason is None or not reason.strip():
+            shown = ", ".join(serials[:INCOMPLETE_SHOWN]) + (
+                f" +{len(serials) - INCOMPLETE_SHOWN} more" if len(serials) > INCOMPLETE_SHOWN else "")
+            raise StateError(f"{action}: batch {batch_id} has {len(serials)} unit(s) still being encoded ({shown}): "
+                             "resume them at a station or void them (tagsmith unit void SERIAL), "
+                             "or go ahead with --allow-incomplete --reason TEXT")
+        self.conn.execute("INSERT INTO incomplete_overrides (batch_id, action, serials, reason, by, at) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (batch_id, action, json.dumps(serials), reason.strip(),
+                                                        by or "unknown", self._now()))
+        return serials
+
+    def incomplete_overrides(self, batch_id: str) -> list[dict[str, Any]]:
+        """Each time an action went ahead with units mid-encoding: action, serials, reason, by, at."""
+        return [{**r, "serials": json.loads(r["serials"])} for r in self.db.query(
+            "SELECT action, serials, reason, by, at FROM incomplete_overrides WHERE batch_id = ? ORDER BY id",
+            (batch_id,))]
 
     def batch_progress(self, batch_id: str) -> BatchProgress:
         batch = self.batch(batch_id)
@@ -496,6 +581,15 @@ class BatchStore:
     def unit_by_serial(self, serial: str) -> Unit | None:
         row = self._one("SELECT * FROM units WHERE serial = ?", (serial,))
         return Unit.from_row(row) if row else None
+
+    def find_unit(self, ref: str) -> Unit:
+        """A unit by its serial, else by its chip's UID in hex (NotFoundError naming what was tried)."""
+        unit = self.unit_by_serial(ref)
+        if unit is None and re.fullmatch(r"[0-9A-Fa-f]{14}", ref):
+            unit = self.unit_by_uid(bytes.fromhex(ref))
+        if unit is None:
+            raise NotFoundError(f"no unit with serial or UID {ref!r}")
+        return unit
 
     def record_auth_failure(self, uid: bytes, key_no: int, status: str, station: str | None) -> AuthFailure:
         """Remember that this chip refused an authentication, so no station ever tries it again.
@@ -603,26 +697,64 @@ class BatchStore:
         return self._change(unit_id, station, ("encoded", "verified"), None, "qa", {"result": status, "detail": detail},
                             {"qa_status": status, "qa_at": None})
 
-    def void_unit(self, unit_id: int, reason: str, station: str | None = None) -> Unit:
-        """Take a unit out of the batch for good; its serial and UID stay burnt."""
-        if not reason:
-            raise ConfigError("a void needs a reason")
-        return self._change(unit_id, station, ("allocated", "encoding", "encoded", "verified"), "voided", "voided",
-                            {"reason": reason}, {"voided_at": None, "void_reason": reason})
+    def void_unit(self, unit_id: int, reason: str, station: str | None = None, *, by: str | None = None,
+                  states: tuple[str, ...] = ("allocated", "encoding", "encoded", "verified")) -> Unit:
+        """Take a unit out of the batch for good; its serial and UID stay burnt.
 
-    def record_label_print(self, unit_id: int, layout: str, fmt: str, station: str | None = None) -> Unit:
-        """Record that a label of this unit was printed (layout name, output format such as pdf or zpl)."""
+        ``states``: the states the caller may void from (an engineer voiding a lost chip narrows it).
+        """
+        if not reason or not reason.strip():
+            raise ConfigError("a void needs a reason")
+        detail = {"reason": reason, **({"by": by} if by else {})}
+        return self._change(unit_id, station, states, "voided", "voided", detail,
+                            {"voided_at": None, "void_reason": reason, **({"voided_by": by} if by else {})})
+
+    def record_counter(self, unit_id: int, counter: int, *, source: str, station: str | None = None,
+                       refuse_replay: bool = False) -> Unit:
+        """Raise the unit's replay floor to a read counter seen in a verified SUN, and journal the tap (the unit is verified).
+
+        Every counter the factory sees (station read-back, ``tag verify``, QA) goes through here, so
+        the manifest's floor is the highest one. A counter at or below the floor changes nothing;
+        with ``refuse_replay`` (a tap checked as a resolver would) it is a ReplayError. The
+        comparison is the UPDATE's own condition: two processes cannot both accept one counter.
+        """
+        with self._write():
+            now = self._touch_station(station)
+            row = self._one("UPDATE units SET verified_counter = ?, state = 'verified', verified_at = ?, updated_at = ? "
+                            "WHERE id = ? AND state IN ('encoded', 'verified') AND ? > MAX(COALESCE(read_counter, -1), "
+                            "COALESCE(verified_counter, -1)) RETURNING *", (int(counter), now, now, unit_id, int(counter)))
+            if row is not None:
+                self._event(unit_id, "tap", {"read_counter": int(counter), "source": source}, station, now)
+                return Unit.from_row(row)
+        unit = self.unit(unit_id)
+        if unit.state not in ("encoded", "verified"):
+            raise StateError(f"unit {unit.serial} is {unit.state}; cannot record a read counter")
+        if refuse_replay:
+            raise ReplayError(f"replay: read counter {counter} of unit {unit.serial} is not above its floor "
+                              f"{unit.last_counter} (a counter already seen)")
+        return unit
+
+    def record_label_print(self, unit_id: int, layout: str, fmt: str, station: str | None = None, *,
+                           proof: bool = False) -> Unit:
+        """Record that a label of this unit was printed, or only proofed (layout name, format such as pdf or zpl)."""
         with self._write() as c:
             unit = self.unit(unit_id)
             now = self._touch_station(station)
-            c.execute("INSERT INTO label_prints (unit_id, layout, format, station, at) VALUES (?, ?, ?, ?, ?)",
-                      (unit_id, layout, fmt, station, now))
-            self._event(unit_id, "label_printed", {"layout": layout, "format": fmt}, station, now)
+            c.execute("INSERT INTO label_prints (unit_id, layout, format, station, at, proof) VALUES (?, ?, ?, ?, ?, ?)",
+                      (unit_id, layout, fmt, station, now, int(proof)))
+            self._event(unit_id, "label_proofed" if proof else "label_printed", {"layout": layout, "format": fmt},
+                        station, now)
             return unit
 
     def label_prints(self, unit_id: int) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT layout, format, station, at FROM label_prints WHERE unit_id = ? ORDER BY id",
-                                  (unit_id,)))
+        """Every print and proof of this unit's label, oldest first (``proof`` True for a proof)."""
+        return [{**row, "proof": bool(row["proof"])} for row in self.db.query(
+            "SELECT layout, format, station, at, proof FROM label_prints WHERE unit_id = ? ORDER BY id", (unit_id,))]
+
+    def label_printed(self, unit_id: int) -> bool:
+        """Whether a label of this unit was printed (proofs do not count)."""
+        return self.conn.execute("SELECT 1 FROM label_prints WHERE unit_id = ? AND NOT proof LIMIT 1",
+                                 (unit_id,)).fetchone() is not None
 
     def unit_events(self, unit_id: int) -> list[UnitEvent]:
         rows = self.db.query("SELECT * FROM unit_events WHERE unit_id = ? ORDER BY id", (unit_id,))
@@ -723,9 +855,15 @@ class BatchStore:
             "AND +state IN ('encoded', 'verified') ORDER BY id", (batch_id,))
 
     def record_manifest(self, record: ManifestRecord) -> None:
-        """Record a manifest as exported: call only once it is complete, synced and renamed."""
+        """Record a manifest as exported: call only once it is complete, synced and renamed.
+
+        Manifests recorded at the same path were replaced on disk by this one: each is marked
+        ``superseded_by`` it (kept, with any upload receipt), so no record claims a file it no longer has.
+        """
         self.batch(record.batch_id)
         with self._write() as c:
+            c.execute("UPDATE manifests SET superseded_by = ? WHERE path = ? AND superseded_by IS NULL",
+                      (record.id, record.path))
             c.execute("INSERT INTO manifests (id, batch_id, kind, path, format, sha256, units, created_at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (record.id, record.batch_id, record.kind, record.path,
                                                          record.format, record.sha256, record.units, record.created_at))
@@ -775,7 +913,7 @@ class BatchStore:
             c.execute("UPDATE batches SET allocated = allocated + ? WHERE id = ?", (count, batch_id))
         return count
 
-    # ---------------------------------------------------------------- QA (issue 8: provision/qa.py)
+    # ---------------------------------------------------------------- QA (used by provision/qa.py)
     def record_qa_plan(self, plan: QaPlanRecord) -> None:
         """Record a drawn sampling plan (its seed and serials make the draw auditable)."""
         values = {**vars(plan), "seed": str(plan.seed), "serials": json.dumps(list(plan.serials)),

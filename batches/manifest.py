@@ -83,10 +83,12 @@ def _public_key(pem: str) -> ECC.EccKey:
 # ---------------------------------------------------------------- writing
 def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
                     fmt: str = "jsonl", sdm_layout: Mapping[str, Any] | None = None,
-                    diversification: str, qa: Mapping[str, Any] | None = None) -> ExportResult:
+                    diversification: str, qa: Mapping[str, Any] | None = None,
+                    system_id: bytes | None = None) -> ExportResult:
     """Export the batch's encoded units as a signed manifest and record it in the database.
 
     ``qa`` is the release's QA record for the header (provision/qa.py release_check / release_override).
+    ``system_id`` is the one the key set diversified the chips with (default: the product file's).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"manifest format {fmt!r} must be one of {', '.join(FORMATS)}")
@@ -105,7 +107,8 @@ def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer
             "url": {"resolver": product.resolver, "template": product.url_template,
                     "lot_in_url": product.lot_in_url, "unit_url": urls.prefix + "{serial}"},
             "sdm": dict(sdm_layout) if sdm_layout is not None else None,
-            "keys": {"key_set": product.keys.key_set, "system_id": product.keys.system_id.hex().upper(),
+            "keys": {"key_set": product.keys.key_set,
+                     "system_id": (product.keys.system_id if system_id is None else system_id).hex().upper(),
                      "diversification": diversification,
                      "slots": {str(s.slot): {"role": s.role, "version": s.version} for s in product.keys.slots}},
             "counts": {k: summary[k] for k in ("units", "verified", "qa_pass", "qa_fail", "voided")},
@@ -182,10 +185,17 @@ def _chunks(header: dict[str, Any], records: Iterable[tuple[Any, ...]], fmt: str
 
 def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any, ...]], fmt: str,
                  signer: Signer, public_key_pem: str) -> tuple[str, int]:
-    """Write manifest and signature crash-safely (temp file, fsync, rename); returns (sha256, records)."""
+    """Write manifest and signature crash-safely (temp files, fsync, renames); returns (sha256, records).
+
+    The renames are ordered so that a verifier finds a valid pair at every instant: when a manifest
+    is replaced, a ``.sig`` naming both the new digest and (as ``previous``) the old one goes first,
+    then the manifest, then the final ``.sig``. A new file goes manifest first: until its ``.sig``
+    lands it is merely unsigned, never a good manifest that fails.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     sig_tmp = out.with_name(f".{out.name}.sig.{os.getpid()}.tmp")
+    both_tmp = out.with_name(f".{out.name}.sig-both.{os.getpid()}.tmp")
     digest, written = hashlib.sha256(), 0
     try:
         with open(tmp, "wb") as f:
@@ -202,17 +212,57 @@ def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any,
         sig = {"manifest_id": header["manifest_id"], "algorithm": "Ed25519", "signed": "sha256-digest",
                "sha256": digest.hexdigest(), "public_key": public_key_pem,
                "signature": base64.b64encode(signature).decode()}
-        with open(sig_tmp, "w") as f:
-            f.write(json.dumps(sig, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(sig_tmp, sig)
+        previous = _current_entry(out)
+        if previous is not None:  # replacing a manifest: a .sig valid for the old file and the new one first
+            _write_synced(both_tmp, {**sig, "previous": previous})
+            os.replace(both_tmp, signature_path(out))
         os.replace(tmp, out)
         os.replace(sig_tmp, signature_path(out))
         _fsync_dir(out.parent)
     finally:
-        for leftover in (tmp, sig_tmp):
+        for leftover in (tmp, sig_tmp, both_tmp):
             leftover.unlink(missing_ok=True)
     return digest.hexdigest(), written
+
+
+def _write_synced(path: Path, sig: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        f.write(json.dumps(sig, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _current_entry(out: Path) -> dict[str, Any] | None:
+    """The signature entry of the manifest now at ``out`` (for the replacement's ``previous``), if any."""
+    if not out.is_file():
+        return None
+    try:
+        document = json.loads(signature_path(out).read_text())
+    except (OSError, ValueError):
+        return None  # no valid signature to keep: nothing verifies at ``out`` now either
+    with open(out, "rb") as f:
+        sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    entry = signature_entry(document, sha256)
+    if entry.get("sha256") != sha256:
+        return None
+    return {k: v for k, v in entry.items() if k != "previous"}
+
+
+def signature_entry(document: Any, sha256: str) -> dict[str, Any]:
+    """The entry of a ``.sig`` document for the manifest with this digest ({} when it has none).
+
+    While a manifest is being replaced its ``.sig`` also carries the old manifest's entry as
+    ``previous`` (docs/manifest.md), so the old file verifies until the new one is renamed over it.
+    """
+    if not isinstance(document, dict):
+        return {}
+    previous = document.get("previous")
+    if document.get("sha256") == sha256:
+        return document
+    if isinstance(previous, dict) and previous.get("sha256") == sha256:
+        return previous
+    return document if "previous" not in document else {}
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 from tagsmith import ConfigError, NotFoundError, VerificationError, __version__
 
 from .db import BatchStore, utc_now
-from .manifest import CSV_COLUMNS, SCHEMA_NAME, SCHEMA_VERSION, Signer, write_signed
+from .manifest import CSV_COLUMNS, SCHEMA_NAME, SCHEMA_VERSION, Signer, _public_key, write_signed
 from .records import ManifestRecord
 from .verify import VerifyReport, read_manifest, verify_manifest
 
@@ -59,13 +59,18 @@ class MergeResult:
 
 
 def merge_manifests(paths: Sequence[str | Path], out: str | Path, *, signer: Signer, public_key_pem: str,
-                    trusted_key_pem: str | None = None, fmt: str | None = None,
+                    trusted_keys: Sequence[str] = (), fmt: str | None = None,
                     store: BatchStore | None = None) -> MergeResult:
-    """Merge verified manifests of one batch into ``out``; refuses conflicts, loses no unit."""
+    """Merge verified manifests of one batch into ``out``; refuses conflicts, loses no unit.
+
+    Every input must be signed by the line's own key (``public_key_pem``, the key the result is signed
+    with) or one of ``trusted_keys``: re-signing an input signed by anyone else would vouch for it.
+    """
     if len(paths) < 2:
         raise ConfigError("merge needs at least two manifests")
     files = [Path(p) for p in paths]
-    reports = tuple(verify_manifest(p, trusted_key_pem) for p in files)
+    trusted = [_public_key(pem) for pem in (public_key_pem, *trusted_keys)]
+    reports = tuple(_verify_trusted(p, trusted) for p in files)
     first = reports[0].header
     for report in reports[1:]:
         for field in _SAME:
@@ -88,6 +93,15 @@ def merge_manifests(paths: Sequence[str | Path], out: str | Path, *, signer: Sig
                                              str(out.absolute()), fmt or reports[0].format, sha256, written,
                                              header["created_at"]))
     return MergeResult(header["manifest_id"], out, sha256, written, duplicates, reports)
+
+
+def _verify_trusted(path: Path, trusted: list[Any]) -> VerifyReport:
+    """Verify ``path`` and require that its signer is one of the ``trusted`` public keys."""
+    report = verify_manifest(path)
+    if _public_key(report.public_key_pem) not in trusted:
+        raise VerificationError(f"{path.name} is signed by a key that is neither the line's manifest key nor one "
+                                "given with --public-key: not merged")
+    return report
 
 
 def _fingerprint(record: dict[str, Any]) -> bytes:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 from .gs1 import check_stem, normalise_gtin
 from .serials import SerialFormat
 
-PLACEHOLDERS = frozenset({"gtin", "serial", "lot", "picc", "cmac", "enc", "uid", "ctr"})
+PLACEHOLDERS = frozenset({"gtin", "serial", "lot", "picc", "cmac", "enc", "uid", "ctr", "mac_input"})
 SLOTS = range(0, 5)  # NTAG 424 DNA application keys 0..4
 MAX_SYSTEM_ID = 23  # AN10922 M = UID(7) || slot(1) || system id, at most 31 bytes (keystore.model.MAX_SYSTEM_ID)
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -179,7 +179,7 @@ def _template(template: str, resolver: str, lot_in_url: bool) -> str:
     """Basic checks only; the template compiler (encoders.ntag424.template) checks the rest."""
     if not template.startswith("https://"):
         raise ConfigError("url.template: must start with https://")
-    if not template.startswith(resolver + "/"):
+    if not template.replace("{mac_input}", "", 1).startswith(resolver + "/"):  # it may mark the path's start
         raise ConfigError(f"url.template: must start with the resolver {resolver}/")
     names = _FIELD.findall(template)
     for name in names:

@@ -53,18 +53,28 @@ class Unit:
     station: str | None
     key_versions: dict[int, int] = field(default_factory=dict, hash=False)
     read_counter: int | None = None  # SDM read counter when encoding finished
-    verified_counter: int | None = None  # read counter of the last successful verification
+    verified_counter: int | None = None  # the highest read counter seen in a verified SUN (station, tag verify, QA)
     qa_status: str | None = None  # pass | fail
     allocated_at: str = ""
     encoded_at: str | None = None
     verified_at: str | None = None
     voided_at: str | None = None
     void_reason: str | None = None
+    voided_by: str | None = None
 
     @property
     def last_counter(self) -> int:
-        """The highest SDM read counter recorded for the chip: a genuine tap must exceed it."""
+        """The unit's replay floor: the highest SDM read counter recorded for the chip; a genuine tap must exceed it."""
         return max(self.read_counter or 0, self.verified_counter or 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The unit as ``batch units`` and ``unit show`` print it (``floor``: what a tap must exceed)."""
+        return {"serial": self.serial, "uid": self.uid.hex().upper(), "batch": self.batch_id, "state": self.state,
+                "station": self.station, "key_versions": {str(k): v for k, v in sorted(self.key_versions.items())},
+                "encode_counter": self.read_counter, "floor": self.last_counter if self.state in DONE else None,
+                "qa": self.qa_status, "allocated_at": self.allocated_at, "encoded_at": self.encoded_at,
+                "verified_at": self.verified_at, "voided_at": self.voided_at, "void_reason": self.void_reason,
+                "voided_by": self.voided_by}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Unit":
@@ -75,16 +85,20 @@ class Unit:
             key_versions={int(k): int(v) for k, v in versions.items()},
             read_counter=row["read_counter"], verified_counter=row["verified_counter"],
             qa_status=row["qa_status"], allocated_at=row["allocated_at"], encoded_at=row["encoded_at"],
-            verified_at=row["verified_at"], voided_at=row["voided_at"], void_reason=row["void_reason"])
+            verified_at=row["verified_at"], voided_at=row["voided_at"], void_reason=row["void_reason"],
+            voided_by=row.get("voided_by"))
 
 
 @dataclass(frozen=True)
 class UnitEvent:
     unit_id: int
-    event: str  # allocated, encoding_started, step, encoded, verified, qa, voided, label_printed
+    event: str  # allocated, encoding_started, step, encoded, verified, qa, voided, label_printed, label_proofed, tap
     detail: dict[str, Any] | None
     station: str | None
     at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "detail": self.detail, "station": self.station, "at": self.at}
 
 
 @dataclass(frozen=True)
@@ -147,3 +161,4 @@ class ManifestRecord:
     uploaded_at: str | None = None
     upload_url: str | None = None
     receipt: dict[str, Any] | None = None
+    superseded_by: str | None = None  # a later manifest written to the same path replaced this file

@@ -23,7 +23,7 @@ from Crypto.Signature import eddsa
 
 from tagsmith import NotFoundError, VerificationError
 
-from .manifest import CSV_COLUMNS, SCHEMA_NAME, _public_key, load_schema, signature_path
+from .manifest import CSV_COLUMNS, SCHEMA_NAME, _public_key, load_schema, signature_entry, signature_path
 from .schemacheck import Check, SchemaViolation, compile_schema
 from .serials import MODULUS
 
@@ -37,6 +37,7 @@ class VerifyReport:
     format: str
     key_pinned: bool  # True when checked against a public key given by the caller
     header: dict[str, Any]
+    public_key_pem: str = ""  # the key that signed it (from the .sig file, checked against the signature)
 
 
 @lru_cache(maxsize=1)
@@ -59,16 +60,20 @@ def check_signature(path: Path, public_key_pem: str | None = None) -> tuple[dict
     if not Path(path).is_file():
         raise NotFoundError(f"no manifest file {path}")
     try:
-        sig = json.loads(sig_file.read_text())
-        signature = base64.b64decode(sig["signature"], validate=True)
-        embedded = sig["public_key"]
+        document = json.loads(sig_file.read_text())
     except FileNotFoundError:
         raise VerificationError(f"no signature file {sig_file.name} beside the manifest") from None
+    except ValueError as exc:
+        raise VerificationError(f"signature file {sig_file.name} is damaged: {exc}") from None
+    sha256 = file_sha256(path)
+    sig = signature_entry(document, sha256) or document  # no entry: report the mismatch
+    try:
+        signature = base64.b64decode(sig["signature"], validate=True)
+        embedded = sig["public_key"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise VerificationError(f"signature file {sig_file.name} is damaged: {exc}") from None
     if sig.get("algorithm") != "Ed25519" or sig.get("signed") != "sha256-digest":
         raise VerificationError(f"signature file {sig_file.name}: unsupported algorithm {sig.get('algorithm')!r}")
-    sha256 = file_sha256(path)
     if sha256 != sig.get("sha256"):
         raise VerificationError(f"manifest {path.name} changed after it was signed (SHA-256 {sha256[:16]}...)")
     key = _public_key(embedded)
@@ -90,8 +95,12 @@ def read_header(path: Path) -> tuple[str, dict[str, Any]]:
 
 def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, Any]]]:
     """(format, header, records) of a manifest; records stream from the open file."""
-    f = open(path, "r", encoding="utf-8", newline="")
-    first = f.readline()
+    with open(path, "rb") as raw:  # text mode would decode ahead of the first line
+        first_bytes = raw.readline()
+    try:
+        first = first_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VerificationError(f"{path.name}: not UTF-8 text") from None
     try:
         if first.startswith("{"):
             fmt, header = "jsonl", json.loads(first)
@@ -100,12 +109,7 @@ def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, A
         else:
             raise VerificationError(f"{path.name} is not a tagsmith manifest (unknown first line)")
     except json.JSONDecodeError as exc:
-        f.close()
         raise VerificationError(f"{path.name}: the header is not valid JSON: {exc}") from None
-    except VerificationError:
-        f.close()
-        raise
-    f.close()
     return fmt, header, (_jsonl_records if fmt == "jsonl" else _csv_records)(path)
 
 
@@ -162,11 +166,11 @@ def verify_manifest(path: str | Path, public_key_pem: str | None = None) -> Veri
     except UnicodeDecodeError:
         raise VerificationError(f"{path.name}: not UTF-8 text") from None
     return VerifyReport(header["manifest_id"], header["batch"]["id"], count, sha256, fmt,
-                        public_key_pem is not None, header)
+                        public_key_pem is not None, header, sig["public_key"])
 
 
 _BYTE = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_STR = r'"[^"\\\x00-\x1f]*"'
+_STR = r'"[^"\\\x00-\x1f\x7f-\x9f]*"'  # as the schema's station pattern: no control characters
 _COUNTER = r"(null|0|[1-9][0-9]{0,7})"
 # The exact shape tagsmith writes; a line matching it satisfies the schema's unit definition, so
 # the common case skips json.loads. Anything else (other writers, whitespace) takes the full path.

@@ -13,10 +13,16 @@ the in-process simulator, a helper thread began its fsync only once the station 
 it, so nothing overlapped. A process has no such tie. It is started on the first overlapped
 sync, reads one byte per request, opens the WAL afresh each time (SQLite recreates the file) and
 answers one line; it ignores Ctrl-C (the station finishes its tag) and exits when the pipe closes.
+It runs in a process group of its own, so a Ctrl-C at the terminal never reaches it, not even
+while its interpreter starts (before it can ignore the signal); a station that ends while a sync is
+pending closes the pipes under it, and the helper then just exits, without a word on stderr.
+It needs nothing from the station's environment, which may hold the keystore passphrase or the
+token PIN: it starts with :func:`helper_env`, a short allow-list with no secret in it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -38,8 +44,20 @@ while os.read(0, 1):
         reply = "0\n"
     except OSError as exc:
         reply = "%d %s\n" % (exc.errno or 0, exc.strerror or exc)
-    os.write(1, reply.encode())
+    try:
+        os.write(1, reply.encode())
+    except OSError:  # the station ended (and closed our pipe) while this sync ran: nobody waits
+        break
 """
+
+
+#: What the helper inherits: locale and PATH only (``python -I`` ignores PYTHON* anyway).
+HELPER_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE")
+
+
+def helper_env() -> dict[str, str]:
+    """The helper's environment: an allow-list, so no passphrase, PIN or other TAGSMITH_* value reaches it."""
+    return {name: os.environ[name] for name in HELPER_ENV_KEEP if name in os.environ}
 
 
 def _fsync(path: str) -> None:
@@ -92,7 +110,9 @@ class WalSync:
         """Start the helper (None when no process can start); ``HELPER_CODE`` is read at each start."""
         try:
             self._helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", HELPER_CODE, self.wal],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                            process_group=0,  # out of the terminal's Ctrl-C
+                                            env=helper_env())
         except OSError:
             return None
         return self._helper
@@ -105,7 +125,8 @@ class WalSync:
     def _reap(self) -> None:
         helper, self._helper = self._helper, None
         if helper is not None:
-            helper.stdin.close()  # EOF: a live helper exits
+            with contextlib.suppress(OSError):  # a helper already gone: nothing to tell it
+                helper.stdin.close()  # EOF: a live helper exits
             helper.stdout.close()
             helper.wait()
 

@@ -1,7 +1,7 @@
 """Scale check: mint 1,000,000 serials, then export and verify a signed 1,000,000-unit manifest.
 
 Each step runs in its own forked process so its peak memory (ru_maxrss from wait4) is its own.
-Target (issue 5): mint + export + verify under 20 s in all, each under 300 MB.
+Target: mint + export + verify under 20 s in all, each under 300 MB.
 
     .venv/bin/python bench/batch_scale.py [--units N] [--dir DIR] [--format jsonl|csv]
 """

@@ -1,15 +1,20 @@
-"""Benchmark: 10,000 labels to one PDF with tagsmith vs reportlab's own QrCodeWidget; 100,000 ZPL labels.
+"""Benchmark: 10,000 labels to one PDF with tagsmith vs reportlab's own QrCodeWidget; 100,000 ZPL labels;
+``labels check`` per label on an A4 24-up sheet and on a roll, in the same run.
 
-Run: ``.venv/bin/python bench/labels.py [--labels 10000] [--zpl 100000] [--layout roll-50x25]``.
-Both PDFs use the same layout, URLs, EC level M, text and placement; only the QR drawing differs:
-tagsmith (segno with mask 0 + its own mask selection -> merged runs written as PDF operators; once
-in one process, the default, and once spread over all CPUs) vs ``QrCodeWidget`` drawn with ``renderPDF.draw``.
+Run: ``.venv/bin/python bench/labels.py [--labels 10000] [--zpl 100000] [--layout roll-50x25] [--check 480]``
+(``--check-only`` runs just the last part). Both PDFs use the same layout, URLs, EC level M, text and
+placement; only the QR drawing differs: tagsmith (segno with mask 0 + its own mask selection ->
+merged runs written as PDF operators; once in one process, the default, and once spread over all
+CPUs) vs ``QrCodeWidget`` drawn with ``renderPDF.draw``. The check decodes each label cell first
+and whole pages only where something is missing; the target is an A4 sheet at no more than 1.5x
+the per-label time of a roll.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -66,12 +71,47 @@ def timed(what: str, fn) -> float:
     return seconds
 
 
+CHECK_LAYOUTS = ("a4-24up-70x37", "roll-50x25")
+
+
+def bench_check(n: int) -> None:
+    """``labels check`` of ``n`` labels on an A4 24-up sheet and on a roll: seconds per label, and the ratio."""
+    from tagsmith.labels.check import TOOLS, check_pdf
+
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        print(f"labels check: skipped ({', '.join(missing)} not installed)")
+        return
+    labels = units(n)
+    expected = {d.url: d.serial for d in labels}
+    per_label = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in CHECK_LAYOUTS:
+            layout = load_layout(name)
+            pdf = Path(tmp) / f"{name}.pdf"
+            render_pdf(labels, layout, pdf)
+            start = time.perf_counter()
+            report = check_pdf(pdf, expected, layout)
+            seconds = time.perf_counter() - start
+            assert report.ok, report.to_dict()
+            per_label[name] = seconds / n
+            print(f"labels check {name}: {n} labels on {report.pages} page(s) in {seconds:.2f} s, "
+                  f"{per_label[name] * 1000:.1f} ms per label, {report.passes} pass(es)", flush=True)
+    sheet, roll = (per_label[name] for name in CHECK_LAYOUTS)
+    print(f"labels check: A4 sheet {sheet / roll:.2f}x the per-label time of a roll (target <= 1.5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=10_000)
     parser.add_argument("--zpl", type=int, default=100_000)
     parser.add_argument("--layout", default="roll-50x25")
+    parser.add_argument("--check", type=int, default=480, help="labels for the labels-check figures (0: skip)")
+    parser.add_argument("--check-only", action="store_true", help="only the labels-check figures")
     args = parser.parse_args()
+    if args.check_only:
+        bench_check(args.check)
+        return
     layout = load_layout(args.layout)
     labels = units(args.labels)
     print(f"{args.labels} labels, layout {args.layout}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
@@ -92,6 +132,8 @@ def main() -> None:
 
         z = timed(f"ZPL {args.zpl} labels", write_zpl)
         print(f"ZPL: {args.zpl / z:,.0f} labels/s, {out.stat().st_size / 1e6:.1f} MB")
+    if args.check:
+        bench_check(args.check)
 
 
 if __name__ == "__main__":

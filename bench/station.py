@@ -1,6 +1,6 @@
 """Encoding-station throughput: in-process on simulated tags, and through pcscd + vpcd.
 
-Run: ``.venv/bin/python bench/station.py [--tags 1000] [--pcscd-tags 30] [--profile]``.
+Run: ``.venv/bin/python bench/station.py [--tags 1000] [--pcscd-tags 30] [--pool-tags 300] [--profile]``.
 Prints tags per second, host CPU ms per tag (time.process_time), APDUs per tag, the per-round-trip
 breakdown of a fresh tag, and through pcscd the median APDU round trip and the ratio
 "pcscd seconds per tag / (APDUs per tag x round trip)" (target <= 1.3). That round trip is a SELECT,
@@ -124,6 +124,36 @@ class Reel:
         self.current.remove()
 
 
+class PooledReel(Reel):
+    """The same reel, each chip in a pool directory saved after every command that changed it, as
+    ``station run --sim`` keeps its chips (``PersistentChip``): the cost of chip files in step."""
+
+    def __init__(self, tags: int, directory: Path) -> None:
+        super().__init__(tags)
+        from tagsmith.provision.simpool import SimChipPool
+
+        self.pool = SimChipPool(directory)
+        for chip in self.chips:
+            self.pool.save(chip)
+
+    def next_tag(self):
+        from tagsmith.provision.simpool import PersistentChip
+
+        chip = super().next_tag()
+        return None if chip is None else PersistentChip(chip, self.pool)
+
+
+def pooled(tags: int) -> None:
+    """In-process without, then with, chip files (same machine, same run): ms/tag for each."""
+    for label, source in (("in-process, no chip files", Reel(tags)),
+                          ("in-process, chips saved per command",
+                           PooledReel(tags, Path(WORKDIR) / "sim-chips"))):
+        ctx = context(tags, label.replace(" ", "-").replace(",", ""))
+        wall, cpu = time.perf_counter(), time.process_time()
+        outcomes = [e for e in station.run(ctx, source) if not isinstance(e, station.Summary)]
+        report(label, outcomes, time.perf_counter() - wall, time.process_time() - cpu)
+
+
 def in_process(tags: int, profile: bool) -> None:
     ctx = context(tags, "inproc")
     source = Reel(tags)
@@ -203,8 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--pcscd-tags", type=int, default=30)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--pool-tags", type=int, default=None,
+                        help="tags for the chip-file comparison (default: --tags, at most 300; 0: skip)")
     args = parser.parse_args(argv)
     in_process(args.tags, args.profile)
+    pool_tags = min(args.tags, 300) if args.pool_tags is None else args.pool_tags
+    if pool_tags:
+        pooled(pool_tags)
     if args.pcscd_tags:
         through_pcscd(args.pcscd_tags)
 

@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from tagsmith import ReaderError
 
-#: A log level below DEBUG for APDU traces (yubikit's TRAFFIC). Never used for key material:
-#: secure-messaging plaintext is not logged, only wire bytes.
+#: A log level below DEBUG for APDU traces (yubikit's TRAFFIC). Only the protocol session writes
+#: them (it knows which frames carry key material, see :func:`log_command`); transports log no bytes.
 TRAFFIC = 5
 logging.addLevelName(TRAFFIC, "TRAFFIC")
 
@@ -50,7 +50,38 @@ def split_response(response: bytes) -> tuple[bytes, int]:
     return bytes(response[:-2]), (response[-2] << 8) | response[-1]
 
 
-def log_traffic(logger: logging.Logger, direction: str, payload: bytes) -> None:
-    """Log wire bytes at TRAFFIC level (cheap when disabled)."""
+def _redacted(length: int, reason: str) -> str:
+    return f"<{length} byte{'' if length == 1 else 's'} redacted: {reason}>"
+
+
+def format_command(apdu: bytes, secret: str | None = None) -> str:
+    """A C-APDU as hex; with ``secret`` (why), the data field is replaced by its length.
+
+    CLA INS P1 P2, Lc and Le stay, so a redacted trace still shows which command went out and how long
+    it was. The APDU is taken apart as a short ISO 7816-4 APDU (what :func:`~tagsmith.encoders.apdu.build_apdu` makes).
+    """
+    if secret is None or len(apdu) <= 5:
+        return apdu.hex().upper()
+    header, lc = apdu[:4], apdu[4]
+    body, trailer = apdu[5:5 + lc], apdu[5 + lc:]
+    parts = [header.hex().upper(), f"{lc:02X}", _redacted(len(body), secret)]
+    return " ".join(parts + ([trailer.hex().upper()] if trailer else []))
+
+
+def format_response(data: bytes, sw: int, secret: str | None = None) -> str:
+    """An R-APDU as hex; with ``secret`` (why) and data present, the data is replaced by its length."""
+    if secret is None or not data:
+        return (data + sw.to_bytes(2, "big")).hex().upper()
+    return f"{_redacted(len(data), secret)} {sw:04X}"
+
+
+def log_command(logger: logging.Logger, apdu: bytes, secret: str | None = None) -> None:
+    """Log a C-APDU at TRAFFIC level (cheap when disabled); ``secret`` redacts its data field."""
     if logger.isEnabledFor(TRAFFIC):
-        logger.log(TRAFFIC, "%s %s", direction, payload.hex().upper())
+        logger.log(TRAFFIC, "SEND %s", format_command(apdu, secret))
+
+
+def log_response(logger: logging.Logger, data: bytes, sw: int, secret: str | None = None) -> None:
+    """Log an R-APDU at TRAFFIC level (cheap when disabled); ``secret`` redacts its data."""
+    if logger.isEnabledFor(TRAFFIC):
+        logger.log(TRAFFIC, "RECV %s", format_response(data, sw, secret))

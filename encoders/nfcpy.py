@@ -28,10 +28,14 @@ from nfc.tag.tt4 import Type4Tag
 
 from tagsmith import ReaderError
 
-from .connection import ReaderUnavailableError, TagRemovedError, log_traffic, split_response
+from .connection import ReaderUnavailableError, TagRemovedError, split_response
 from .reader import NoTagError
 
 log = logging.getLogger(__name__)
+# nfcpy logs every frame it exchanges in hex at DEBUG (Type4Tag.transceive, the clf, the udp driver),
+# authentication and ChangeKey frames included; the session's TRAFFIC trace, which redacts those, is
+# the one APDU trace, so nfcpy's own loggers stay at INFO whatever -v asks for.
+logging.getLogger("nfc").setLevel(logging.INFO)
 
 #: ISO 14443-4 ATS of NTAG 424 DNA: FSCI 7 (128 bytes), FWI 7 (38.7 ms), one historical byte 0x80.
 ATS = bytes.fromhex("067777710280")
@@ -74,11 +78,9 @@ class NfcpyConnection:
         """Send one command APDU; return the response data and status word."""
         if self._tag is None:
             raise ReaderError("Connection to the tag is closed")
-        log_traffic(log, "SEND", apdu)
         with _nfcpy_errors(self.reader):
             response = self._tag.transceive(bytearray(apdu), self.timeout)
         response = bytes(response or b"")
-        log_traffic(log, "RECV", response)
         return split_response(response)
 
     def get_uid(self) -> bytes:

@@ -10,7 +10,6 @@ field: 0x80100016, 0x80100069, or a successful call with no response), :class:`R
 
 from __future__ import annotations
 
-import logging
 import time
 from contextlib import contextmanager
 from typing import Iterator, NoReturn
@@ -21,10 +20,9 @@ from smartcard.pcsc.PCSCExceptions import BaseSCardException
 
 from tagsmith import ReaderError
 
-from .connection import ReaderUnavailableError, TagRemovedError, log_traffic, split_response
+from .connection import ReaderUnavailableError, TagRemovedError, split_response
 from .reader import GET_UID_APDU, NoTagError, ReaderInfo, select_reader
 
-log = logging.getLogger(__name__)
 
 #: How long one blocking PC/SC wait lasts, so Ctrl-C and deadlines are honoured between slices.
 _WAIT_SLICE_MS = 250
@@ -237,13 +235,11 @@ class PcscConnection:
         """Send one command APDU; return the response data and status word."""
         if self._card is None:
             raise ReaderError("Connection to the tag is closed")
-        log_traffic(log, "SEND", apdu)
         with _pyscard_errors("talking to the tag", self.reader):
             hresult, response = scard.SCardTransmit(self._card, self._header, list(apdu))
         if hresult != scard.SCARD_S_SUCCESS:
             _fail(hresult, "talking to the tag", self.reader)
         response = bytes(response)
-        log_traffic(log, "RECV", response)
         return split_response(response)
 
     def get_uid(self) -> bytes:

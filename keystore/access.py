@@ -55,8 +55,11 @@ def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin:
             raise KeystoreError(f"the keystore passphrase is needed: set {ENV_PASSPHRASE} or enter it when asked")
         try:
             return FileKeystore.open(path, raw, secret, audit=audit)
-        except KeystoreError:
-            audit.record("unlock-failed", backend="file")
+        except KeystoreError as exc:
+            try:  # not anchored: without the key the keystore cannot be written (see keystore.audit)
+                audit.record("unlock-failed", backend="file")
+            except KeystoreError as unrecorded:
+                raise KeystoreError(f"{exc} (and the failure could not be recorded: {unrecorded})") from None
             raise
     if backend == "pkcs11":
         from .pkcs11 import Pkcs11Keystore
@@ -83,7 +86,6 @@ def init_keystore(workspace: "Workspace", backend: str = "file", *, passphrase: 
         if not secret:
             raise KeystoreError(f"a passphrase is needed: set {ENV_PASSPHRASE} or enter it when asked")
         store: Keystore = FileKeystore.create(path, secret, scrypt_n=scrypt_n, audit=audit)
-        audit.record("init", backend="file", kdf=f"scrypt N={scrypt_n}")
     else:
         from .pkcs11 import Pkcs11Keystore
 
@@ -93,5 +95,4 @@ def init_keystore(workspace: "Workspace", backend: str = "file", *, passphrase: 
             raise ConfigError(f"PKCS#11 module {module} does not exist")
         store = Pkcs11Keystore.create(path, module, token_label, pin if pin is not None else os.environ.get(ENV_PIN),
                                       audit=audit)
-        audit.record("init", backend="pkcs11", token_label=token_label)
     return store

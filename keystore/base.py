@@ -12,7 +12,7 @@ import contextlib
 import copy
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol
+from typing import Iterator, Mapping, Protocol, Sequence
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError
 
@@ -22,7 +22,7 @@ from .model import (
     MAX_VERSION, SLOTS, ChipKeys, KeyPolicy, KeyRef, KeySetInfo, KeyVersionInfo, check_key_set_id,
     check_slot, check_system_id, check_uid, check_version, fingerprint_from_kcv,
 )
-from .storage import atomic_write, write_if_unchanged
+from .storage import atomic_write, digest, locked, read_bytes
 
 Loc = tuple[str, int, int]  # (key set, slot, version) of one stored master key
 
@@ -50,6 +50,7 @@ class Keystore(ABC):
         self._meta = meta
         self._digest = digest
         self._audit = audit
+        self._anchor: dict | None = None  # the audit log's anchor this keystore vouches for
         self._pending: list[Loc] | None = None
         self._subkeys: dict[Loc, tuple[bytes, bytes]] = {}  # never key bytes: E(K, 0) shifted
 
@@ -134,7 +135,8 @@ class Keystore(ABC):
         for slot in SLOTS:
             check_version(chosen[slot])
         return ChipKeys(key_set=key_set, uid=uid, versions=tuple(chosen[s] for s in SLOTS), policy=policy,
-                        keys=tuple(self._slot_key(rec, policy, key_set, s, chosen[s], uid) for s in SLOTS))
+                        keys=tuple(self._slot_key(rec, policy, key_set, s, chosen[s], uid) for s in SLOTS),
+                        system_id=bytes.fromhex(rec["system_id"]))
 
     def _slot_key(self, rec: dict, policy: KeyPolicy, key_set: str, slot: int, version: int,
                   uid: bytes | None) -> bytes:
@@ -164,8 +166,9 @@ class Keystore(ABC):
             raise StateError(f"slot {ref.slot} ({policy.slots[ref.slot].role.value}) is shared, not diversified: "
                              "revealing it would reveal the key set's master; the resolver gets it by keys export")
         key = self.chip_key(ref)
-        self._log("derive-reveal", key_set=ref.key_set, slot=ref.slot, version=ref.version,
-                  uid=ref.uid.hex().upper() if ref.uid else None, fingerprint=self._fp_of(*loc))
+        self._commit([("derive-reveal", dict(key_set=ref.key_set, slot=ref.slot, version=ref.version,
+                                             uid=ref.uid.hex().upper() if ref.uid else None,
+                                             fingerprint=self._fp_of(*loc)))])  # recorded, or not revealed
         return key
 
     # ---- changing -----------------------------------------------------------------------
@@ -183,9 +186,8 @@ class Keystore(ABC):
                 "slots": {str(s): {"current": 0, "versions": {}} for s in SLOTS}}
             for slot in SLOTS:
                 self._add_version(key_set, slot, 1, None, "generated")
-            self._commit()
-        for slot in SLOTS:
-            self._log("create", key_set=key_set, slot=slot, version=1, fingerprint=self._fp_of(key_set, slot, 1))
+            self._commit([("create", dict(key_set=key_set, slot=slot, version=1,
+                                          fingerprint=self._fp_of(key_set, slot, 1))) for slot in SLOTS])
         return self.info(key_set)
 
     def import_master(self, key_set: str, slot: int, key: bytes, version: int | None = None) -> KeyRef:
@@ -201,8 +203,8 @@ class Keystore(ABC):
             raise StateError(f"{key_set} slot {slot} already has version {version}; versions are never overwritten")
         with self._transaction():
             self._add_version(key_set, slot, version, key, "imported")
-            self._commit()
-        self._log("import", key_set=key_set, slot=slot, version=version, fingerprint=self._fp_of(key_set, slot, version))
+            self._commit([("import", dict(key_set=key_set, slot=slot, version=version,
+                                          fingerprint=self._fp_of(key_set, slot, version)))])
         return KeyRef(key_set, slot, version)
 
     def rotate(self, key_set: str, slot: int) -> KeyRef:
@@ -211,8 +213,8 @@ class Keystore(ABC):
         version = self._next_version(rec, check_slot(slot))
         with self._transaction():
             self._add_version(key_set, slot, version, None, "generated")
-            self._commit()
-        self._log("rotate", key_set=key_set, slot=slot, version=version, fingerprint=self._fp_of(key_set, slot, version))
+            self._commit([("rotate", dict(key_set=key_set, slot=slot, version=version,
+                                          fingerprint=self._fp_of(key_set, slot, version)))])
         return KeyRef(key_set, slot, version)
 
     # ---- manifest key and export --------------------------------------------------------
@@ -235,7 +237,8 @@ class Keystore(ABC):
     def export_for_resolver(self, key_set: str, recipient_public_pem: str, out: Path | None = None) -> bytes:
         """The resolver's keys (meta-read and file-read masters, all versions), wrapped and signed.
 
-        Written atomically to ``out`` (mode 0600) when given; the bytes are returned either way.
+        Written atomically to ``out`` (mode 0600) when given; the bytes are returned either way,
+        and only once the export is recorded in the audit log.
         """
         from .export import build_export
 
@@ -244,12 +247,12 @@ class Keystore(ABC):
                    for slot in info.policy.resolver_slots()}
         blob, fields = build_export(info, masters, recipient_public_pem, self.sign_manifest,
                                     self.manifest_public_key_pem())
+        self._commit([("export", dict(key_set=key_set, out=str(out) if out else None, **fields))])
         if out is not None:
             try:
                 atomic_write(Path(out), blob)
             except OSError as exc:
                 raise KeystoreError(f"cannot write {out}: {exc.strerror or exc}") from None
-        self._log("export", key_set=key_set, out=str(out) if out else None, **fields)
         return blob
 
     # ---- shared machinery ---------------------------------------------------------------
@@ -328,9 +331,40 @@ class Keystore(ABC):
         finally:
             self._pending = None
 
-    def _commit(self) -> None:
-        self._digest = write_if_unchanged(self.path, self._serialise(), self._digest)
+    def audit_anchor(self) -> dict | None:
+        """The audit log's anchor (records, SHA-256 of the last) the keystore vouches for; None before any."""
+        return self._anchor
 
-    def _log(self, op: str, **fields: object) -> None:
-        if self._audit is not None:
-            self._audit.record(op, backend=self.backend, **fields)
+    def _save_anchor(self, anchor: dict) -> bool:
+        """Keep ``anchor`` for the coming write; True when it was stored elsewhere already (a token)."""
+        self._anchor = anchor
+        return False
+
+    def _commit(self, records: Sequence[tuple[str, dict]] = ()) -> None:
+        """Write the keystore, its audit ``records`` first: they go to the log, the log's new anchor
+        into this same atomic write. Records that cannot be written refuse the whole operation.
+
+        A lost update here would mean lost keys, so a keystore changed on disk since it was opened
+        is refused too.
+        """
+        with locked(self.path):
+            if digest(read_bytes(self.path)) != self._digest:
+                raise KeystoreError(f"{self.path} changed on disk since it was opened (another tagsmith process?); "
+                                    "nothing was written, run the command again")
+            before, appended, anchored_elsewhere = self._anchor, None, False
+            try:
+                if self._audit is not None and records:
+                    entries = [(op, {"backend": self.backend, **fields}) for op, fields in records]
+                    appended = self._audit.append(entries, self.audit_anchor())
+                    anchored_elsewhere = self._save_anchor(appended.anchor)
+                data = self._serialise()
+                atomic_write(self.path, data)
+            except BaseException as exc:
+                self._anchor = before
+                if appended is not None and not anchored_elsewhere:
+                    self._audit.retract(appended)  # type: ignore[union-attr]
+                if isinstance(exc, OSError):
+                    raise KeystoreError(f"cannot write {self.path}: {exc.strerror or exc}; "
+                                        "the previous file is unchanged") from None
+                raise
+            self._digest = digest(data)

@@ -1,9 +1,14 @@
 """The file keystore (embedded default): one JSON file, key material under AES-256-GCM.
 
 The key-encryption key comes from the passphrase through scrypt; the header (format version,
-KDF and its parameters, nonce) is GCM associated data, so any change to it fails like a wrong
-passphrase. GCM cannot tell a wrong passphrase from a modified file, and the error says so.
-Nothing is loaded unless the whole file authenticates.
+KDF and its parameters, nonce, the audit log's anchor) is GCM associated data, so any change to
+it fails like a wrong passphrase. GCM cannot tell a wrong passphrase from a modified file, and the
+error says so. Nothing is loaded unless the whole file authenticates.
+
+The scrypt cost N is the keystore's own, chosen at ``keys init`` (default 2^17, r=8, p=1, about
+128 MiB) and kept in the header, so a throwaway keystore (tests, the demo) may choose less. A
+version-1 keystore (from before the choice, N=2^10 or 2^15) is read as it is and rewritten at
+its next write as version 2, under a fresh salt and at least the default cost.
 """
 
 from __future__ import annotations
@@ -28,11 +33,34 @@ from .diversify import Diversifier
 from .storage import digest
 
 FORMAT = "tagsmith-keystore"
-FORMAT_VERSION = 1
-DEFAULT_SCRYPT_N = 2**15  # ~32 MiB and ~0.1 s per unlock: cheap for an operator, costly for guessing
-MIN_SCRYPT_N, MAX_SCRYPT_N = 2**10, 2**20
+FORMAT_VERSION = 2  # 2: the scrypt cost is the keystore's choice, and the header anchors the audit log
+READ_VERSIONS = (1, 2)
+DEFAULT_SCRYPT_N = 2**17  # 128 MiB with r=8 (current guidance for scrypt); README gives the time per unlock
+MIN_SCRYPT_N, MAX_SCRYPT_N = 2**10, 2**20  # the floor is for throwaway keystores only (tests, the demo)
 SCRYPT_R, SCRYPT_P = 8, 1
-MIN_PASSPHRASE = 8
+MIN_PASSPHRASE = 12
+MIN_DISTINCT = 5
+
+
+def check_passphrase(passphrase: str) -> None:
+    """Refuse a passphrase a guesser tries first: too short, or trivially repetitive (see README)."""
+    reason = _weakness(passphrase)
+    if reason:
+        raise ConfigError(f"weak keystore passphrase: {reason} (a few unrelated words make a good one)")
+
+
+def _weakness(text: str) -> str | None:
+    if len(text) < MIN_PASSPHRASE:
+        return f"only {len(text)} characters, at least {MIN_PASSPHRASE} are needed"
+    if len(set(text.lower())) < MIN_DISTINCT:
+        return f"fewer than {MIN_DISTINCT} different characters"
+    for width in range(1, len(text) // 2 + 1):
+        if text == (text[:width] * (len(text) // width + 1))[:len(text)]:
+            return "the same few characters repeated"
+    steps = {(ord(b) - ord(a)) for a, b in zip(text, text[1:])}
+    if steps <= {1, -9} or steps <= {-1, 9} or len(steps) == 1:
+        return "a run of consecutive characters (like 1234... or abcd...)"
+    return None
 
 
 def canonical(obj: object) -> bytes:
@@ -49,9 +77,9 @@ def parse_header(path: Path, raw: bytes) -> dict:
                             "restore it from a backup") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeystoreError(f"{path} is not a tagsmith keystore")
-    if doc.get("version") != FORMAT_VERSION:
+    if doc.get("version") not in READ_VERSIONS:
         raise KeystoreError(f"keystore {path} has format version {doc.get('version')!r}; this tagsmith reads "
-                            f"version {FORMAT_VERSION} (upgrade tagsmith)")
+                            f"versions {', '.join(map(str, READ_VERSIONS))} (upgrade tagsmith)")
     return doc
 
 
@@ -61,10 +89,12 @@ class FileKeystore(Keystore):
     backend = "file"
 
     def __init__(self, path: Path, header: dict, kek: bytes, plain: dict, digest_: str | None,
-                 audit: AuditLog | None) -> None:
+                 audit: AuditLog | None, passphrase: str | None = None) -> None:
         super().__init__(path, plain["meta"], digest_, audit)
         self._header = header
+        self._anchor = header.get("audit")
         self._kek = kek
+        self._upgrade_with = passphrase if header.get("version") != FORMAT_VERSION else None
         self._masters: dict[str, str] = plain["secrets"]["masters"]
         self._diversifiers: dict[str, Diversifier] = {}  # expanded once per master, like the masters themselves
         self._manifest_seed = bytes.fromhex(plain["secrets"]["manifest_seed"])
@@ -73,18 +103,15 @@ class FileKeystore(Keystore):
     def create(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N,
                audit: AuditLog | None = None) -> "FileKeystore":
         """A new, empty keystore with a fresh manifest key, written to ``path``."""
-        if len(passphrase) < MIN_PASSPHRASE:
-            raise ConfigError(f"the keystore passphrase must be at least {MIN_PASSPHRASE} characters")
+        check_passphrase(passphrase)
         if scrypt_n & (scrypt_n - 1) or not MIN_SCRYPT_N <= scrypt_n <= MAX_SCRYPT_N:
-            raise ConfigError(f"scrypt N must be a power of two in {MIN_SCRYPT_N}..{MAX_SCRYPT_N}")
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "backend": "file",
-                  "kdf": {"name": "scrypt", "n": scrypt_n, "r": SCRYPT_R, "p": SCRYPT_P, "dklen": 32,
-                          "salt": _b64(get_random_bytes(16))},
+            raise ConfigError(f"the scrypt cost N must be a power of two from 2^10 to 2^20, not {scrypt_n}")
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "backend": "file", "kdf": _new_kdf(scrypt_n),
                   "cipher": {"name": "AES-256-GCM"}}
         plain = {"meta": {"key_sets": {}},
                  "secrets": {"masters": {}, "manifest_seed": get_random_bytes(32).hex()}}
         store = cls(path, header, _derive(passphrase, header["kdf"]), plain, None, audit)
-        store._commit()
+        store._commit([("init", {"kdf": f"scrypt N={scrypt_n} r={SCRYPT_R} p={SCRYPT_P}"})])
         return store
 
     @classmethod
@@ -103,7 +130,7 @@ class FileKeystore(Keystore):
                                 "(AES-GCM authentication failed; the two cannot be told apart)") from None
         try:
             plain = json.loads(plaintext)
-            store = cls(path, header, kek, plain, digest(raw), audit)
+            store = cls(path, header, kek, plain, digest(raw), audit, passphrase)
         except (ValueError, KeyError, TypeError):
             raise KeystoreError(f"keystore {path} is damaged (its contents do not parse)") from None
         return store
@@ -147,12 +174,22 @@ class FileKeystore(Keystore):
         return self._manifest_key().public_key().export_key(format="raw")
 
     def _serialise(self) -> bytes:
+        if self._upgrade_with is not None:  # a version-1 keystore: the current format and cost from now on
+            kdf = _new_kdf(max(int(self._header["kdf"]["n"]), DEFAULT_SCRYPT_N))
+            self._kek, self._upgrade_with = _derive(self._upgrade_with, kdf), None
+            self._header = {**self._header, "version": FORMAT_VERSION, "kdf": kdf}
         header = {**self._header, "cipher": {"name": "AES-256-GCM", "nonce": _b64(get_random_bytes(12))}}
+        if self._anchor is not None:
+            header["audit"] = self._anchor
         plain = {"meta": self._meta, "secrets": {"masters": self._masters, "manifest_seed": self._manifest_seed.hex()}}
         cipher = AES.new(self._kek, AES.MODE_GCM, nonce=base64.b64decode(header["cipher"]["nonce"]))
         cipher.update(canonical(header))
         body, tag = cipher.encrypt_and_digest(json.dumps(plain).encode())
         return json.dumps({**header, "ciphertext": _b64(body), "tag": _b64(tag)}, indent=1).encode() + b"\n"
+
+
+def _new_kdf(n: int) -> dict:
+    return {"name": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "dklen": 32, "salt": _b64(get_random_bytes(16))}
 
 
 def _name(loc: Loc) -> str:

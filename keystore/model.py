@@ -4,7 +4,7 @@ A key set (one per product or product family) holds one AES-128 master key per N
 key slot (0..4), each in one or more versions. A chip's key for a slot is the AN10922
 diversification of that slot's master with M = UID(7) || slot(1) || system id, except the SDM
 meta-read key, which the whole key set shares: the resolver must decrypt the PICC data before it
-knows the UID (ntag424.md §10.6). Versions 1..255 are ours; 0 is the factory version.
+knows the UID (docs/reference/ntag424.md §10.6). Versions 1..255 are ours; 0 is the factory version.
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ class ChipKeys:
     versions: tuple[int, ...]
     policy: KeyPolicy = field(repr=False)
     keys: tuple[bytes, ...] = field(repr=False)
+    system_id: bytes | None = None  # the AN10922 system identifier the diversified keys were derived with
 
     def key(self, slot: int) -> bytes:
         return self.keys[slot]
@@ -185,6 +186,20 @@ class KeySetInfo:
                 for p in self.policy.slots
             ],
         }
+
+
+def check_same_system_id(product_id: str, product_system_id: bytes, key_set: str, key_set_system_id: bytes) -> None:
+    """Refuse a product whose ``[keys] system_id`` differs from its key set's.
+
+    Chips are diversified with the key set's system id while the manifest names the product's: if
+    they differ, a resolver deriving keys from the manifest rejects every genuine tap.
+    """
+    if product_system_id != key_set_system_id:
+        ours, theirs = product_system_id.hex().upper() or '""', key_set_system_id.hex().upper() or '""'
+        raise ConfigError(f"product {product_id} has [keys] system_id {ours} but key set {key_set} was created "
+                          f"with system id {theirs}: set system_id = \"{theirs}\" in the product file if chips "
+                          f"were keyed with {key_set}, else point [keys] key_set at a new key set made with "
+                          f"'tagsmith keys create --product NEW-ID --system-id {ours}'")
 
 
 def fingerprint_from_kcv(kcv: bytes) -> str:

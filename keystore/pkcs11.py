@@ -15,6 +15,9 @@ manifest key is a CKM_EC_EDWARDS key pair in the token (CKM_EDDSA, SoftHSM >= 2.
 
 Key-set metadata (policy, versions, fingerprints) is not secret: it lives in the workspace's
 keystore.json with the module path and token label; the PIN comes from TAGSMITH_PKCS11_PIN.
+keystore.json is not authenticated here, so the audit log's anchor lives on the token: a private
+data object (CKO_DATA, CKA_PRIVATE: read and changed only after login) updated before
+keystore.json is written (see keystore.audit).
 """
 
 from __future__ import annotations
@@ -65,10 +68,10 @@ class Pkcs11Keystore(Keystore):
         store = cls(path, doc, None, audit, pin)
         store._generate_manifest_key()
         try:
-            store._commit()
+            store._commit([("init", {"token_label": token_label})])
         except BaseException:
             with contextlib.suppress(Exception):
-                for obj in store._objects(store._label("manifest")):
+                for obj in store._objects(store._label("manifest")) + store._objects(store._label("audit-anchor")):
                     obj.destroy()
             raise
         return store
@@ -183,6 +186,41 @@ class Pkcs11Keystore(Keystore):
             else:
                 self._sess().create_object({Attribute.CLASS: ObjectClass.SECRET_KEY,
                                             Attribute.KEY_TYPE: KeyType.AES, Attribute.VALUE: key, **template})
+
+    def audit_anchor(self) -> dict | None:
+        """The anchor kept on the token (None: none yet); needs the PIN.
+
+        Tokens keep a data object's value read-only (SoftHSM does), so a new anchor is a new object and
+        the old one is destroyed after it: should both survive a crash, the one with more records is it.
+        """
+        anchors = [anchor for _, anchor in self._anchor_objects()]
+        return max(anchors, key=lambda a: a["records"]) if anchors else None
+
+    def _save_anchor(self, anchor: dict) -> bool:
+        old = self._anchor_objects()
+        with _token_errors("storing the audit log's anchor"):
+            self._sess().create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                                        Attribute.PRIVATE: True, Attribute.LABEL: self._label("audit-anchor"),
+                                        Attribute.APPLICATION: "tagsmith", Attribute.VALUE: json.dumps(anchor).encode()})
+            for obj, _ in old:
+                obj.destroy()
+        self._anchor = anchor
+        return True
+
+    def _anchor_objects(self) -> list[tuple[Any, dict]]:
+        with _token_errors("reading the audit log's anchor"):
+            found = [(o, bytes(o[Attribute.VALUE])) for o in self._sess().get_objects(
+                {Attribute.LABEL: self._label("audit-anchor"), Attribute.CLASS: ObjectClass.DATA})]
+        result = []
+        for obj, value in found:
+            try:
+                anchor = json.loads(value)
+                if not isinstance(anchor, dict) or not isinstance(anchor.get("records"), int):
+                    raise ValueError
+            except ValueError:
+                raise KeystoreError(f"the token's audit anchor {self._label('audit-anchor')} is damaged") from None
+            result.append((obj, anchor))
+        return result
 
     def _discard_master(self, loc: Loc) -> None:
         self._extracted.pop(loc, None)

@@ -65,23 +65,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     _fsync_dir(path.parent)
 
 
-def write_if_unchanged(path: Path, data: bytes, expected: str | None) -> str:
-    """Atomically write ``data`` unless another process changed the file since it was read.
-
-    ``expected`` is the digest of the bytes read at open (None: the file must not exist yet).
-    Returns the new digest. A lost update here would mean lost keys, so it is refused.
-    """
-    with locked(path):
-        if digest(read_bytes(path)) != expected:
-            raise KeystoreError(f"{path} changed on disk since it was opened (another tagsmith process?); "
-                                "nothing was written, run the command again")
-        try:
-            atomic_write(path, data)
-        except OSError as exc:
-            raise KeystoreError(f"cannot write {path}: {exc.strerror or exc}; the previous file is unchanged") from None
-    return digest(data)  # type: ignore[return-value]
-
-
 def _remove_stale_temps(path: Path) -> None:
     # Temp files survive only a crash mid-write; they hold no more than the real file did.
     for stale in path.parent.glob(f"{_TMP_PREFIX}{path.name}.*{_TMP_SUFFIX}"):

@@ -1,7 +1,8 @@
 """A print job: which units get a label (range, reprints) and one entry point per output format.
 
 Takes plain ``(unit id, LabelData)`` pairs and a "was it printed?" callback, so the labels layer
-stays free of the database; the CLI (or the station) supplies both from the batch store.
+stays free of the database; the CLI (or the station) supplies both from the batch store. A proof
+(see :func:`is_proof`) is recorded apart from prints, so it never makes a later print run skip a unit.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     return fmt
+
+
+def is_proof(fmt: str, layout: Layout, asked: bool = False) -> bool:
+    """Whether a run is a proof (recorded, but its units still count as unprinted) rather than the print.
+
+    Asked for with ``--proof``; and a PDF of a roll layout is always one: roll stock goes through a
+    label printer in ZPL, so its PDF can only be looked at. A PDF of a sheet layout is the print
+    (sheets are printed from the PDF).
+    """
+    return asked or (fmt == "pdf" and layout.kind == "roll")
 
 
 def parse_serial_range(text: str) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 Shipped layouts live in ``labels/layouts/*.toml``; a line engineer can also point at their own
 file. All lengths are millimetres measured from the top-left corner; font sizes are points.
-Sheet geometry follows the gLabels template data quoted in shared/reference/labels-gs1-qa.md §4.
+Sheet geometry follows the gLabels template data in docs/reference/labels-gs1.md §4.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The unit's QR code: segment planning, symbol encoding with segno, and runs for vector drawing.
 
-Rules from shared/reference/labels-gs1-qa.md §2: always ``segno.make_qr`` (``segno.make`` can
+Rules from docs/reference/labels-gs1.md §2: always ``segno.make_qr`` (``segno.make`` can
 silently pick a Micro QR, which phones cannot read), an explicit error level with
 ``boost_error=False``, a 4-module quiet zone, and the host upper-cased only when the whole rest
 of the URL is already QR-alphanumeric, so it fits a smaller version without changing what the

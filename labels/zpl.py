@@ -1,6 +1,6 @@
 """ZPL II for Zebra printers: one ``^XA ... ^XZ`` label per unit, the QR encoded by the printer.
 
-Quirks handled (shared/reference/labels-gs1-qa.md §3): ``^BQ`` field data needs the two-letter
+Quirks handled (docs/reference/labels-gs1.md §3): ``^BQ`` field data needs the two-letter
 prefix ``<EC>A,`` (error level + automatic input mode) or the firmware eats the first characters;
 ``^BY`` is pinned before the ``^BQ`` because printers shift an ``^FO``-placed QR down by the bar
 height it left behind; ``^CI28`` makes text fields UTF-8; ``^`` and ``~`` in data go through
@@ -22,8 +22,9 @@ from .qr import QUIET_ZONE, QrPlan, plan
 DPIS = (203, 300, 600)
 MAX_MAGNIFICATION = 10  # ^BQ's c parameter: 1-10 dots per module
 BY_HEIGHT = 10  # the ^BY bar height pinned before every ^BQ (the printer default)
-# The ZD621 emulation in zplkit drew the ^FO-placed QR 9 dots low under ^BY...,10 (labels-gs1-qa.md
-# §3.1); the field origin is raised by this much. Set per printer model if a calibration print disagrees.
+# The ZD621 emulation in zplkit drew the ^FO-placed QR 9 dots low under ^BY...,10
+# (docs/reference/labels-gs1.md §3.1); the field origin is raised by this much. Set per printer
+# model if a calibration print disagrees.
 BQ_SHIFT_DOTS = 9
 
 

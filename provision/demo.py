@@ -30,7 +30,7 @@ from .simpool import SimChipPool, random_uid, sim_pool
 from .workspace import Workspace
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
-DEMO_SCRYPT_N = 2 ** 14
+DEMO_SCRYPT_N = 2 ** 14  # below the 2^17 default on purpose: a throwaway keystore, and the demo stays quick
 DEMO_STATION = "demo-station"
 
 
@@ -101,13 +101,15 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
     keystore = init_keystore(ws, "file", passphrase=DEMO_PASSPHRASE, scrypt_n=DEMO_SCRYPT_N)
     product = load_product(example_product_path())
     keystore.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
-    say(f"keystore with key set {product.keys.key_set} (passphrase {DEMO_PASSPHRASE!r}, demo only)")
+    say(f"keystore with key set {product.keys.key_set} (passphrase {DEMO_PASSPHRASE!r} and scrypt cost "
+        f"N=2^{DEMO_SCRYPT_N.bit_length() - 1} instead of 2^17: demo only)")
     with BatchStore(ws.database) as store:
         store.add_product(product)
         batch = store.create_batch(product.id, units, lot="DEMO-LOT-1", line="demo-line")
         report.product_id, report.batch_id = product.id, batch.id
         say(f"product {product.id} ({product.name}), batch {batch.id} of {units} units")
         ctx = EncodeContext.for_batch(store, keystore, batch.id, DEMO_STATION, allow_simulator_signature=True)
+        foreign = foreign_tag(ctx, seed, say)  # while the batch has serials left: a full one authenticates none
         source = station.SimulatedSource(units, tear_rate=tear_rate, seed=seed, pool=sim_pool(ws))
         for event in station.run(ctx, source):
             if isinstance(event, station.Summary):
@@ -116,7 +118,7 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
                 report.outcomes.append(event)
                 on_tag(event)
         say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
-        report.lines.append(foreign_tag(ctx, seed, say))
+        report.lines.append(foreign)
         ws.exports.mkdir(parents=True, exist_ok=True)
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
         report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
@@ -200,11 +202,11 @@ def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id:
     out = ws.exports / f"{batch_id}.labels.pdf"
     result = jobs.render(labels, layout, "pdf", out)
     for unit in units:
-        store.record_label_print(unit.id, layout.name, "pdf")
+        store.record_label_print(unit.id, layout.name, "pdf", proof=jobs.is_proof("pdf", layout))
     lines = [f"labels {out.name}: {result.labels} QR door labels on {layout.name}"]
     say(lines[0])
     try:
-        check = check_pdf(out, {d.url: d.serial for d in labels})
+        check = check_pdf(out, {d.url: d.serial for d in labels}, layout)
     except TagsmithError as exc:  # zbar or poppler missing: say so, the PDF is still there
         lines.append(f"label check skipped: {exc}")
     else:

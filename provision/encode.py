@@ -2,9 +2,10 @@
 
 Round trips for a factory-fresh tag (each 5-15 ms of radio time on a real reader):
 select 1, GetVersion 3, Read_Sig 1, AuthenticateEV2First 2, WriteData 1, ChangeFileSettings 1,
-ChangeKey x5, ReadData (the SUN read) 1 = 15. A UID the database has never seen needs no
-GetKeyVersion probe: the one factory-key authentication says fresh or foreign, and a chip that
-refuses it is recorded so that no station ever tries it again. Slots 1-4 are proven changed by
+WriteData of the CC's NDEF write access byte 1, ChangeKey x5, ReadData (the SUN read) 1 = 16.
+A UID the database has never seen needs no GetKeyVersion probe: the one factory-key
+authentication says fresh or foreign, and a chip that refuses it is recorded so that no station
+ever tries it again. Slots 1-4 are proven changed by
 the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with our keys, key 0
 by its ChangeKey status. Every step the chip confirms is journaled, committed with the
 placement's outcome in one transaction (see :class:`~tagsmith.batches.db.StepJournal`).
@@ -21,13 +22,14 @@ from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
 from tagsmith.encoders.ntag424.errors import AuthenticationDelayError, AuthenticationError, PermissionDeniedError
-from tagsmith.encoders.ntag424.files import NDEF_FILE_NO
+from tagsmith.encoders.ntag424.files import (CC_FILE_NO, CC_NDEF_WRITE_ACCESS_OFFSET, NDEF_FILE_NO, AccessRights,
+                                            cc_ndef_write_access)
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
 from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate
 from tagsmith.keystore.base import KeyProvider
-from tagsmith.keystore.model import ChipKeys
+from tagsmith.keystore.model import ChipKeys, check_same_system_id
 
 from .counting import CountingConnection
 from .plan import FACTORY_VERSION, Decision, KnownUnit, Verdict, decide
@@ -37,6 +39,10 @@ FACTORY_KEY = bytes(16)
 
 class TagRefused(StateError):
     """The tag is set aside without being written: foreign, counterfeit, or not for this batch."""
+
+    def __init__(self, message: str, uid: bytes = b"") -> None:
+        super().__init__(message)
+        self.uid = uid  # the chip's UID when it was read before the refusal (for the operator)
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,14 @@ class EncodeContext:
 
     @classmethod
     def for_batch(cls, store: BatchStore, keys: KeyProvider, batch_id: str, station: str, *,
-                  allow_simulator_signature: bool = False) -> "EncodeContext":
-        """The context for one batch: the exact product version and lot it was created with."""
+                  allow_simulator_signature: bool = False, encoding: bool = True) -> "EncodeContext":
+        """The context for one batch: the exact product version and lot it was created with.
+
+        ``encoding`` False is for reading units back (tag verify, QA): closing a batch stops
+        allocation and encoding only, so a closed batch is refused only to a station.
+        """
         batch = store.batch(batch_id)
-        if batch.state != "open":
+        if encoding and batch.state != "open":
             raise StateError(f"batch {batch.id} is {batch.state}: no station may encode for it")
         return cls(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
                    station=station, lot=batch.lot, allow_simulator_signature=allow_simulator_signature)
@@ -99,7 +109,10 @@ class EncodeContext:
         """The product file and the keystore must agree on the SDM slots, and the versions must exist."""
         key_set = self.product.keys.key_set
         # deriving for a dummy UID proves every pinned version exists (NotFoundError) and gives the policy
-        policy = self.keys.chip_keys(key_set, bytes(7), self.versions).policy
+        chip = self.keys.chip_keys(key_set, bytes(7), self.versions)
+        policy = chip.policy
+        if chip.system_id is not None:  # the manifest names the product's system id: the chips must hold it
+            check_same_system_id(self.product.id, self.product.keys.system_id, key_set, chip.system_id)
         roles = {s.slot: s.role for s in self.product.keys.slots}
         for slot, role in ((policy.meta_read_slot, "sdm-meta-read"), (policy.file_read_slot, "sdm-file-read")):
             if roles.get(slot) != role:
@@ -138,24 +151,41 @@ def identify_tag(session: Ntag424Session, *, allow_simulator_signature: bool = F
     uid = session.get_version().uid
     if not any(uid):
         raise TagRefused("tag hides its UID (Random ID is on): not provisionable here")
-    if not verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).valid:
-        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip")
+    signature = session.read_sig()
+    if not verify_originality(uid, signature, allow_simulator=allow_simulator_signature).valid:
+        if not allow_simulator_signature and verify_originality(uid, signature, allow_simulator=True).valid:
+            raise TagRefused("originality signature is tagsmith's simulator test key: a simulated chip "
+                             "(accept it with --allow-simulator-signature)", uid)
+        raise TagRefused("originality signature does not verify: counterfeit or not an NXP chip", uid)
     return uid
 
 
 def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
     """Select, GetVersion, Read_Sig and the database; GetKeyVersion(0) only for a UID we know."""
-    tag.uid = identify_tag(tag.session, allow_simulator_signature=ctx.allow_simulator_signature)
+    try:
+        tag.uid = identify_tag(tag.session, allow_simulator_signature=ctx.allow_simulator_signature)
+    except TagRefused as exc:
+        tag.uid = exc.uid  # the refused chip's line names it
+        raise
     failure = ctx.store.auth_failure(tag.uid)
     if failure is not None:
         return Decision(Verdict.FOREIGN, failure.describe())
     tag.unit = ctx.store.unit_by_uid(tag.uid)
     if tag.unit is None:  # fresh or foreign: the factory-key authentication decides, no probe needed
+        _check_serial_left(ctx)
         return decide(key0_version=None, unit=None, batch_id=ctx.batch_id, target_version=ctx.versions[0])
     target = tag.unit.key_versions.get(0) or ctx.versions[0]
     known = KnownUnit(tag.unit.batch_id, tag.unit.serial, tag.unit.state, target)
     return decide(key0_version=tag.session.get_key_version(0), unit=known, batch_id=ctx.batch_id,
                   target_version=ctx.versions[0])
+
+
+def _check_serial_left(ctx: EncodeContext) -> None:
+    """A new chip needs a serial: refuse it before authenticating when the batch has none left."""
+    batch = ctx.store.batch(ctx.batch_id)
+    if batch.allocated >= batch.quantity:
+        raise TagRefused(f"batch {ctx.batch_id} is full: all {batch.quantity} serials are allocated "
+                         "(only its interrupted tags can still be placed)")
 
 
 def authenticate_once(store: BatchStore, session: Ntag424Session, uid: bytes, key: bytes, station: str,
@@ -176,7 +206,7 @@ def authenticate_once(store: BatchStore, session: Ntag424Session, uid: bytes, ke
 
 
 def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
-    """Write NDEF and SDM settings, change keys 1-4, then key 0, journaling each step.
+    """Write NDEF, SDM settings and the CC's write byte, change keys 1-4, then key 0, journaling each step.
 
     Runs in the key-0 session the caller opened after the unit was journaled as encoding.
     """
@@ -186,15 +216,27 @@ def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     s.write_data(NDEF_FILE_NO, 0, rendered.ndef_file)
     journal.add("ndef")
     policy = keys.policy
-    s.change_file_settings(NDEF_FILE_NO, rendered.file_settings(
-        meta_read=policy.meta_read_slot, file_read=policy.file_read_slot, write=0, read_write=0))
+    settings = rendered.file_settings(meta_read=policy.meta_read_slot, file_read=policy.file_read_slot,
+                                      write=0, read_write=0)
+    s.change_file_settings(NDEF_FILE_NO, settings)
     journal.add("sdm")
-    ctx.store.wait_synced()  # the allocation's fsync ran beside the two writes; no key changes before it is on disk
+    write_cc_ndef_access(s, settings.access)
+    journal.add("cc")
+    ctx.store.wait_synced()  # the allocation's fsync ran beside the three writes; no key changes before it is on disk
     for slot in range(1, 5):
         changed = _change_slot(s, keys, slot, probe=not fresh)
         journal.add(f"key{slot}", found=not changed)
     s.change_key(0, keys.key(0), keys.version(0))
     journal.add("key0")
+
+
+def write_cc_ndef_access(s: Ntag424Session, access: AccessRights) -> None:
+    """Make the capability container tell phones whether they may write NDEF (key-0 session, one byte).
+
+    The factory CC says "write granted"; once NDEF writes need key 0 a phone that believed it would
+    try and fail. Rewriting the byte is idempotent, so a resumed tag simply writes it again.
+    """
+    s.write_data(CC_FILE_NO, CC_NDEF_WRITE_ACCESS_OFFSET, bytes([cc_ndef_write_access(access)]))
 
 
 def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> bool:
@@ -244,7 +286,7 @@ def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     """Authenticate with the factory key 0, then journal the unit as encoding before any write.
 
     A fresh tag gets its serial only once the chip has accepted the factory key, so a foreign
-    chip never burns one. The allocation's fsync overlaps the NDEF and settings writes, which a
+    chip never burns one. The allocation's fsync overlaps the NDEF, settings and CC writes, which a
     fresh placement simply redoes; :func:`personalise` waits for it before the first key change.
     """
     what = ("not in this database and the chip refused the factory key 0" if tag.unit is None

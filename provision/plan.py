@@ -1,6 +1,6 @@
 """Decide what to do with a tag from what is known, before anything that could fail an authentication.
 
-Key 0 is changed last (reference §14.1), so its version, readable without authentication,
+Key 0 is changed last (docs/reference/ntag424.md §14.1), so its version, readable without authentication,
 splits every tag of ours into: untouched, interrupted before key 0, or finished. A UID the
 database has never seen needs no probe: it is factory-fresh or foreign, and the one
 authentication with the factory key tells which (a foreign chip is then remembered and never

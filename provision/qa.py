@@ -65,13 +65,14 @@ def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingSta
 
 def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
                 inspection: str | None = None, seed: int | None = None, new: bool = False,
-                user: str | None = None) -> QaPlanRecord:
+                user: str | None = None, incomplete_reason: str | None = None) -> QaPlanRecord:
     """The batch's QA plan: the recorded one, or a new one drawn and recorded now.
 
     An existing plan is returned as it is (redrawing until a convenient sample comes up must not
     be possible); ``new`` draws another only once the previous one has a decision (a
     resubmitted lot) or no results yet. ``inspection`` None follows the product's switching
     state; "normal" plans under normal inspection whatever the state says (recorded as such).
+    A new plan is refused while units are still being encoded, unless ``incomplete_reason`` (recorded).
     """
     existing = store.qa_plan(batch_id)
     if existing is not None and not new:
@@ -87,6 +88,7 @@ def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = N
         elif store.qa_results(existing.id):
             raise StateError(f"plan {existing.id} of batch {batch_id} has results and no decision yet: "
                              "finish its scan before drawing a new plan")
+    store.require_complete(batch_id, "qa plan", incomplete_reason, user or current_user())  # a lot of stranded units is not the lot
     batch = store.batch(batch_id)
     units = lot_units(store, batch_id)
     if len(units) < 2:
@@ -117,9 +119,11 @@ class Check:
     name: str
     passed: bool | None  # None: not run (an earlier check made it impossible)
     detail: str
+    key: str | None = None  # originality: whose key verified the signature (a Signer value)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        data = {"name": self.name, "passed": self.passed, "detail": self.detail}
+        return data if self.key is None else {**data, "key": self.key}
 
 
 _ORIGINALITY_DETAIL = {
@@ -127,6 +131,9 @@ _ORIGINALITY_DETAIL = {
     Signer.SIMULATOR: "simulator test signature valid (a simulated chip, accepted on request)",
     Signer.NONE: "originality signature does not verify: counterfeit or not an NXP chip",
 }
+
+#: How reports name the key that verified an originality signature (a check's ``key``).
+SIGNER_NAMES = {Signer.NXP.value: "NXP", Signer.SIMULATOR.value: "simulator test key"}
 
 @dataclass(frozen=True)
 class ChipReading:
@@ -244,7 +251,8 @@ class QaSession:
             raise StateError(f"batch {self.batch_id} has no QA plan: run tagsmith qa plan --batch {self.batch_id}")
         self.plan: QaPlanRecord = plan
         self.context = EncodeContext.for_batch(self.store, self.keys, self.batch_id, self.station or "qa",
-                                               allow_simulator_signature=self.allow_simulator_signature)
+                                               allow_simulator_signature=self.allow_simulator_signature,
+                                               encoding=False)
         self.product = self.context.product
         self.sample = set(plan.serials)
         self.results: list[QaResultRecord] = list(self.store.qa_results(plan.id))
@@ -293,11 +301,12 @@ class QaSession:
         return inspection
 
     def check(self, reading: ChipReading, label_url: str) -> UnitInspection:
-        """All checks of one chip reading and one label line (no side effects)."""
+        """All checks of one chip reading and one label line (the only side effect: a verified counter raises the unit's floor)."""
         checks: list[Check] = []
         add = lambda name, ok, detail: checks.append(Check(name, ok, detail))  # noqa: E731
         uid_hex = reading.uid.hex().upper()
-        add("originality", reading.originality, _ORIGINALITY_DETAIL[reading.signer])
+        checks.append(Check("originality", reading.originality, _ORIGINALITY_DETAIL[reading.signer],
+                            reading.signer.value if reading.originality else None))
 
         unit = self.store.unit_by_uid(reading.uid)
         if unit is None:
@@ -324,6 +333,8 @@ class QaSession:
                 add("sun", False, f"SUN URL malformed: {exc}")
             else:
                 counter, sun_uid = sun.read_counter, sun.uid
+                if sun.cmac_valid and counter is not None and sun_uid in (None, reading.uid):  # raise the replay floor
+                    self.store.record_counter(unit.id, counter, source="qa", station=self.station)
                 add("sun", sun.cmac_valid, "SUN MAC valid with the unit's keys" if sun.cmac_valid
                     else "SUN MAC does not verify with the unit's diversified keys")
             static_ok = reading.file_bytes is not None and rendered.matches_file(reading.file_bytes)
@@ -376,6 +387,32 @@ class QaSession:
         target = unit if unit is not None and unit.serial == serial else self.store.unit_by_serial(serial) if serial else None
         return UnitInspection(serial, target.id if target else None, reading.uid, tuple(checks), reading.url,
                               label_url or None, counter if _passed(checks, "sun") else None, counted, note)
+
+    def label_unit(self, label_url: str) -> tuple[str | None, str | None]:
+        """The sample unit a label names by its content: (serial, None), or (serial or None, why it is a defect)."""
+        label_dl, error = _dl(label_url, "label")
+        if label_dl is None:
+            return None, f"{error}: it matches no unit of batch {self.batch_id}"
+        if label_dl.gtin != self.product.gtin:
+            return None, (f"label names GTIN {label_dl.gtin}, not {self.product.gtin} of product {self.product.id}: "
+                          f"it matches no unit of batch {self.batch_id}")
+        unit = self.store.unit_by_serial(label_dl.serial)
+        if unit is None or unit.batch_id != self.batch_id:
+            return None, f"label names serial {label_dl.serial}, which is no unit of batch {self.batch_id}"
+        if unit.serial not in self.sample:
+            return unit.serial, (f"label names unit {unit.serial}, which is not in the sample of plan {self.plan.id}: "
+                                 "a sample unit carries another unit's label (cloned or swapped label)")
+        return unit.serial, None
+
+    def record_label_only(self, label_url: str, serial: str | None, detail: str, *, counted: bool) -> UnitInspection:
+        """Record a scan decided by its label alone: a counted defect, or a repeat that does not count."""
+        if self.decided is not None:
+            raise StateError(f"batch {self.batch_id} was already decided: {self.decided.decision}")
+        check = Check("label", not counted, detail)
+        inspection = UnitInspection(serial if not counted else None, None, None, (check,), None, label_url or None,
+                                    None, counted, "" if counted else detail)
+        self.record(inspection)
+        return inspection
 
     def record(self, inspection: UnitInspection) -> None:
         result = self.store.record_qa_result(
@@ -445,26 +482,36 @@ def release_override(store: BatchStore, batch_id: str, reason: str | None, user:
 
 # ---------------------------------------------------------------- simulated sample (demo, --sim)
 def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
-    """Scan the pending sample units' simulated chips from ``pool`` (a SimChipPool), one label each.
+    """Scan simulated sample units from ``pool`` (a SimChipPool), in the order their labels come.
 
-    ``labels`` yields label lines (None or exhaustion stops early). Yields each UnitInspection;
-    stops once the plan is decided. Chips are saved after each tap so counters advance as real ones do.
+    Without a physical unit in hand, the label line is what says which unit the inspector picked
+    up: it is matched to a unit by its content (GTIN + serial), in any order, and that unit's chip
+    is tapped. A label of a unit already inspected is a repeat (reported, not counted); a label
+    naming a unit outside the sample, or no unit at all, is a defect of the sample unit carrying
+    it. ``labels`` yields label lines (None or exhaustion stops early). Yields each
+    UnitInspection; stops once the plan is decided or the sample is complete. Chips are saved
+    after each tap so counters advance as real ones do.
     """
-    lines = iter(labels)
-    for serial in session.pending:
-        if session.decision:
+    for label in labels:
+        if session.decision or not session.pending or label is None:
             return
-        label = next(lines, None)
-        if label is None:
-            return
-        unit = session.store.unit_by_serial(serial)
-        chip = pool.load(unit.uid)
-        chip.place()
-        try:
-            yield session.inspect(chip, label)
-        finally:
-            chip.remove()
-            pool.save(chip)
+        label = label.strip()
+        if not label:  # an empty line (a second Enter) is no scan
+            continue
+        serial, defect = session.label_unit(label)
+        if defect is not None:
+            yield session.record_label_only(label, serial, defect, counted=True)
+        elif serial in session.inspected:
+            yield session.record_label_only(label, serial, f"label of {serial} scanned again: a repeat, not counted",
+                                            counted=False)
+        else:
+            chip = pool.load(session.store.unit_by_serial(serial).uid)
+            chip.place()
+            try:
+                yield session.inspect(chip, label)
+            finally:
+                chip.remove()
+                pool.save(chip)
 
 
 def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:

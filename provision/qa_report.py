@@ -17,7 +17,7 @@ from tagsmith.batches.db import BatchStore, utc_now
 from tagsmith.batches.qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
 from tagsmith.batches.records import Batch
 
-from .qa import current_user
+from .qa import SIGNER_NAMES, current_user
 
 BUCKETS = 24
 
@@ -121,8 +121,17 @@ def _decision_text(report: QaReport) -> str:
 
 
 def _check_text(result: QaResultRecord) -> str:
+    """One line of check verdicts; a passed originality check names the key that verified it."""
     marks = {True: "ok", False: "FAIL", None: "-"}
-    return " ".join(f"{c['name']}:{marks[c['passed']]}" for c in result.checks)
+
+    def text(check: dict) -> str:
+        mark = f"{check['name']}:{marks[check['passed']]}"
+        if check["name"] == "originality" and check["passed"]:
+            key = SIGNER_NAMES.get(check.get("key") or "")
+            mark += f" ({key})" if key else f" ({check['detail']})"  # results recorded before the key was kept
+        return mark
+
+    return " ".join(text(c) for c in result.checks)
 
 
 # ---------------------------------------------------------------- PDF

@@ -1,4 +1,4 @@
-"""Return a tag of ours to factory keys and settings (rework and test tags); its serial is voided.
+"""Return a tag of ours to factory keys, settings and CC (rework and test tags); its serial is voided.
 
 Never guesses a key: the tag must be a unit in the database, and key 0's version (readable
 without authentication) names the one key tried: the unit's diversified key 0 at the version
@@ -19,7 +19,7 @@ from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.keystore.base import KeyProvider
 
 from .counting import CountingConnection
-from .encode import FACTORY_KEY, TagRefused, authenticate_once, identify_tag
+from .encode import FACTORY_KEY, TagRefused, authenticate_once, identify_tag, write_cc_ndef_access
 from .plan import FACTORY_VERSION
 
 #: File 02 as delivered ("00 E0EE"): CommMode plain, read/write/read-write free, change key 0, no SDM.
@@ -68,6 +68,7 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
         store.void_unit(unit.id, reason, station)  # journal first: the serial is burnt from here on
     authenticate_once(store, s, uid, key0, station, f"{unit.serial}: the chip refused key 0")
     s.change_file_settings(NDEF_FILE_NO, FACTORY_NDEF_SETTINGS)
+    write_cc_ndef_access(s, FACTORY_NDEF_SETTINGS.access)  # the CC says "write granted" again, as delivered
     s.write_data(NDEF_FILE_NO, 0, bytes(NDEF_FILE_SIZE))
     for slot in range(1, 5):
         version = s.get_key_version(slot)

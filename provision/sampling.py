@@ -221,7 +221,7 @@ class SwitchingState:
         return replace(self, lots=lots)
 
     def _score(self, plan: SamplingPlan, defects: int, accepted: bool) -> int:
-        """Switching score (ISO 2859-1:1999 9.3.3 as recorded in the reference; flagged unconfirmed there)."""
+        """Switching score (ISO 2859-1:1999 9.3.3; unconfirmed detail, docs/reference/labels-gs1.md §5.2)."""
         tighter = tighter_accept_number(plan)
         if tighter is None:
             return self.score + 2 if accepted else 0

@@ -1,8 +1,19 @@
 """Simulated chips that outlive the process, as physical tags outlive a crashed station.
 
-Each chip's non-volatile state is a JSON file in the pool directory (mode 0600: a simulated
-chip holds its keys, like a real one). With ``persist_each_apdu`` the state is saved after
-every APDU, so a station killed mid-tag leaves the chip exactly as far as it got.
+Each chip is a small journal file in the pool directory (mode 0600: a simulated chip holds its
+keys, like a real one). A :class:`PersistentChip` appends the chip's non-volatile state after every
+command that changed it, as the silicon commits its NVM before answering, so a station killed or
+interrupted mid-tag leaves the chip exactly as far as it got: never behind the database.
+
+A record is one ``write`` of ``length, CRC-32, JSON``: a process killed mid-command leaves either
+the whole record or, at worst, a torn tail that fails its length or CRC and is ignored (the chip
+keeps its last committed state, as an interrupted NVM write keeps the old value on silicon).
+Appending costs one system call; a temp file and a rename per command cost a file creation each,
+about fifty times as much (``bench/station.py --pool-tags``). A journal is rewritten to its last
+record (temp file + rename) when a process first writes it and every ``COMPACT_AFTER`` records.
+Nothing is fsynced: a simulated chip only has to outlive its process, and the page cache belongs to
+the kernel. Temp files carry their writer's pid, so one left by a killed run is swept when the pool
+is next opened, and a live writer's never.
 """
 
 from __future__ import annotations
@@ -10,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import random as _random
-import tempfile
-from dataclasses import dataclass
+import struct
+import zlib
 from pathlib import Path
 
+from tagsmith import StateError
+from tagsmith.encoders.connection import TagRemovedError
 from tagsmith.encoders.simulator import NvState, SimulatedNtag424
 
 from .workspace import Workspace
@@ -29,19 +42,36 @@ def sim_pool(ws: Workspace) -> "SimChipPool":
     return SimChipPool(ws.home / "sim-chips")
 
 
+TEMP_PREFIX = ".chip-"
+SUFFIX = ".chip"
+COMPACT_AFTER = 64  # records a journal may grow to before it is rewritten to its last one
+_HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
+
+
 class SimChipPool:
     """A directory of simulated chips keyed by UID."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._journals: dict[bytes, list[int]] = {}  # uid -> [open append fd, records in the file]
+        self.sweep_temp_files()
+
+    def sweep_temp_files(self) -> None:
+        """Remove temp files whose writer is gone (a run killed between write and rename)."""
+        if not self.directory.is_dir():
+            return
+        for tmp in self.directory.glob(TEMP_PREFIX + "*"):
+            pid = tmp.name[len(TEMP_PREFIX):].partition("-")[0]
+            if not (pid.isdigit() and _alive(int(pid))):
+                tmp.unlink(missing_ok=True)
 
     def path(self, uid: bytes) -> Path:
-        return self.directory / f"{uid.hex().upper()}.json"
+        return self.directory / f"{uid.hex().upper()}{SUFFIX}"
 
     def uids(self) -> list[bytes]:
         if not self.directory.is_dir():
             return []
-        return [bytes.fromhex(p.stem) for p in sorted(self.directory.glob("*.json"))]
+        return [bytes.fromhex(p.stem) for p in sorted(self.directory.glob("*" + SUFFIX))]
 
     def new_chip(self, rng: _random.Random) -> SimulatedNtag424:
         """A factory-fresh chip with a UID not yet in the pool, saved at once."""
@@ -54,31 +84,108 @@ class SimChipPool:
         return chip
 
     def load(self, uid: bytes) -> SimulatedNtag424:
-        data = json.loads(self.path(uid).read_text())
-        return SimulatedNtag424(state=NvState.from_dict(data))
+        """The chip as its last whole record left it."""
+        return SimulatedNtag424(state=NvState.from_dict(json.loads(_last_record(self.path(uid).read_bytes()))))
 
     def save(self, chip: SimulatedNtag424) -> None:
-        """Write the chip's state atomically (temp file + rename)."""
+        """Commit the chip's whole state (a new chip's first record)."""
+        self.write(chip.uid, chip.snapshot())
+
+    def write(self, uid: bytes, nv: NvState) -> None:
+        """Commit one chip's non-volatile state: one appended record (see the module's docstring)."""
+        payload = json.dumps(nv.to_dict(), separators=(",", ":")).encode()
+        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        journal = self._journals.get(uid)
+        if journal is None or journal[1] >= COMPACT_AFTER:
+            self._rewrite(uid, record)
+            return
+        if os.write(journal[0], record) != len(record):  # a short write: start the file afresh
+            self._rewrite(uid, record)
+            return
+        journal[1] += 1
+
+    def _rewrite(self, uid: bytes, record: bytes) -> None:
+        """Replace the chip's journal by one record (temp file + rename) and keep it open to append."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".chip-")
+        tmp = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{uid.hex().upper()}"
         try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(chip.snapshot().to_dict(), out)
-            os.replace(tmp, self.path(chip.uid))
+            with open(tmp, "wb", opener=_private) as out:  # a buffered write is all or an error
+                out.write(record)
+            os.replace(tmp, self.path(uid))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        old = self._journals.pop(uid, None)
+        if old is not None:
+            os.close(old[0])
+        self._journals[uid] = [os.open(self.path(uid), os.O_WRONLY | os.O_APPEND), 1]
+
+    def close(self) -> None:
+        """Close the journals this pool keeps open (their records are already in the files)."""
+        for fd, _ in self._journals.values():
+            os.close(fd)
+        self._journals.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
 
-@dataclass
+def _last_record(data: bytes) -> bytes:
+    """The payload of the last whole record of a journal; a torn tail is ignored."""
+    last, offset = None, 0
+    while offset + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, offset)
+        payload = data[offset + _HEADER.size: offset + _HEADER.size + length]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            break
+        last, offset = payload, offset + _HEADER.size + length
+    if last is None:
+        raise StateError("a simulated chip's file holds no whole record (damaged: remove it from sim-chips)")
+    return last
+
+
+def _private(path: str, flags: int) -> int:
+    """Open for :func:`open` with mode 0600 (a chip file holds keys)."""
+    return os.open(path, flags, 0o600)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PersistentChip:
-    """A Connection to a pooled chip that saves its state after every APDU."""
+    """A Connection to a pooled chip that saves its NVM after each command that changed it.
 
-    chip: SimulatedNtag424
-    pool: SimChipPool
+    Also after a tear, which may commit or roll back (the chip decides). A command cut short by
+    anything else (Ctrl-C inside the simulator) saves nothing: the file keeps the last state the
+    chip committed, as an interrupted NVM write keeps the old value on the silicon.
+    """
+
+    def __init__(self, chip: SimulatedNtag424, pool: SimChipPool) -> None:
+        self.chip = chip
+        self.pool = pool
+        self._saved = chip.snapshot()
+        if not pool.path(chip.uid).exists():
+            pool.save(chip)
 
     def transceive(self, apdu: bytes) -> tuple[bytes, int]:
         try:
-            return self.chip.transceive(apdu)
-        finally:
-            self.pool.save(self.chip)
+            reply = self.chip.transceive(apdu)
+        except TagRemovedError:
+            self._persist()
+            raise
+        self._persist()
+        return reply
+
+    def _persist(self) -> None:
+        nv = self.chip.snapshot()
+        if nv != self._saved:  # most commands (SELECT, reads, authentication) change nothing
+            self.pool.write(self.chip.uid, nv)
+            self._saved = nv

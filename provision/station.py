@@ -10,12 +10,14 @@ import random as _random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from typing import TYPE_CHECKING
 
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.reader import Reader
+
+from tagsmith.batches.records import DONE, IN_PROGRESS
 
 from .encode import EncodeContext, Outcome, process_tag
 
@@ -47,6 +49,7 @@ class Summary:
     apdus: int = 0
     tags: int = 0
     interrupted: bool = False
+    complete: tuple[int, int] | None = None  # (units done, quantity) when the session ended a finished batch
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
@@ -64,20 +67,41 @@ class Summary:
                 "seconds": round(self.seconds, 3), "per_minute": round(per_min, 1),
                 "ms_per_tag": round(1000 * self.tag_seconds / self.tags, 2) if self.tags else None,
                 "apdus_per_tag": round(self.apdus / self.tags, 2) if self.tags else None,
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted,
+                "batch_complete": None if self.complete is None else
+                {"done": self.complete[0], "quantity": self.complete[1]}}
+
+
+def batch_complete(ctx: EncodeContext) -> tuple[int, int] | None:
+    """(done, quantity) when no serial is left and no unit waits for its chip; else None.
+
+    One row read per tag; the unit counts (index-only) only once every serial is allocated.
+    """
+    batch = ctx.store.batch(ctx.batch_id)
+    if batch.allocated < batch.quantity:
+        return None
+    counts = ctx.store.unit_counts(ctx.batch_id)
+    if any(counts.get(state, 0) for state in IN_PROGRESS):
+        return None  # an interrupted unit's chip may still come back to finish
+    return sum(counts.get(state, 0) for state in DONE), batch.quantity
 
 
 def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
         on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | Summary]:
-    """Process tags until ``count`` units are done, the source runs dry, or Ctrl-C.
+    """Process tags until ``count`` units are done, the batch is complete, the source runs dry, or Ctrl-C.
 
     Ctrl-C between tags stops at once; during a tag, the steps the chip confirmed are journaled
-    before it stops, and the unit stays recorded as interrupted and resumes next time.
+    before it stops, and the unit stays recorded as interrupted and resumes next time. A batch
+    with every serial allocated and no unit left to finish ends the session before the next
+    placement (:attr:`Summary.complete`): no chip is authenticated for work that is not there.
     """
     summary = Summary()
     started = time.perf_counter()
     try:
         while count is None or summary.done < count:
+            summary.complete = batch_complete(ctx)
+            if summary.complete is not None:
+                break
             connection = source.next_tag()
             if connection is None:
                 break
@@ -101,12 +125,14 @@ class SimulatedSource:
 
     ``resume_pool=True`` (with a ``pool``) first presents every chip already in the pool, as an
     operator re-places the tags left on the bench after a station crash: unfinished ones resume,
-    finished ones just verify. ``count`` then counts only the new factory-fresh chips.
+    finished ones just verify; ``resume`` presents only the pool chips of these UIDs. ``count``
+    then counts only the new factory-fresh chips. ``persist_each_apdu`` saves a pool chip after
+    each command that changed its NVM, so the file is never behind what the database records.
     """
 
     def __init__(self, count: int, *, tear_rate: float = 0.0, seed: int | None = None,
                  pool: SimChipPool | None = None, persist_each_apdu: bool = False, max_tears: int = 2,
-                 resume_pool: bool = False) -> None:
+                 resume_pool: bool = False, resume: Iterable[bytes] = ()) -> None:
         self.rng = _random.Random(seed)
         self.pool = pool
         self.persist = persist_each_apdu and pool is not None
@@ -121,6 +147,10 @@ class SimulatedSource:
             if pool is None:
                 raise ValueError("resume_pool needs a pool")
             self.leftover.extend(pool.load(uid) for uid in pool.uids())
+        elif resume:
+            if pool is None:
+                raise ValueError("resume needs a pool")
+            self.leftover.extend(pool.load(uid) for uid in resume)
 
     def _fresh(self):
         self.remaining -= 1
@@ -161,6 +191,13 @@ class SimulatedSource:
         chip.remove()
         if self.pool is not None and not self.persist:
             self.pool.save(chip)
+
+
+def interrupted_sim_chips(ctx: EncodeContext, pool: SimChipPool) -> list[bytes]:
+    """UIDs of the batch's units left ``encoding`` whose simulated chip is in the pool: the tags an
+    operator places again first, so that they resume."""
+    return [unit.uid for unit in ctx.store.units(ctx.batch_id, states=("encoding",))
+            if unit.uid is not None and pool.path(unit.uid).exists()]
 
 
 class ReaderSource:

@@ -118,11 +118,26 @@ def _looks_factory_fresh(report: TagReport) -> bool:
             and isinstance(ndef, dict) and not ndef["sdm"] and report.ndef_url is None)
 
 
+#: What the database's unit state means for a chip that still holds its factory keys.
+_FRESH_BUT_KNOWN = {
+    "allocated": "interrupted before its first key change; a station of the batch resumes it",
+    "encoding": "interrupted before its first key change; a station of the batch resumes it",
+    "encoded": "recorded as personalised, yet the chip holds factory keys (reset outside tagsmith?)",
+    "verified": "recorded as personalised, yet the chip holds factory keys (reset outside tagsmith?)",
+    "voided": "voided (reset for rework); its serial is not reused",
+}
+
+
 def _verdict(report: TagReport, uid: bytes, lookup: UnitLookup | None) -> tuple[str, str]:
+    """What the chip is (from its own answers), then what the database says about its UID."""
     unit = lookup(uid) if lookup is not None else None
     if unit is not None:
         report.unit = unit
-        return TAGSMITH, ", ".join(f"{k} {v}" for k, v in unit.items() if v is not None)
+        known = ", ".join(f"{k} {v}" for k, v in unit.items() if v is not None)
+        if _looks_factory_fresh(report):
+            says = _FRESH_BUT_KNOWN.get(unit.get("state") or "", f"state {unit.get('state')}")
+            return FRESH, f"the chip holds factory keys; the database knows it ({known}): {says}"
+        return TAGSMITH, known
     if report.originality == "invalid":
         return UNKNOWN, "originality signature does not verify: not a genuine NXP chip (or an emulator)"
     if report.originality is None:

@@ -36,7 +36,8 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 # ==================================================================================================
-# pcscd + vpcd (transports, issue 3): a private pcscd with virtual readers, shared by the session
+# pcscd + vpcd: a private pcscd with virtual readers, shared by the session
+# (docs/reference/pcsc-virtual-reader.md §2, §6)
 # --------------------------------------------------------------------------------------------------
 # `pcscd` starts /usr/sbin/pcscd in the foreground with its own reader.conf.d (two vpcd entries,
 # each with its own copy of the driver: four readers on fixed, unusual ports) and its own client
@@ -172,8 +173,7 @@ def vpcd_reader(pcscd):
 SYNC_HELPER_STANDIN = r"""
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-path, log = sys.argv[1], os.environ["TAGSMITH_TEST_SYNC_LOG"]
-delay, fail = float(os.environ["TAGSMITH_TEST_SYNC_DELAY"]), os.environ["TAGSMITH_TEST_SYNC_FAIL"]
+path = sys.argv[1]
 while os.read(0, 1):
     time.sleep(delay)
     with open(log, "a") as out:
@@ -188,17 +188,15 @@ def sync_helper(monkeypatch, tmp_path):
 
     ``install(delay=0.05)`` makes it a slow disk, ``install(fail="5 Input/output error")`` a failing
     one; the returned function reads the log as [(path, monotonic time)]. WalSync starts it as it
-    starts the real one; the settings reach it through the environment.
+    starts the real one; the settings are written into its code (it gets no environment to speak of).
     """
     from tagsmith.batches import walsync
 
     log = tmp_path / "sync-helper.log"
 
     def install(delay: float = 0.0, fail: str = ""):
-        monkeypatch.setattr(walsync, "HELPER_CODE", SYNC_HELPER_STANDIN)
-        monkeypatch.setenv("TAGSMITH_TEST_SYNC_LOG", str(log))
-        monkeypatch.setenv("TAGSMITH_TEST_SYNC_DELAY", str(delay))
-        monkeypatch.setenv("TAGSMITH_TEST_SYNC_FAIL", fail)
+        settings = f"log, delay, fail = {str(log)!r}, {float(delay)!r}, {fail!r}\n"
+        monkeypatch.setattr(walsync, "HELPER_CODE", settings + SYNC_HELPER_STANDIN)
 
         def entries():
             if not log.exists():

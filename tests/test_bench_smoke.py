@@ -12,7 +12,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 @pytest.mark.parametrize("script, args, expect", [
     ("station.py", ["--tags", "3", "--pcscd-tags", "0"], "where a tag's time goes"),
     ("sun_verify.py", ["--taps", "50"], "speed-up"),
-    ("labels.py", ["--labels", "4", "--zpl", "20"], "ZPL"),
+    ("labels.py", ["--labels", "4", "--zpl", "20", "--check", "30"], "ZPL"),
+    ("labels.py", ["--check-only", "--check", "30"], "labels check"),
     ("transport.py", ["--apdus", "20", "--warmup", "5"], "median / p95"),
 ])
 def test_bench_script_runs(script, args, expect):

@@ -46,8 +46,8 @@ def workspace(tmp_path_factory) -> dict:
     text = text.replace('model = "DW-600"', f'model = "{MODEL}"')
     product.write_text(text)
     tagsmith(home, "keys", "init", "--kdf-n", "1024", "--json")
-    tagsmith(home, "keys", "create", "--product", "aurora-dw600-2026", "--json")
     tagsmith(home, "product", "add", str(product), "--json")
+    tagsmith(home, "keys", "create", "--product", "aurora-dw600-2026", "--json")  # system id from the product
     batch = json.loads(tagsmith(home, "batch", "create", "--product", "markup-oven", "--quantity", "5",
                                 "--json").stdout)["id"]
     run = tagsmith(home, "station", "run", "--batch", batch, "--sim", "--count", "2", "--station", STATION)

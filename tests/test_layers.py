@@ -1,4 +1,4 @@
-"""The protocol layer imports only the standard library, pycryptodome, cryptography and ndeflib (DESIGN.md)."""
+"""The protocol layer imports only the standard library, pycryptodome, cryptography and ndeflib (docs/architecture.md)."""
 
 import ast
 import sys

@@ -1,4 +1,4 @@
-"""Guards for the root-as-package layout (shared/reference/style-anchors.md §3)."""
+"""Guards for the root-as-package layout: the repository root is the package `tagsmith` (package-dir maps it to ".")."""
 
 import tomllib
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""AuthenticateEV2First / EV2NonFirst computations (reference §5.1-§5.3), without any I/O.
+"""AuthenticateEV2First / EV2NonFirst computations (docs/reference/ntag424.md §5.1-§5.3), without any I/O.
 
 The session sends part 1, hands the chip's E(Kx, RndB) to :func:`answer_challenge`, sends the
 returned cryptogram as part 2 and gives the chip's reply to :func:`finish_first` or

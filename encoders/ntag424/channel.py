@@ -1,4 +1,4 @@
-"""EV2 secure messaging state and its pure transforms (reference §6).
+"""EV2 secure messaging state and its pure transforms (docs/reference/ntag424.md §6).
 
 A :class:`SecureChannel` is the result of an AuthenticateEV2First/NonFirst: TI, the command
 counter and the two session keys. It protects command payloads (MAC or Full) with the current

@@ -1,4 +1,4 @@
-"""AES building blocks of NTAG 424 DNA secure messaging and SDM (reference §1, §5.3, §6, §8, §10.3).
+"""AES building blocks of NTAG 424 DNA secure messaging and SDM (docs/reference/ntag424.md §1, §5.3, §6, §8, §10.3).
 
 Everything here is pure: bytes in, bytes out. ``E``/``D`` in NXP's tables are AES-128-CBC with a
 zero IV; CMAC is NIST SP 800-38B; MACt keeps the odd-index bytes 1, 3, ..., 15 of the CMAC.

@@ -1,4 +1,4 @@
-"""Status words of NTAG 424 DNA as exceptions: each status word maps to one class (reference §2.2).
+"""Status words of NTAG 424 DNA as exceptions: each status word maps to one class (docs/reference/ntag424.md §2.2).
 
 Messages are one plain-English line naming the command and the status; they never carry key
 bytes or secure-messaging plaintext.

@@ -1,6 +1,6 @@
 """File settings of NTAG 424 DNA: access rights, SDM settings, GetFileSettings/ChangeFileSettings layouts.
 
-Which SDM fields are on the wire depends on SDMOptions and the SDM access rights (reference §9.2);
+Which SDM fields are on the wire depends on SDMOptions and the SDM access rights (docs/reference/ntag424.md §9.2);
 absent fields are omitted, never zero-filled. Multi-byte values are LSB first. :meth:`FileSettings.validate`
 checks the combinations the chip would refuse with 919E (§9.4) so a station fails before it sends.
 """
@@ -25,6 +25,12 @@ CTR_LEN = 6
 MAC_LEN = 16
 CTR_NOT_MIRRORED = 0xFFFFFF
 _SDM_ENABLED = 0x40
+CC_FILE_NO = 1
+#: Byte of the capability container (file 01) holding the NDEF file's write access condition
+#: (NFC Forum Type 4 Tag: 00 = write granted, FF = no write access; NT4H2421Gx data sheet, CC file content).
+CC_NDEF_WRITE_ACCESS_OFFSET = 0x0E
+CC_WRITE_GRANTED = 0x00
+CC_NO_WRITE_ACCESS = 0xFF
 
 
 def _check_key(name: str, value: int, *, allow_free: bool = True) -> None:
@@ -59,6 +65,16 @@ class AccessRights:
     def to_bytes(self) -> bytes:
         """Encode LSB first as the chip expects."""
         return bytes([(self.read_write << 4) | self.change, (self.read << 4) | self.write])
+
+
+def cc_ndef_write_access(access: AccessRights) -> int:
+    """The CC's NDEF write access byte that tells a phone what ``access`` on the NDEF file enforces.
+
+    A phone writes with unauthenticated ISO commands, so only a free (E) Write or ReadWrite right
+    lets it write; anything else is "no write access" (FF), never a proprietary value, which some
+    Android stacks refuse outright.
+    """
+    return CC_WRITE_GRANTED if KEY_FREE in (access.write, access.read_write) else CC_NO_WRITE_ACCESS
 
 
 class SdmOptions(IntFlag):
@@ -149,7 +165,7 @@ class SdmSettings:
                    ctr_ret=head.ctr_ret, **values), end
 
     def validate(self, file_size: int = NDEF_FILE_SIZE) -> None:
-        """Refuse what the chip would refuse with 919E (reference §9.4), naming the problem."""
+        """Refuse what the chip would refuse with 919E (docs/reference/ntag424.md §9.4), naming the problem."""
         self._validate_roles()
         self._validate_ranges(file_size)
         self._validate_overlaps()

@@ -1,4 +1,4 @@
-"""Originality signature check of Read_Sig (reference §11, AN12196 T30).
+"""Originality signature check of Read_Sig (docs/reference/ntag424.md §11, AN12196 T30).
 
 ECDSA on secp224r1 whose message representative is the raw 7-byte UID, not a hash of it. The
 signature proves NXP issued that UID; an emulator can replay it, so it is one check among others.

@@ -1,19 +1,25 @@
-"""An NTAG 424 DNA session over a :class:`~tagsmith.encoders.connection.Connection` (reference §2-§12).
+"""An NTAG 424 DNA session over a :class:`~tagsmith.encoders.connection.Connection` (docs/reference/ntag424.md §2-§12).
 
 :class:`Ntag424Session` frames native commands (CLA 90, 91AF continuation), turns status words
 into exceptions (:mod:`.errors`) and runs EV2 secure messaging: the command counter moves on
 every command the chip accepts while authenticated, Plain ones included, and any status other
-than success drops the session (§2.2, §6.1). APDUs are logged only by the connection.
+than success drops the session (§2.2, §6.1).
+
+The APDU trace (TRAFFIC level) is written here, not by the transports, because only the session
+knows which frames carry key material: the authentication frames (whose cryptograms, with a known
+key such as the factory one, give RndA, RndB and so the session keys) and every frame of an open
+session (ChangeKey's new keys, Full-mode data). Their data fields are logged as lengths only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
 from tagsmith import ConfigError
 from tagsmith.encoders.apdu import SW, build_apdu, native
-from tagsmith.encoders.connection import Connection
+from tagsmith.encoders.connection import Connection, log_command, log_response
 
 from . import auth, crypto
 from .channel import CommMode, SecureChannel
@@ -30,6 +36,10 @@ IRREVERSIBLE_OPTIONS = {0x00: "Random ID", 0x05: "LRP mode"}
 # A 128-byte ISO 14443-4 frame carries PCB, CID and CRC besides the APDU (DS §8.1.1, §8.6).
 TEAR_SAFE_APDU = 128 - 4
 MAX_APDU = 5 + 255 + 1
+AUTHENTICATION = "authentication"
+SECURE_MESSAGING = "secure messaging"
+
+log = logging.getLogger(__name__)
 
 
 def _le3(value: int) -> bytes:
@@ -87,8 +97,14 @@ class Ntag424Session:
         return self._channel
 
     # ------------------------------------------------------------------ framing
-    def _exchange(self, command: str, apdu: bytes, ok: tuple[int, ...]) -> tuple[bytes, int]:
+    def _exchange(self, command: str, apdu: bytes, ok: tuple[int, ...], *,
+                  secret: str | None = None) -> tuple[bytes, int]:
+        """One round trip, traced; data fields are redacted for ``secret`` frames and in an open session."""
+        if secret is None and self._channel is not None:
+            secret = SECURE_MESSAGING
+        log_command(log, apdu, secret)
         data, sw = self._conn.transceive(apdu)
+        log_response(log, data, sw, secret)
         if sw not in ok:
             self._drop()
             raise error_for(command, sw)
@@ -175,9 +191,10 @@ class Ntag424Session:
         auth.check_key(key)
         self._drop()
         data, _ = self._exchange("AuthenticateEV2First", native(0x71, bytes([key_no, 0x00])),
-                                 (SW.ADDITIONAL_FRAME,))
+                                 (SW.ADDITIONAL_FRAME,), secret=AUTHENTICATION)
         challenge = auth.answer_challenge(key, data, self._random(16))
-        data, _ = self._exchange("AuthenticateEV2First", native(0xAF, challenge.cryptogram), (SW.OPERATION_OK,))
+        data, _ = self._exchange("AuthenticateEV2First", native(0xAF, challenge.cryptogram), (SW.OPERATION_OK,),
+                                 secret=AUTHENTICATION)
         self._channel = auth.finish_first(challenge, data)
         self._key_no = key_no
 
@@ -185,10 +202,11 @@ class Ntag424Session:
         """Switch to another key inside the transaction: TI and CmdCtr kept, new session keys."""
         auth.check_key(key)
         previous = self._require_auth("AuthenticateEV2NonFirst")
-        data, _ = self._exchange("AuthenticateEV2NonFirst", native(0x77, bytes([key_no])), (SW.ADDITIONAL_FRAME,))
+        data, _ = self._exchange("AuthenticateEV2NonFirst", native(0x77, bytes([key_no])), (SW.ADDITIONAL_FRAME,),
+                                 secret=AUTHENTICATION)
         challenge = auth.answer_challenge(key, data, self._random(16))
         data, _ = self._exchange("AuthenticateEV2NonFirst", native(0xAF, challenge.cryptogram),
-                                 (SW.OPERATION_OK,))
+                                 (SW.OPERATION_OK,), secret=AUTHENTICATION)
         self._drop()
         self._channel = auth.finish_nonfirst(challenge, data, previous)
         self._key_no = key_no

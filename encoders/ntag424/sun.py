@@ -1,4 +1,4 @@
-"""Resolver-side SUN verification (reference §10): PICC data, SDM session keys, SDMMAC, SDMENCFileData.
+"""Resolver-side SUN verification (docs/reference/ntag424.md §10): PICC data, SDM session keys, SDMMAC, SDMENCFileData.
 
 :class:`SunVerifier` precomputes everything that depends only on the keys (expanded AES keys, the
 CMAC subkey of the file-read key) so a tap costs two single-block AES calls and one CMAC: decrypt
@@ -19,6 +19,7 @@ from . import crypto, fastaes
 FileKey = Union[bytes, Callable[[bytes], bytes]]
 PICC_TAGS = {0xC7: (True, True), 0x87: (True, False), 0x40: (False, True)}
 _ENDS = "&#"
+MAC_INPUT_FROM_PATH = "/"  # as template.MAC_INPUT_FROM_PATH: the MAC input starts at the URL's path
 
 
 class SunResult(NamedTuple):
@@ -61,7 +62,8 @@ class SunVerifier:
         if self._file is not None:
             self._file_k1 = fastaes.double(int.from_bytes(self._file.encrypt(bytes(16)), "big"))
         self._names = {"picc": picc_param, "mac": mac_param, "enc": enc_param, "uid": uid_param, "ctr": ctr_param}
-        self._marks = {p: ("?" + p + "=", "&" + p + "=") for p in {*self._names.values(), mac_input_from} if p}
+        self._marks = {p: ("?" + p + "=", "&" + p + "=") for p in {*self._names.values(), mac_input_from}
+                       if p and p != MAC_INPUT_FROM_PATH}
         self._mac_input_from = mac_input_from
 
     def _find(self, url: str, query: int, param: str) -> int:
@@ -121,13 +123,7 @@ class SunVerifier:
     def _decrypt_picc(self, picc: bytes) -> tuple[bytes | None, int | None]:
         if self._meta is None:
             raise ConfigError("encrypted PICC data needs the SDM meta-read key")
-        plain = self._meta.decrypt(picc)
-        has = PICC_TAGS.get(plain[0])
-        if has is None:
-            raise VerificationError(f"PICC data tag {plain[0]:02X} is invalid: wrong meta-read key or not a SUN")
-        uid = plain[1:8] if has[0] else None
-        at = 8 if has[0] else 1
-        return uid, int.from_bytes(plain[at:at + 3], "little") if has[1] else None
+        return _picc_fields(self._meta.decrypt(picc))
 
     def _session_key(self, uid: bytes | None, sv: bytes) -> bytes:
         """CMAC(K_SDMFileRead, SV): one block with K1 for a cached key, a full CMAC for a per-UID key."""
@@ -138,7 +134,12 @@ class SunVerifier:
         return fastaes.cmac_once(_key(self._file_fn(uid), "file key"), sv)
 
     def _mac_input(self, url: str, query: int, mac_at: int) -> bytes:
-        start = self._find(url, query, self._mac_input_from)
+        if self._mac_input_from == MAC_INPUT_FROM_PATH:  # from the path's first "/": GTIN and serial under the MAC
+            start = url.find("/", url.find("://") + 3)
+            if start < 0 or start > query:
+                raise VerificationError("SUN URL has no path before its query string")
+        else:
+            start = self._find(url, query, self._mac_input_from)
         if start < 0 or start > mac_at:
             raise VerificationError(f"SUN URL has no {self._mac_input_from}= parameter before the MAC")
         try:
@@ -160,6 +161,27 @@ class SunVerifier:
         return enc_key.cbc_decrypt(data, enc_key.ecb_encrypt(ctr.to_bytes(3, "little") + bytes(13)))
 
 
+def _picc_fields(plain: bytes) -> tuple[bytes | None, int | None]:
+    """(UID, read counter) from decrypted PICC data; its tag byte says which are mirrored."""
+    has = PICC_TAGS.get(plain[0])
+    if has is None:
+        raise VerificationError(f"PICC data tag {plain[0]:02X} is invalid: wrong meta-read key or not a SUN")
+    uid = plain[1:8] if has[0] else None
+    at = 8 if has[0] else 1
+    return uid, int.from_bytes(plain[at:at + 3], "little") if has[1] else None
+
+
+def decrypt_picc_data(value: str, meta_key: bytes) -> tuple[bytes | None, int | None]:
+    """(UID, read counter) from a SUN's encrypted PICC data (32 hex characters) and the SDM meta-read key.
+
+    A resolver's first step: the meta-read key is shared by a key set, so the UID comes out before
+    any per-chip key is known. A wrong key, or text that is not PICC data, is a VerificationError.
+    """
+    if len(value) != 32:
+        raise VerificationError("PICC data must be 32 hex characters")
+    return _picc_fields(fastaes.block_key(_key(meta_key, "meta key")).decrypt(_hex(value, "PICC data")))
+
+
 _VERIFIERS: dict[tuple, SunVerifier] = {}
 _MAX_CACHED = 64
 
@@ -168,6 +190,8 @@ def verify_sun_url(url: str, *, meta_key: bytes | None, file_key: FileKey, picc_
                    mac_param: str = "cmac", enc_param: str = "enc", uid_param: str = "uid",
                    ctr_param: str = "ctr", mac_input_from: str | None = None) -> SunResult:
     """Verify one SUN URL; ``mac_input_from=P`` means the MAC covers the text from P's value to the MAC value.
+
+    ``mac_input_from="/"`` means it covers the text from the first ``/`` of the path (after the host).
 
     ``file_key`` may be a callable ``uid -> key`` for per-UID (diversified) file-read keys. Verifiers
     for recently used key sets are cached, so repeated calls cost what :meth:`SunVerifier.verify` costs.

@@ -7,9 +7,11 @@ Placeholders:
   ``{picc}`` encrypted PICC data (32), ``{uid}`` (14), ``{ctr}`` (6), ``{cmac}`` SUN MAC (16),
   ``{enc}`` / ``{enc:N}`` encrypted file data (N a multiple of 32, default 32);
 * ``{mac_input}``, zero-width: the SUN MAC covers the URL text from here up to the MAC value.
-  Without it the MAC input starts at ``{enc}`` when there is one, else it is empty.
+  Without it the MAC input starts at ``{enc}`` when there is one, else it is empty. A verifier
+  finds the start at a query parameter's value, or at the path: ``https://host{mac_input}/01/...``
+  puts GTIN, serial and lot under the MAC, so a tap moved to another unit's path fails it.
 
-Offsets count from byte 0 of the NDEF file, NLEN and record header included (reference §9.5).
+Offsets count from byte 0 of the NDEF file, NLEN and record header included (docs/reference/ntag424.md §9.5).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .files import KEY_FREE, KEY_NEVER, NDEF_FILE_SIZE, AccessRights, FileSettin
 STATIC = ("gtin", "serial", "lot")
 MIRROR_LENGTHS = {"picc": 32, "uid": 14, "ctr": 6, "enc": 32, "cmac": 16}
 MAC_INPUT = "mac_input"
+#: ``mac_input_from`` value meaning "the MAC input starts at the URL's path" (no parameter has this name)
+MAC_INPUT_FROM_PATH = "/"
 PLACEHOLDER_CHAR = "0"
 _TOKEN = re.compile(r"\{([A-Za-z_]+)(?::(\d+))?\}")
 #: The longest URI identifier code's text in the NFC Forum URI RTD ("ftp://anonymous:anonymous@"):
@@ -200,10 +204,19 @@ class RenderedTemplate:
                 raise ConfigError(f"{{{mirror.kind}}} is not a whole query parameter value; a verifier cannot find it")
             params[names[mirror.kind]] = mirror.param
         if self.mac_input_offset is not None and self.mac_input_offset != self.mirror("cmac").offset:
-            if self.mac_input_param is None:
-                raise ConfigError("{mac_input} does not start a query parameter value; a verifier cannot locate it")
-            params["mac_input_from"] = self.mac_input_param
+            if self.mac_input_param is not None:
+                params["mac_input_from"] = self.mac_input_param
+            elif self.mac_input_offset - (len(self.ndef_file) - len(self.url)) == _path_start(self.url):
+                params["mac_input_from"] = MAC_INPUT_FROM_PATH
+            else:
+                raise ConfigError("{mac_input} starts neither a query parameter value nor the URL's path; "
+                                  "a verifier cannot locate it")
         return params
+
+
+def _path_start(url: str) -> int:
+    """Index of the first ``/`` of the URL's path (after ``scheme://host``), or -1."""
+    return url.find("/", url.find("://") + 3)
 
 
 @dataclass(frozen=True)

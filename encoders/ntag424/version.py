@@ -1,4 +1,4 @@
-"""GetVersion decoding and chip identification (reference §7, AN12196 T13)."""
+"""GetVersion decoding and chip identification (docs/reference/ntag424.md §7, AN12196 T13)."""
 
 from __future__ import annotations
 

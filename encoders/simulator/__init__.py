@@ -1,6 +1,6 @@
 """A simulated NXP NTAG 424 DNA chip (PICC side), usable wherever a Connection is expected.
 
-Written from the data-sheet facts in ``shared/reference/ntag424.md`` and independent of the
+Written from the data-sheet facts in ``docs/reference/ntag424.md`` and independent of the
 reader-side protocol in ``encoders.ntag424``. See :class:`SimulatedNtag424`.
 """
 

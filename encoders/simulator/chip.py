@@ -1,8 +1,8 @@
 """A simulated NXP NTAG 424 DNA (NT4H2421Gx), PICC side, as a :class:`Connection`.
 
-Behaviour follows the data-sheet facts restated in ``shared/reference/ntag424.md``; each
-handler cites the section it implements. Where the reference is silent the choice made is
-written next to the code (and summarised in the README section "Simulated chip").
+Behaviour follows the data-sheet facts restated in ``docs/reference/ntag424.md``; each
+handler cites the section it implements ("ref §N" = that file's §N). Where the reference is
+silent the choice made is written next to the code (and summarised in the README section "Simulated chip").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The PICC-side file store: the three StandardData files, their settings, and the settings codec.
 
-Layouts and constraints from ``shared/reference/ntag424.md`` §3 (files, defaults, CC content),
+Layouts and constraints from ``docs/reference/ntag424.md`` §3 (files, defaults, CC content),
 §4 (access-rights nibbles, on-wire byte order), §9.2 (settings layout and field presence) and
 §9.4 (the checks the chip enforces, 919E unless noted).
 """

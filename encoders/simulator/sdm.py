@@ -1,6 +1,6 @@
 """Secure Dynamic Messaging: what the chip mirrors into file 02 on an unauthenticated read.
 
-From ``shared/reference/ntag424.md`` §10: PICCData (plain ASCII or AES-encrypted with the
+From ``docs/reference/ntag424.md`` §10: PICCData (plain ASCII or AES-encrypted with the
 SDMMetaRead key), SDM session keys from the SDMFileRead key (SV1 C33C / SV2 3CC3),
 SDMENCFileData, and the SDMMAC over the ASCII window [SDMMACInputOffset, SDMMACOffset).
 Mirrors are upper-case ASCII hex.

@@ -1,4 +1,4 @@
-"""Originality signature of the simulated chip (Read_Sig, ref §11).
+"""Originality signature of the simulated chip (Read_Sig, docs/reference/ntag424.md §11).
 
 The real chip carries an NXP ECDSA signature over its UID on secp224r1 with the UID used
 directly as the message representative (no hash). The simulator signs with its own TEST key

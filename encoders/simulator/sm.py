@@ -1,6 +1,6 @@
 """PICC-side cryptography and EV2 secure messaging of the simulated NTAG 424 DNA.
 
-Written from the data-sheet facts restated in ``shared/reference/ntag424.md``:
+Written from the data-sheet facts restated in ``docs/reference/ntag424.md`` ("ref §N" below):
 EV2 session keys (§5.3), command counter (§6.1), MAC (§6.2), Full-mode encryption (§6.3),
 ChangeKey CRC32NK (§8). AES-128 only; LRP is not modelled.
 """

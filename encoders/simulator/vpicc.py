@@ -6,7 +6,7 @@ big-endian length and that many bytes. A 1-byte frame from vpcd is a control byt
 01 power on, 02 reset: no reply; 04: reply with the ATR); a longer one is a command APDU, answered
 with one frame of response data + SW1 SW2.
 
-Two pitfalls of Debian's vpcd 0.8 shape this module (shared/reference/pcsc-virtual-reader.md):
+Two pitfalls of Debian's vpcd 0.8 shape this module (docs/reference/pcsc-virtual-reader.md §4, §5):
 it writes the length and the payload in two ``send()`` calls without TCP_NODELAY, so unless the
 card sets TCP_QUICKACK before *every* ``recv()`` each APDU stalls ~44 ms on a delayed ACK; and
 a zero-length reply hangs the reader's ``SCardTransmit`` for ever, so a reply always carries SW.

@@ -65,10 +65,10 @@ def test_manifest_export_verify_upload_status(ws, tmp_path):
             store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, i, "st-1")
     out = tmp_path / "exports" / "m.jsonl"
     exported = run_json(ws, "manifest", "export", "--batch", batch, "--out", str(out),
-                        "--without-qa", "--reason", "batches CLI test: no QA run")  # QA release gate: issue 8
+                        "--without-qa", "--reason", "batches CLI test: no QA run")  # skips the QA release gate
     assert exported["units"] == 3 and Path(exported["signature"]).exists()
     header = json.loads(out.read_text().splitlines()[0])
-    assert header["sdm"]["verifier_params"] == {"picc_param": "p", "mac_param": "c"}
+    assert header["sdm"]["verifier_params"] == {"picc_param": "p", "mac_param": "c", "mac_input_from": "/"}
     assert header["keys"]["diversification"].startswith("AN10922")
     pem = tmp_path / "manifest.pem"
     pem.write_text(json.loads(out.with_name("m.jsonl.sig").read_text())["public_key"])

@@ -314,6 +314,26 @@ def test_the_sync_helper_process_reports_an_fsync_error_and_its_own_end(tmp_path
     missing.close()
 
 
+def test_the_sync_helper_process_gets_no_secret_from_the_environment(tmp_path, monkeypatch):
+    """The station's passphrase and PIN must not reach the helper (readable in /proc/PID/environ)."""
+    from tagsmith.batches.walsync import WalSync
+
+    monkeypatch.setenv("TAGSMITH_KEYSTORE_PASSPHRASE", "helper-must-not-see-this")
+    monkeypatch.setenv("TAGSMITH_PKCS11_PIN", "987654")
+    monkeypatch.setenv("TAGSMITH_SOMETHING_ELSE", "nor-this")
+    (tmp_path / "x.db-wal").write_bytes(b"wal")
+    sync = WalSync(tmp_path / "x.db")
+    sync.start()
+    sync.wait()  # the helper is running and has answered once
+    try:
+        environ = Path(f"/proc/{sync._helper.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        sync.close()
+    names = {entry.partition(b"=")[0] for entry in environ if entry}
+    assert not any(name.startswith(b"TAGSMITH_") for name in names), names
+    assert not any(b"helper-must-not-see-this" in e or b"987654" in e for e in environ)
+
+
 def test_units_stream_in_order(store, product, encode_units):
     batch = store.create_batch(product.id, 6)
     encode_units(store, batch.id, 4)

@@ -45,7 +45,7 @@ def test_merge_loses_nothing_and_collapses_identical_repeats(store, keypair, sta
     batch, a, b = stations
     out = tmp_path / "merged.jsonl"
     result = merge_manifests([a, b], out, signer=keypair[0], public_key_pem=keypair[1],
-                             trusted_key_pem=keypair[1], store=store)
+                             store=store)
     assert result.units == 7 and result.duplicates == 4
     report = verify_manifest(out, keypair[1])
     assert report.header["kind"] == "merge" and len(report.header["sources"]) == 2

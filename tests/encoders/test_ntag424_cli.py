@@ -18,25 +18,26 @@ T5_URL = "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE
 T6_URL = ("https://www.my424dna.com/?picc_data=FD91EC264309878BE6345CBE53BADF40"
           "&enc=CEE9A53E3E463EF1F459635736738962&cmac=ECC1E7F6C6C73BF6")
 runner = CliRunner()
+KEYS = ["--meta-key-file", "env:SUN_META_KEY", "--file-key-file", "env:SUN_FILE_KEY"]
+KEY_ENV = {"SUN_META_KEY": ZERO, "SUN_FILE_KEY": ZERO}
 
 
 def test_verify_json_valid():
-    result = runner.invoke(app, ["sun", "verify", T5_URL, "--meta-key", ZERO, "--file-key", ZERO,
-                                 "--picc-param", "e", "--mac-param", "c", "--json"])
+    result = runner.invoke(app, ["sun", "verify", T5_URL, *KEYS, "--picc-param", "e", "--mac-param", "c", "--json"],
+                           env=KEY_ENV)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"uid": "04DE5F1EACC040", "read_counter": 61, "cmac_valid": True,
                                          "file_data": None}
 
 
 def test_verify_with_mac_input_and_file_data():
-    result = runner.invoke(app, ["sun", "verify", T6_URL, "--meta-key", ZERO, "--file-key", ZERO,
-                                 "--mac-input-from", "enc", "--json"])
+    result = runner.invoke(app, ["sun", "verify", T6_URL, *KEYS, "--mac-input-from", "enc", "--json"], env=KEY_ENV)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["file_data"] == (b"x" * 16).hex().upper()
 
 
 def test_verify_invalid_mac_raises_verification_error():
-    result = runner.invoke(app, ["sun", "verify", T6_URL, "--meta-key", ZERO, "--file-key", ZERO])
+    result = runner.invoke(app, ["sun", "verify", T6_URL, *KEYS], env=KEY_ENV)
     assert result.exit_code != 0 and type(result.exception).__name__ == "VerificationError"
 
 
@@ -59,18 +60,36 @@ def _console_script() -> str:
     return found
 
 
-def test_console_script_exit_codes_and_one_line_errors():
+def test_console_script_exit_codes_and_one_line_errors(tmp_path):
     script = _console_script()
-    ok = subprocess.run([script, "sun", "verify", T5_URL, "--meta-key", ZERO, "--file-key", ZERO,
-                         "--picc-param", "e", "--mac-param", "c", "--json"], capture_output=True, text=True)
+    key_file = tmp_path / "file-read.key"
+    key_file.write_text(ZERO + "\n")
+    ok = subprocess.run([script, "sun", "verify", T5_URL, "--meta-key-file", "-", "--file-key-file", str(key_file),
+                         "--picc-param", "e", "--mac-param", "c", "--json"], input=ZERO, capture_output=True, text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["cmac_valid"] is True
-    bad = subprocess.run([script, "sun", "verify", T5_URL[:-1] + "7", "--meta-key", ZERO, "--file-key", ZERO,
-                          "--picc-param", "e", "--mac-param", "c"], capture_output=True, text=True)
+    bad = subprocess.run([script, "sun", "verify", T5_URL[:-1] + "7", "--meta-key-file", str(key_file),
+                          "--file-key-file", str(key_file), "--picc-param", "e", "--mac-param", "c"],
+                         capture_output=True, text=True)
     assert bad.returncode == 6
     assert bad.stderr.strip().count("\n") == 0 and "SUN MAC does not verify" in bad.stderr
-    malformed = subprocess.run([script, "sun", "verify", "https://x/?picc_data=12&cmac=00", "--file-key", ZERO],
-                               capture_output=True, text=True)
+    malformed = subprocess.run([script, "sun", "verify", "https://x/?picc_data=12&cmac=00",
+                                "--file-key-file", str(key_file)], capture_output=True, text=True)
     assert malformed.returncode == 6 and "Traceback" not in malformed.stderr
     refused = subprocess.run([script, "sun", "template", "https://e.com/?p={picc}&u={uid}&c={cmac}"],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("option", ["--file-key", "--meta-key"])
+def test_a_key_on_the_command_line_is_refused_and_not_echoed(tmp_path, option):
+    """argv is visible to every user in ps: a key option is refused, saying how to pass the key instead."""
+    secret = "5A1E" * 8
+    other = ["--file-key-file", "env:SUN_FILE_KEY"] if option == "--meta-key" else []
+    refused = subprocess.run([_console_script(), "sun", "verify", T5_URL, option, secret, *other],
+                             capture_output=True, text=True, env={"SUN_FILE_KEY": ZERO, "PATH": "/usr/bin:/bin"})
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert f"{option}-file PATH" in refused.stderr and "env:VAR" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout
+    unset = subprocess.run([_console_script(), "sun", "verify", T5_URL, "--file-key-file", "env:NO_SUCH_VAR"],
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert unset.returncode == 2 and "NO_SUCH_VAR" in unset.stderr

@@ -1,4 +1,4 @@
-"""SUN URL templates: NDEF bytes, SDM offsets (AN12196 T15-T17, T6; reference 9.5) and refusals."""
+"""SUN URL templates: NDEF bytes, SDM offsets (AN12196 T15-T17, T6; docs/reference/ntag424.md §9.5) and refusals."""
 
 from __future__ import annotations
 

@@ -107,12 +107,17 @@ def test_server_places_a_torn_chip_again(vpcd_reader):
     assert [p.torn for p in server.placements] == [True, False]
 
 
-def test_traffic_is_logged_below_debug(vpcd_reader, caplog):
+def test_traffic_is_logged_below_debug_by_the_session_only(vpcd_reader, caplog):
+    """The session traces APDUs through pcscd as through any transport; the transport itself logs no bytes."""
+    from tagsmith.encoders.ntag424.session import Ntag424Session
+
     with vpcd_reader.card(SimulatedNtag424(uid=A)), vpcd_reader.open() as reader:
-        with reader.wait_for_tag(5) as conn, caplog.at_level(TRAFFIC, logger="tagsmith.encoders.pcsc"):
-            conn.transceive(SELECT_APP)
-    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert (TRAFFIC, "SEND " + SELECT_APP.hex().upper()) in lines and (TRAFFIC, "RECV 9000") in lines
+        with reader.wait_for_tag(5) as conn, caplog.at_level(TRAFFIC):
+            Ntag424Session(conn).select_application()
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    session = "tagsmith.encoders.ntag424.session"
+    assert (session, TRAFFIC, "SEND 00A4040C07D276000085010100") in lines and (session, TRAFFIC, "RECV 9000") in lines
+    assert not [line for line in lines if line[0].startswith("tagsmith.encoders.pcsc")]
     assert TRAFFIC < logging.DEBUG
 
 

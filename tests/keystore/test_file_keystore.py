@@ -15,10 +15,11 @@ import pytest
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError, VerificationError
 from tagsmith.keystore import KeyRef, init_keystore, open_keystore
-from tagsmith.keystore.audit import read_audit
+from tagsmith.keystore.audit import check_log, read_audit
 from tagsmith.keystore.diversify import diversification_input, diversify_aes128
 from tagsmith.keystore.model import fingerprint_from_kcv
 from tagsmith.keystore.signing import verify_manifest
+from tagsmith.provision.workspace import Workspace
 
 UID = bytes.fromhex("04A1B2C3D4E5F6")
 UID2 = bytes.fromhex("04010203040506")
@@ -123,8 +124,24 @@ def test_manifest_signature(file_store, workspace, passphrase):
 def test_init_refuses_existing_keystore_and_short_passphrase(file_store, workspace, tmp_path):
     with pytest.raises(StateError, match="already exists"):
         init_keystore(workspace, passphrase="another passphrase", scrypt_n=1024)
-    with pytest.raises(ConfigError, match="at least 8"):
+    with pytest.raises(ConfigError, match="at least 12"):
         init_keystore(type(workspace)(tmp_path / "other"), passphrase="short", scrypt_n=1024)
+
+
+@pytest.mark.parametrize("weak, reason", [
+    ("aaaaaaaa", "only 8 characters"), ("aaaaaaaaaaaaaaaa", "different characters"),
+    ("abcabcabcabcabc", "different characters"), ("abcdefabcdefabcdef", "repeated"),
+    ("123456789012", "consecutive"), ("abcdefghijklmnop", "consecutive"), ("zyxwvutsrqponm", "consecutive"),
+])
+def test_weak_passphrases_are_refused_with_the_reason(tmp_path, weak, reason):
+    """A weak passphrase (`aaaaaaaa` was once accepted) is refused with the reason, never echoed."""
+    from tagsmith.keystore.file import check_passphrase
+
+    with pytest.raises(ConfigError, match=reason) as refused:
+        init_keystore(Workspace(tmp_path / "ws"), passphrase=weak, scrypt_n=1024)
+    assert weak not in str(refused.value) and not (tmp_path / "ws" / "keystore.json").exists()
+    for fine in ("tagsmith-demo-passphrase", "correct horse battery", "test passphrase 1", "bench-pass-123"):
+        check_passphrase(fine)
 
 
 # ---- damaged files and wrong secrets ------------------------------------------------------
@@ -222,7 +239,11 @@ KILL_CHILD = textwrap.dedent("""
     from tagsmith.keystore import open_keystore
     from tagsmith.provision.workspace import Workspace
 
+    real = getattr(os, sys.argv[3])
+
     def stall(*args):
+        if sys.argv[3] == "fsync" and not os.readlink(f"/proc/self/fd/{args[0]}").endswith(".tmp"):
+            return real(*args)  # the audit record's fsync: it comes first and goes through
         print("STALLED", flush=True)
         time.sleep(60)
 
@@ -246,7 +267,10 @@ def test_sigkill_during_save_leaves_previous_keystore(populated, workspace, pass
     assert workspace.keystore.read_bytes() == before
     assert _state(workspace, passphrase) == expected
     with open_keystore(workspace, passphrase) as store:
+        found = check_log(workspace.audit_log, store.audit_anchor())
+        assert found.problem is None and found.unanchored == 1  # recorded before the save, never anchored
         assert store.rotate("prod", 2).version == 2
+        assert check_log(workspace.audit_log, store.audit_anchor()).unanchored == 0
     assert not list(workspace.home.glob(".keystore.json.*.tmp"))  # the stale temp was swept
 
 
@@ -257,3 +281,50 @@ def test_concurrent_writer_is_refused_not_overwritten(populated, workspace, pass
         other.rotate("prod", 3)
     versions = open_keystore(workspace, passphrase).key_versions("prod")
     assert versions[2] == 2 and versions[3] == 1
+
+
+# ---- scrypt cost: a choice with a floor -----------------------------------------------------
+def _as_version_1(workspace, passphrase: str) -> None:
+    """Rewrite the keystore as tagsmith wrote it before the cost was a choice: format 1, N=2^10, no anchor."""
+    from Crypto.Cipher import AES
+
+    from tagsmith.keystore.file import _derive, canonical
+
+    doc = json.loads(workspace.keystore.read_text())
+    kek = _derive(passphrase, doc["kdf"])
+    plain = AES.new(kek, AES.MODE_GCM, nonce=base64.b64decode(doc["cipher"]["nonce"])).decrypt(
+        base64.b64decode(doc["ciphertext"]))
+    header = {"format": doc["format"], "version": 1, "backend": "file", "kdf": doc["kdf"],
+              "cipher": {"name": "AES-256-GCM", "nonce": base64.b64encode(os.urandom(12)).decode()}}
+    cipher = AES.new(kek, AES.MODE_GCM, nonce=base64.b64decode(header["cipher"]["nonce"]))
+    cipher.update(canonical(header))
+    body, tag = cipher.encrypt_and_digest(plain)
+    workspace.keystore.write_text(json.dumps({**header, "ciphertext": base64.b64encode(body).decode(),
+                                              "tag": base64.b64encode(tag).decode()}))
+
+
+def test_an_old_keystore_opens_and_is_rewritten_at_the_current_cost(populated, workspace, passphrase):
+    """Format 1 (N=2^10) stays readable; its next write re-encrypts it as format 2 at N=2^17, fresh salt."""
+    expected = _state(workspace, passphrase)
+    _as_version_1(workspace, passphrase)
+    old = json.loads(workspace.keystore.read_text())
+    assert old["version"] == 1 and old["kdf"]["n"] == 2**10
+    with open_keystore(workspace, passphrase) as store:
+        assert [i.to_json() for i in store.key_sets()] == expected  # read as it is
+        store.rotate("prod", 2)
+    new = json.loads(workspace.keystore.read_text())
+    assert new["version"] == 2 and new["kdf"]["n"] == 2**17 and new["kdf"]["salt"] != old["kdf"]["salt"]
+    assert new["audit"]["records"] == len(read_audit(workspace.audit_log))  # and now anchors the log
+    with open_keystore(workspace, passphrase) as store:
+        assert store.key_versions("prod")[2] == 2
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        open_keystore(workspace, "not the passphrase at all")
+
+
+def test_the_scrypt_cost_is_the_keystores_choice_within_bounds(workspace, tmp_path, passphrase):
+    with init_keystore(workspace, passphrase=passphrase, scrypt_n=2**11):
+        pass
+    assert json.loads(workspace.keystore.read_text())["kdf"]["n"] == 2**11  # kept, not raised on later writes
+    for bad in (2**9, 3000, 2**21):
+        with pytest.raises(ConfigError, match="power of two from 2\\^10 to 2\\^20"):
+            init_keystore(Workspace(tmp_path / f"ws{bad}"), passphrase=passphrase, scrypt_n=bad)

@@ -48,9 +48,11 @@ def _ok(result):
 
 
 def test_keys_workflow(cli, tmp_path, rsa_pair):
-    _ok(cli("keys", "init", "--kdf-n", "1024"))
-    created = json.loads(_ok(cli("keys", "create", "--product", "lamp", "--system-id", "LAMP", "--json")).stdout)
-    assert created["system_id"] == b"LAMP".hex().upper()
+    _ok(cli("keys", "init", "--scrypt-cost", "1024"))
+    text_id = cli("keys", "create", "--product", "lamp", "--system-id", "LAMP")  # hex, as the product file has it
+    assert isinstance(text_id.exception, ConfigError) and "--system-id is not hex" in str(text_id.exception)
+    created = json.loads(_ok(cli("keys", "create", "--key-set", "lamp", "--system-id", "4C414D50", "--json")).stdout)
+    assert created["key_set"] == "lamp" and created["system_id"] == b"LAMP".hex().upper()
     assert [s["diversified"] for s in created["slots"]] == [True, False, True, True, True]
     key_file = tmp_path / "k.hex"
     key_file.write_text(IMPORTED[3].hex())
@@ -78,17 +80,18 @@ def test_keys_workflow(cli, tmp_path, rsa_pair):
         ["init"] + ["create"] * 5 + ["import", "import", "rotate", "export", "derive-reveal"]
     audit = json.loads(_ok(cli("keys", "audit", "--last", "2", "--json")).stdout)
     assert audit["intact"] and audit["records"] == 11 and [r["op"] for r in audit["last"]] == ["export", "derive-reveal"]
+    assert audit["anchored"] == 11 and audit["not_anchored"] == 0  # export and reveal only append, yet move the anchor
     assert "hash chain intact" in _ok(cli("keys", "audit")).stdout
     log = cli.home / "audit.log"
     lines = log.read_text().splitlines(keepends=True)
     log.write_text("".join(lines[:3] + lines[4:]))  # someone deletes the record of one key creation
     tampered = cli("keys", "audit", "--json")
-    assert isinstance(tampered.exception, VerificationError) and "record 3" in str(tampered.exception)
+    assert isinstance(tampered.exception, VerificationError) and "record #3 edited" in str(tampered.exception)
     assert json.loads(tampered.stdout)["first_broken"] == 3
 
 
 def test_derive_needs_reveal_and_warns(cli):
-    _ok(cli("keys", "init", "--kdf-n", "1024"))
+    _ok(cli("keys", "init", "--scrypt-cost", "1024"))
     _ok(cli("keys", "create", "--product", "lamp"))
     refused = cli("keys", "derive", "--product", "lamp", "--slot", "2", "--uid", UID)
     assert isinstance(refused.exception, ConfigError) and "--reveal" in str(refused.exception)
@@ -98,19 +101,34 @@ def test_derive_needs_reveal_and_warns(cli):
     assert isinstance(shared.exception, StateError)
 
 
-def test_diversify_reproduces_nxp_examples(cli):
-    nxp = _ok(cli("keys", "diversify", "--master", "00112233445566778899AABBCCDDEEFF", "--uid", "04782E21801D80",
+def test_diversify_reproduces_nxp_examples(cli, tmp_path):
+    master = tmp_path / "master.hex"
+    master.write_text("00112233445566778899AABBCCDDEEFF\n")
+    nxp = _ok(cli("keys", "diversify", "--key-file", str(master), "--uid", "04782E21801D80",
                   "--aid", "3042F5", "--system-id", "4E585020416275"))
     assert nxp.stdout.strip() == "A8DD63A3B89D54B37CA802473FDA9175"
-    short = json.loads(_ok(cli("keys", "diversify", "--master", "F3F9377698707B688EAF84ABE39E3791",
-                               "--input", "04DEADBEEFFEED", "--json")).stdout)
+    short = json.loads(_ok(cli("keys", "diversify", "--key-file", "-", "--input", "04DEADBEEFFEED", "--json",
+                               input="F3F9377698707B688EAF84ABE39E3791\n")).stdout)
     assert short == {"input": "04DEADBEEFFEED", "key": "0BB408BAFF98B6EE9F2E1585777F6A51"}
-    both = cli("keys", "diversify", "--master", "00" * 16, "--uid", "04", "--input", "04")
+    from_env = json.loads(_ok(cli("keys", "diversify", "--key-file", "env:LINE_MASTER", "--input", "04DEADBEEFFEED",
+                                  "--json", env={"LINE_MASTER": "F3F9377698707B688EAF84ABE39E3791"})).stdout)
+    assert from_env == short
+    both = cli("keys", "diversify", "--key-file", str(master), "--uid", "04", "--input", "04")
     assert isinstance(both.exception, ConfigError)
 
 
+def test_diversify_refuses_a_master_on_the_command_line(tmp_path):
+    """`--master HEX` would show the key to every user (ps): exit 2, one line saying how instead."""
+    secret = "00112233445566778899AABBCCDDEEFF"
+    refused = subprocess.run([_tagsmith(), "keys", "diversify", "--master", secret, "--input", "04DEADBEEFFEED"],
+                             capture_output=True, text=True, env={**os.environ, "TAGSMITH_HOME": str(tmp_path)})
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "--key-file PATH" in refused.stderr and "--key-file -" in refused.stderr and "env:VAR" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout
+
+
 def test_passphrase_prompt_when_env_is_unset(cli, passphrase, monkeypatch):
-    _ok(cli("keys", "init", "--kdf-n", "1024"))
+    _ok(cli("keys", "init", "--scrypt-cost", "1024"))
     monkeypatch.delenv("TAGSMITH_KEYSTORE_PASSPHRASE")
     no_terminal = cli("keys", "list")  # nowhere to hide a prompt: say which variable to set
     assert isinstance(no_terminal.exception, KeystoreError) and "TAGSMITH_KEYSTORE_PASSPHRASE" in str(no_terminal.exception)
@@ -122,7 +140,7 @@ def test_passphrase_prompt_when_env_is_unset(cli, passphrase, monkeypatch):
 
 def test_no_master_key_appears_anywhere(cli, tmp_path, rsa_pair, passphrase):
     """Keystore file, audit log, export file, every output and error: no master in any encoding."""
-    _ok(cli("keys", "init", "--kdf-n", "1024"))
+    _ok(cli("keys", "init", "--scrypt-cost", "1024"))
     _ok(cli("keys", "create", "--product", "lamp"))
     key_dir = tmp_path / "keys-in"
     key_dir.mkdir()
@@ -161,7 +179,7 @@ def _tagsmith() -> str:
 def test_console_script_wrong_passphrase_is_one_line_exit_5(tmp_path, passphrase):
     home = tmp_path / "ws"
     env = {**os.environ, "TAGSMITH_HOME": str(home), "TAGSMITH_KEYSTORE_PASSPHRASE": passphrase}
-    subprocess.run([_tagsmith(), "keys", "init", "--kdf-n", "1024"], env=env, check=True, capture_output=True)
+    subprocess.run([_tagsmith(), "keys", "init", "--scrypt-cost", "1024"], env=env, check=True, capture_output=True)
     imported = subprocess.run([_tagsmith(), "keys", "create", "--product", "lamp"], env=env, capture_output=True)
     assert imported.returncode == 0
     piped = subprocess.run([_tagsmith(), "keys", "import", "--product", "lamp", "--slot", "4"], env=env,
@@ -173,3 +191,19 @@ def test_console_script_wrong_passphrase_is_one_line_exit_5(tmp_path, passphrase
     lines = wrong.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot open keystore") and "Traceback" not in wrong.stderr
     assert wrong.stdout == ""
+
+
+def test_keys_init_defaults_to_scrypt_2_17_and_says_when_a_cost_is_lower(cli):
+    """The scrypt default is N=2^17 (it was 2^15, and 2^10 in places); --scrypt-cost chooses, with a floor."""
+    _ok(cli("keys", "init"))
+    assert json.loads((cli.home / "keystore.json").read_text())["kdf"]["n"] == 2**17
+    low = _ok(cli("--home", str(cli.home / "low"), "keys", "init", "--scrypt-cost", "1024"))
+    assert "below the default 131072" in low.stderr and "throwaway" in low.stderr
+    too_low = cli("--home", str(cli.home / "lower"), "keys", "init", "--scrypt-cost", "512")
+    assert isinstance(too_low.exception, ConfigError) and "2^10" in str(too_low.exception)
+
+
+def test_keys_init_refuses_a_weak_passphrase(cli):
+    weak = cli("keys", "init", "--scrypt-cost", "1024", env={"TAGSMITH_KEYSTORE_PASSPHRASE": "aaaaaaaaaaaa"})
+    assert isinstance(weak.exception, ConfigError) and "weak keystore passphrase" in str(weak.exception)
+    assert "aaaaaaaaaaaa" not in str(weak.exception) and not (cli.home / "keystore.json").exists()

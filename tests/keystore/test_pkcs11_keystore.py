@@ -150,3 +150,23 @@ def test_cli_on_the_token(softhsm, tmp_path, monkeypatch):
     derived = runner.invoke(app, [*home, "keys", "derive", "--product", "lamp", "--slot", "2", "--uid", UID.hex(),
                                   "--reveal", "--json"])
     assert derived.exit_code == 0 and len(json.loads(derived.stdout)["key"]) == 32
+
+
+def test_the_audit_anchor_lives_on_the_token(pkcs11_store, softhsm):
+    """keystore.json is not authenticated for this backend, so the token keeps the audit log's anchor."""
+    from tagsmith import VerificationError
+    from tagsmith.keystore.audit import check_log
+
+    pkcs11_store.create_key_set("p")
+    pkcs11_store.close()
+    ws = Workspace(pkcs11_store.path.parent)
+    with open_keystore(ws, pin=softhsm["pin"]) as store:
+        store.reveal_chip_key(KeyRef("p", 2, 1, UID))  # append-only, and still moves the anchor
+        anchor = store.audit_anchor()
+        assert anchor["records"] == 7 and "audit" not in json.loads(ws.keystore.read_text())
+        assert check_log(ws.audit_log, anchor).problem is None
+        lines = ws.audit_log.read_bytes().splitlines(keepends=True)
+        ws.audit_log.write_bytes(b"".join(lines[:-1]))  # the reveal's record removed
+        assert check_log(ws.audit_log, store.audit_anchor()).problem == "1 record missing after #6"
+        with pytest.raises(VerificationError, match="1 record missing after #6"):
+            store.rotate("p", 2)

@@ -45,3 +45,35 @@ def test_a_missing_tool_names_its_debian_package(monkeypatch):
 def test_a_missing_pdf_is_not_found(tmp_path):
     with pytest.raises(NotFoundError):
         check_pdf(tmp_path / "none.pdf", {})
+
+
+def test_a_sheet_is_decoded_cell_by_cell_without_whole_page_passes(make_units, tmp_path, label_tools):
+    units = make_units(60)  # A4 24-up: two full pages and half a third
+    layout = load_layout("a4-24up-70x37")
+    render_pdf(units, layout, tmp_path / "sheet.pdf")
+    calls = []
+    report = check_pdf(tmp_path / "sheet.pdf", {u.url: u.serial for u in units}, layout,
+                       lambda done, total, what: calls.append((done, total, what)))
+    assert report.ok and len(report.found) == 60 and report.pages == 3
+    assert report.passes == 1  # every code came from its own cell: no page was decoded whole
+    assert {what for _, _, what in calls} == {"label cells"} and calls[-1][:2] == (3, 3)
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
+
+
+def test_whole_page_passes_only_for_pages_with_an_empty_cell(make_units, tmp_path, label_tools):
+    units = make_units(48)
+    layout = load_layout("a4-24up-70x37")
+    render_pdf(units[:30] + units[31:], layout, tmp_path / "gap.pdf")  # page 1 full, page 2 one short
+    calls = []
+    report = check_pdf(tmp_path / "gap.pdf", {u.url: u.serial for u in units}, layout,
+                       lambda done, total, what: calls.append((total, what)))
+    assert report.missing == (units[30].serial,) and len(report.found) == 47
+    whole = [total for total, what in calls if what != "label cells"]
+    assert whole and set(whole) == {1}  # the missing unit sent only page 2 through the whole-page passes
+
+
+def test_a_pdf_of_another_layout_is_still_checked_by_whole_pages(make_units, tmp_path, label_tools):
+    units = make_units(10)
+    render_pdf(units, load_layout("a4-24up-70x37"), tmp_path / "sheet.pdf")
+    report = check_pdf(tmp_path / "sheet.pdf", {u.url: u.serial for u in units}, load_layout("roll-50x25"))
+    assert report.ok and len(report.found) == 10 and report.passes >= 2  # one roll "cell" per page: the rest whole

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,24 +37,54 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def test_print_records_each_unit_and_skips_them_next_time(home, batch, tmp_path, capsys, label_tools):
-    pdf = tmp_path / "b1.pdf"
-    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "pdf", "--out", str(pdf), "--json"], capsys)
+    pdf = tmp_path / "b1.pdf"  # a sheet's PDF is its print
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "pdf", "--layout", "a4-24up-70x37",
+                        "--out", str(pdf), "--json"], capsys)
     data = json.loads(out)
-    assert code == 0 and data["labels"] == 7 and data["recorded"] == 7 and data["layout"] == "roll-50x25"
+    assert code == 0 and data["labels"] == 7 and data["recorded"] == 7 and data["layout"] == "a4-24up-70x37"
+    assert data["proof"] is False
     with BatchStore(home / "tagsmith.db") as store:
         unit = next(store.units(batch))
-        assert [p["layout"] for p in store.label_prints(unit.id)] == ["roll-50x25"]
-    code, out, _ = run(["labels", "check", str(pdf), "--batch", batch, "--json"], capsys)
+        assert [p["layout"] for p in store.label_prints(unit.id)] == ["a4-24up-70x37"]
+    code, out, err = run(["labels", "check", str(pdf), "--batch", batch, "--layout", "a4-24up-70x37", "--json"], capsys)
     assert code == 0 and json.loads(out)["found"] == 7
+    assert err == ""  # no progress bar when piped or --json
 
-    code, out, _ = run(["labels", "print", "--batch", batch, "--out", str(tmp_path / "again.pdf"), "--json"], capsys)
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--out", str(tmp_path / "a.zpl"),
+                        "--json"], capsys)
     assert json.loads(out)["labels"] == 0 and json.loads(out)["skipped_already_printed"] == 7
-    code, out, _ = run(["labels", "print", "--batch", batch, "--out", str(tmp_path / "again.pdf"),
-                        "--layout", "a4-24up-70x37", "--reprint", "--json"], capsys)
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--out", str(tmp_path / "a.zpl"),
+                        "--reprint", "--json"], capsys)
     assert json.loads(out)["labels"] == 7
     with BatchStore(home / "tagsmith.db") as store:
         unit = next(store.units(batch))
-        assert [p["layout"] for p in store.label_prints(unit.id)] == ["roll-50x25", "a4-24up-70x37"]
+        assert [p["layout"] for p in store.label_prints(unit.id)] == ["a4-24up-70x37", "roll-50x25"]
+
+
+def test_a_pdf_proof_of_a_roll_does_not_make_the_zpl_run_skip_its_labels(home, batch, tmp_path, capsys, label_tools):
+    proof = tmp_path / "proof.pdf"  # the product's layout is a roll: its PDF can only be a proof
+    code, out, _ = run(["labels", "print", "--batch", batch, "--out", str(proof), "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["proof"] is True and data["labels"] == 7 and data["recorded"] == 7
+    code, out, _ = run(["labels", "check", str(proof), "--batch", batch, "--json"], capsys)
+    assert code == 0 and json.loads(out)["found"] == 7
+
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--out", str(tmp_path / "a.zpl"),
+                        "--json"], capsys)
+    data = json.loads(out)
+    assert data["labels"] == 7 and data["skipped_already_printed"] == 0 and data["proof"] is False
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--out", str(tmp_path / "b.zpl"),
+                        "--json"], capsys)
+    assert json.loads(out)["labels"] == 0 and json.loads(out)["skipped_already_printed"] == 7
+    code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--proof", "--out",
+                        str(tmp_path / "c.zpl"), "--json"], capsys)  # a proof covers printed units too
+    assert json.loads(out)["labels"] == 7 and json.loads(out)["proof"] is True
+    with BatchStore(home / "tagsmith.db") as store:
+        unit = next(store.units(batch))
+        assert [(p["format"], p["proof"]) for p in store.label_prints(unit.id)] == [
+            ("pdf", True), ("zpl", False), ("zpl", True)]
+        assert [e.event for e in store.unit_events(unit.id) if e.event.startswith("label")] == [
+            "label_proofed", "label_printed", "label_proofed"]
 
 
 def test_serial_range_and_zpl_at_300_dpi(home, batch, tmp_path, capsys):
@@ -91,3 +126,33 @@ def test_layouts_lists_the_shipped_stocks(capsys):
     code, out, _ = run(["labels", "layouts", "--json"], capsys)
     names = [r["name"] for r in json.loads(out)]
     assert code == 0 and "a4-24up-70x37" in names and "letter-30up-5160" in names and "roll-4x6in" in names
+
+
+def test_check_shows_a_progress_bar_on_a_terminal_only(home, batch, tmp_path, capsys, label_tools):
+    pdf = tmp_path / "sheet.pdf"
+    run(["labels", "print", "--batch", batch, "--layout", "a4-24up-70x37", "--out", str(pdf)], capsys)
+    argv = [str(Path(sys.executable).with_name("tagsmith")), "labels", "check", str(pdf), "--batch", batch,
+            "--layout", "a4-24up-70x37"]
+    env = {**os.environ, "TAGSMITH_HOME": str(home), "TERM": "xterm", "COLUMNS": "100"}
+    master, slave = pty.openpty()  # stderr is a terminal, stdout a pipe
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    terminal = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        elif process.poll() is not None:
+            break
+    out = process.communicate(timeout=120)[0].decode()
+    os.close(master)
+    assert process.returncode == 0 and "each exactly once" in out
+    assert b"decoding label cells" in terminal and b"1/1" in terminal and b"pages" in terminal
+    piped = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == ""  # piped: no bar

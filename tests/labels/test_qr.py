@@ -25,7 +25,7 @@ def test_compaction_never_changes_a_url_whose_path_is_not_upper_case(url):
 
 
 def test_compaction_saves_a_version_at_m_as_measured_in_the_reference():
-    # labels-gs1-qa.md §2.2: the 74-char URL is v5 at M in byte mode, v4 with https:// + upper-case rest
+    # docs/reference/labels-gs1.md §2.2: the 74-char URL is v5 at M in byte mode, v4 with https:// + upper-case rest
     assert segno.make_qr(URL, error="m", boost_error=False).version == 5
     assert qr.plan(URL, "M").version == 4
     assert qr.plan(URL, "Q").version == 5

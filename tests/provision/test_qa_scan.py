@@ -7,9 +7,12 @@ unit (cloned label), an old copy of a unit's chip whose counter is not above wha
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import re
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -100,7 +103,7 @@ def _make_foreign(ws: Workspace, store: BatchStore, serial: str) -> bytes:
     pool = SimChipPool(ws.home / "sim-chips")
     unit = store.unit_by_serial(serial)
     stranger = SimulatedNtag424(uid=random_uid(random.Random(99)))
-    pool.path(unit.uid).write_text(json.dumps(stranger.snapshot().to_dict()))
+    pool.write(unit.uid, stranger.snapshot())
     return stranger.uid
 
 
@@ -135,15 +138,15 @@ def test_scan_rejects_exactly_the_cloned_label_the_replay_and_the_foreign_chip(w
     units, decision = lines[:-1], lines[-1]
     assert decision["decision"] == "reject" and decision["defects"] == 3 and decision["inspected"] == 80
     failed = {u["serial"]: u for u in units if not u["passed"]}
-    assert set(failed) == {cloned, replayed, foreign}
+    assert set(failed) == {None, replayed, foreign}  # the cloned label names no sample unit: matched by content
     assert all(u["counted"] for u in units) and len(units) == 80
 
     def verdicts(serial):
         return {c["name"]: c["passed"] for c in failed[serial]["checks"]}
 
-    assert verdicts(cloned) == {"originality": True, "unit": True, "sun": True, "uid": True, "counter": True,
-                                "label": False, "sample": True}
-    assert "cloned or swapped label" in failed[cloned]["reason"] and other in failed[cloned]["reason"]
+    assert verdicts(None) == {"label": False}
+    assert "cloned or swapped label" in failed[None]["reason"] and other in failed[None]["reason"]
+    assert "not in the sample" in failed[None]["reason"]
     assert verdicts(replayed) == {"originality": True, "unit": True, "sun": True, "uid": True, "counter": False,
                                   "label": True, "sample": True}
     assert "replayed" in failed[replayed]["reason"]
@@ -152,7 +155,8 @@ def test_scan_rejects_exactly_the_cloned_label_the_replay_and_the_foreign_chip(w
 
     with BatchStore(ws.database) as store:  # everything recorded
         assert store.qa_decision("B1").decision == "reject"
-        assert store.unit_by_serial(cloned).qa_status == "fail"
+        assert store.unit_by_serial(cloned).qa_status is None  # its chip was never paired with a wrong label
+        assert store.unit_by_serial(other).qa_status is None  # the label names it; its chip was not inspected
         assert store.unit_by_serial(plan.serials[0]).qa_status == "pass"
         assert len(store.qa_results(plan.id)) == 80
         with pytest.raises(Exception, match="rejected"):
@@ -191,6 +195,52 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
         assert store.qa_switching("aurora-dw600")["lots"] == 1
     unknown = runner.invoke(app, ["qa", "scan", "--batch", "NOPE", "--sim", "--json"])
     assert _code(unknown) == 8 and "no batch" in str(unknown.exception)
+
+
+@pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
+def test_sim_scan_matches_labels_by_content_in_any_order_and_a_repeat_is_no_defect(ws, tmp_path):
+    with BatchStore(ws.database) as store:
+        plan = create_plan(store, "B1", seed=21)
+        urls = _urls(store)
+    serials = list(plan.serials)
+    shuffled = serials[::-1]
+    order = shuffled[:3] + [shuffled[1]] + shuffled[3:]  # the second label is scanned twice; a blank line is no scan
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(urls(s) + "\n" for s in order[:5]) + "\n" + "".join(urls(s) + "\n" for s in order[5:]))
+
+    result = _scan(["--batch", "B1", "--sim"], labels)
+    assert _code(result) == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    units, decision = lines[:-1], lines[-1]
+    assert decision["decision"] == "accept" and decision["defects"] == 0 and decision["inspected"] == 20
+    assert [u["serial"] for u in units if u["counted"]] == shuffled and all(u["passed"] for u in units)
+    [repeat] = [u for u in units if not u["counted"]]
+    assert repeat["serial"] == shuffled[1] and "repeat" in repeat["note"]
+    with BatchStore(ws.database) as store:
+        assert all(store.unit_by_serial(s).qa_status == "pass" for s in serials)
+
+
+@pytest.mark.parametrize("ws", ["big_lot"], indirect=True)
+def test_sim_scan_label_of_no_unit_is_a_defect_with_its_reason(ws, tmp_path):
+    with BatchStore(ws.database) as store:
+        plan = create_plan(store, "B1", aql="1.0", level="III", seed=2859)  # Ac 2, Re 3
+        urls = _urls(store)
+        product = store.batch_product("B1")
+    foreign_gtin = UnitUrls(product.resolver, "09506000134352", None)(plan.serials[1])
+    labels = tmp_path / "labels.txt"
+    labels.write_text(f"{urls(plan.serials[0])}\n{foreign_gtin}\nnot a url\n{urls('ZZ-NO-SUCH-SERIAL')}\n")
+
+    result = _scan(["--batch", "B1", "--sim"], labels)
+    assert _code(result) == 6, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    units, decision = lines[:-1], lines[-1]
+    assert decision["decision"] == "reject" and decision["defects"] == 3 and decision["inspected"] == 4
+    assert units[0]["passed"] and units[0]["serial"] == plan.serials[0]
+    reasons = [u["reason"] for u in units[1:]]
+    assert all(not u["passed"] and u["counted"] and u["serial"] is None for u in units[1:])
+    assert "GTIN 09506000134352" in reasons[0] and "matches no unit of batch B1" in reasons[0]
+    assert "not a GS1 Digital Link" in reasons[1]
+    assert "ZZ-NO-SUCH-SERIAL" in reasons[2] and "no unit of batch B1" in reasons[2]
 
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
@@ -235,9 +285,10 @@ def test_release_gate_refuses_rejected_batch_unless_override_is_recorded(ws, tmp
     with BatchStore(ws.database) as store:
         plan = create_plan(store, "B1", seed=3)
         urls = _urls(store)
+        outsider = next(u.serial for u in store.units("B1") if u.serial not in plan.serials)
     labels = tmp_path / "labels.txt"
     serials = list(plan.serials)
-    labels.write_text("".join(urls(serials[1] if i == 0 else s) + "\n" for i, s in enumerate(serials)))
+    labels.write_text("".join(urls(outsider if i == 0 else s) + "\n" for i, s in enumerate(serials)))
     rejected = _scan(["--batch", "B1", "--sim"], labels)
     assert _code(rejected) == 6  # Ac 0: the first defect rejects at once
     assert json.loads(rejected.stdout.splitlines()[-1])["inspected"] == 1
@@ -276,6 +327,21 @@ def test_report_pdf_and_html(ws, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert "<svg" in page and "ACCEPT" in page and plan.serials[0] in page and plan.id in page
     assert "by Pat &lt;QA&gt;" in page  # who generated it, escaped
+    # the simulator's test key verified these chips, not NXP's: both forms say so, never a bare "ok"
+    assert page.count("originality:ok (simulator test key)") == len(plan.serials)
+    assert "originality:ok " not in page.replace("originality:ok (simulator test key)", "")
+    assert b"originality:ok \\(simulator test key\\)" in b"".join(_pdf_streams(tmp_path / "r.pdf"))
+
+
+def _pdf_streams(pdf: Path) -> list[bytes]:
+    """Page content streams, undoing reportlab's ASCII85 + Flate filters."""
+    out = []
+    for filters, body in re.findall(rb"/Filter \[ ([^\]]*) \][^>]*>>\s*stream\r?\n(.*?)\s*endstream",
+                                    pdf.read_bytes(), re.S):
+        if b"ASCII85Decode" in filters:
+            body = base64.a85decode(body.strip().removesuffix(b"~>"))
+        out.append(zlib.decompress(body))
+    return out
 
 
 def test_plan_for_a_lot_size_needs_no_workspace(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ def assert_factory(chip) -> None:
     assert [chip.key(slot) for slot in range(5)] == [bytes(16)] * 5
     assert chip.file_settings_bytes(2) == fresh.file_settings_bytes(2)
     assert chip.file_contents(2) == bytes(256)
+    assert chip.file_contents(1) == fresh.file_contents(1)  # the CC grants NDEF writes again, as delivered
 
 
 def test_reset_returns_an_encoded_tag_to_factory_and_voids_its_serial(world):

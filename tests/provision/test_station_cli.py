@@ -107,7 +107,7 @@ def test_a_template_the_chip_cannot_hold_is_refused_at_product_add(tmp_path):
     long_path = "/x" * 120
     too_long = tmp_path / "long.toml"
     too_long.write_text(product.replace('id = "aurora-dw600"', 'id = "long-url"').replace(
-        "https://id.example.com/01/", f"https://id.example.com{long_path}/01/").replace(
+        "https://id.example.com{mac_input}/01/", f"https://id.example.com{long_path}{{mac_input}}/01/").replace(
         'resolver = "https://id.example.com"', f'resolver = "https://id.example.com{long_path}"'))
     refused = _tagsmith(home, "product", "add", str(too_long), env=env)
     assert refused.returncode == 2 and "does not fit the chip" in _one_line(refused)

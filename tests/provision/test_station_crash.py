@@ -8,10 +8,14 @@ complete and verified (or finish on a further run) and the database consistent.
 Half the kills the worker deals itself right after a random writing command, so those land
 mid-encode on a machine of any speed; the other half come from outside at a random time (they can
 land anywhere, SQLite commits included, or miss a run that already finished).
+
+The same through the console script: ``station run --sim`` killed at random moments and run again
+must place its interrupted chips again, and its chip files must never lag the database.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -90,3 +94,62 @@ def test_sigkill_at_random_moments_then_resume(world, tmp_path):
         assert outcome.result == "verified", outcome
         unit = world.store.unit_by_uid(uid)
         assert unit.verified_counter == chip.read_counter
+
+
+def test_sigkill_of_the_sim_station_cli_keeps_chip_files_in_step(tmp_path):
+    """``station run --sim`` killed at random moments, then run to the end: every unit is encoded,
+    its chip file holds its keys and its SUN verifies, no chip file lags its record, no temp file stays."""
+    from tagsmith.batches.db import BatchStore
+    from tagsmith.keystore import open_keystore
+    from tagsmith.provision.encode import EncodeContext
+    from tagsmith.provision.workspace import Workspace
+
+    tagsmith = str(Path(sys.executable).with_name("tagsmith"))
+    env = {**os.environ, "TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}
+    home = tmp_path / "ws"
+
+    def cli(*args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([tagsmith, "--home", str(home), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, **kwargs)
+
+    assert cli("demo", "--units", "2", "--tear-rate", "0").wait(120) == 0
+    created = cli("batch", "create", "--product", "aurora-dw600", "--quantity", str(TOTAL), "--json")
+    batch = json.loads(created.communicate(timeout=60)[0])["id"]
+    workspace = Workspace.resolve(home)
+    store = BatchStore(workspace.database)
+    pool = SimChipPool(home / "sim-chips")
+
+    def encoded_chips_are_keyed() -> None:  # the database never runs ahead of the chip on the bench
+        for unit in store.units(batch, states=("encoded", "verified")):
+            assert any(v != FACTORY_VERSION for v in pool.load(unit.uid).key_versions), unit
+
+    rng = random.Random(15)
+    interrupted = 0
+    for attempt in range(KILLS):
+        proc = cli("station", "run", "--batch", batch, "--sim", "--sim-tear-rate", "0.2", "--seed", str(attempt),
+                   "--json")
+        proc.stdout.readline()  # a tag is done (or the run ended): the station is in its loop
+        time.sleep(rng.uniform(0.0, 0.06))
+        proc.kill()
+        proc.communicate(timeout=30)
+        encoded_chips_are_keyed()
+        interrupted += sum(u.state == "encoding" for u in store.units(batch))
+    assert interrupted >= 1, "no kill landed mid-tag"  # these chips must be placed again to finish
+
+    final = cli("station", "run", "--batch", batch, "--sim", "--seed", "99", "--json")
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    units = list(store.units(batch))
+    assert len(units) == TOTAL and {u.state for u in units} == {"encoded"}, [u.state for u in units]
+    assert not list(pool.directory.glob(".chip-*")), "temp files left behind"
+
+    keys = open_keystore(workspace, "tagsmith-demo-passphrase")
+    ctx = EncodeContext(store=store, keys=keys, product=store.batch_product(batch), batch_id=batch,
+                        station="checker", allow_simulator_signature=True)
+    for unit in units:
+        chip = pool.load(unit.uid)
+        expected = keys.chip_keys(ctx.product.keys.key_set, unit.uid, unit.key_versions)
+        assert [chip.key(slot) for slot in range(5)] == [expected.key(slot) for slot in range(5)], unit.serial
+        outcome = process_tag(ctx, chip)  # as a phone: the SUN verifies with the unit's keys
+        assert outcome.result == "verified", outcome
+    store.close()

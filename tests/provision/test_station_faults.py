@@ -63,6 +63,7 @@ def assert_sound(ctx, chip, outcomes) -> None:
     assert outcomes[-1].result in DONE
     assert not [o for o in outcomes if o.result not in DONE + ("torn",)], outcomes
     assert chip.key_versions == target_versions(ctx)
+    assert chip.file_contents(1)[0x0E] == 0xFF  # the CC tells phones the NDEF file is not theirs to write
     unit = store.unit_by_uid(chip.uid)
     assert unit is not None and unit.state == "encoded"
     assert unit.read_counter == chip.read_counter
@@ -91,14 +92,14 @@ def test_clean_run_is_within_budget(station_ctx):
     chip = SimulatedNtag424()
     outcome = process_tag(station_ctx, chip)
     assert outcome.result == "encoded"
-    assert outcome.apdus == 15
+    assert outcome.apdus == 16
     assert "GetKeyVersion" not in outcome.commands  # an unknown UID needs no probe
     assert outcome.commands[-1] == "ReadData"
     assert "AuthenticateEV2First" in outcome.commands
     unit = station_ctx.store.unit_by_uid(chip.uid)
     journal = [(e.event, (e.detail or {}).get("step")) for e in station_ctx.store.unit_events(unit.id)]
     assert journal == [("allocated", None), ("encoding_started", None), ("step", "ndef"), ("step", "sdm"),
-                       ("step", "key1"), ("step", "key2"), ("step", "key3"), ("step", "key4"), ("step", "key0"),
+                       ("step", "cc"), ("step", "key1"), ("step", "key2"), ("step", "key3"), ("step", "key4"), ("step", "key0"),
                        ("encoded", None)]
 
 
@@ -127,11 +128,12 @@ def test_allocation_is_on_disk_before_the_first_key_change(station_ctx, sync_hel
 def test_resumed_tag_journals_a_new_start_and_only_the_steps_it_did(world):
     ctx = world.context()
     chip = SimulatedNtag424()
-    outcomes = present_until_done(ctx, chip, tears=[12])  # torn at the 12th APDU, a ChangeKey
+    outcomes = present_until_done(ctx, chip, tears=[13])  # torn at the 13th APDU, a ChangeKey
     assert [o.result for o in outcomes] == ["torn", "resumed"]
     unit = ctx.store.unit_by_uid(chip.uid)
     journal = [(e.event, (e.detail or {}).get("step")) for e in ctx.store.unit_events(unit.id)]
-    assert journal[:4] == [("allocated", None), ("encoding_started", None), ("step", "ndef"), ("step", "sdm")]
+    assert journal[:5] == [("allocated", None), ("encoding_started", None), ("step", "ndef"), ("step", "sdm"),
+                           ("step", "cc")]
     restart = journal.index(("encoding_started", None), 2)
     assert ("step", "key0") in journal[restart:] and journal[-1] == ("encoded", None)
 
@@ -146,10 +148,11 @@ def test_a_torn_tag_journals_the_steps_the_chip_confirmed(world):
     ctx = world.context()
     chip = SimulatedNtag424()
     chip.place()
-    chip.tear_at(12)  # the third ChangeKey (key 3) never reaches the chip
+    chip.tear_at(13)  # the third ChangeKey (key 3) never reaches the chip
     assert process_tag(ctx, chip).result == "torn"
     chip.remove()
-    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", False), ("key2", False)]
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("cc", False), ("key1", False),
+                                     ("key2", False)]
 
 
 def test_ctrl_c_mid_tag_journals_the_confirmed_steps_before_it_stops(world):
@@ -157,7 +160,7 @@ def test_ctrl_c_mid_tag_journals_the_confirmed_steps_before_it_stops(world):
 
     class Interrupted(RecordingChip):
         def transceive(self, apdu):
-            if len(self.apdus) == 11:  # Ctrl-C while the 12th APDU (ChangeKey 3) would go out
+            if len(self.apdus) == 12:  # Ctrl-C while the 13th APDU (ChangeKey 3) would go out
                 raise KeyboardInterrupt
             return super().transceive(apdu)
 
@@ -165,7 +168,8 @@ def test_ctrl_c_mid_tag_journals_the_confirmed_steps_before_it_stops(world):
     with pytest.raises(KeyboardInterrupt):
         process_tag(ctx, Interrupted(chip))
     assert ctx.store.unit_by_uid(chip.uid).state == "encoding"
-    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", False), ("key2", False)]
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("cc", False), ("key1", False),
+                                     ("key2", False)]
 
 
 def test_a_killed_station_loses_only_the_tags_steps_and_its_resume_journals_what_it_finds(world, monkeypatch):
@@ -175,10 +179,10 @@ def test_a_killed_station_loses_only_the_tags_steps_and_its_resume_journals_what
     ctx = world.context()
     chip = SimulatedNtag424()
     monkeypatch.setattr(encode, "_flush_journal", lambda tag: None)  # the process died after the chip's answer
-    outcomes = present_until_done(ctx, chip, tears=[13])  # cut as key 4's change lands, unanswered
+    outcomes = present_until_done(ctx, chip, tears=[14])  # cut as key 4's change lands, unanswered
     monkeypatch.undo()
     assert [o.result for o in outcomes] == ["torn", "resumed"]
-    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("key1", True), ("key2", True),
+    assert journal_of(ctx, chip) == [("ndef", False), ("sdm", False), ("cc", False), ("key1", True), ("key2", True),
                                      ("key3", True), ("key4", True), ("key0", False)]
     assert_sound(ctx, chip, outcomes)
 

@@ -1,4 +1,4 @@
-"""Test-side helpers for the simulated chip: a deliberately tiny PCD written from the reference.
+"""Test-side helpers for the simulated chip: a tiny PCD written from docs/reference/ntag424.md.
 
 It is NOT the reader library (``encoders.ntag424``): just enough EV2 authentication and
 secure messaging (ref §5, §6) to drive the chip with raw APDUs in the tests.

@@ -1,4 +1,4 @@
-"""Replay AN12196's personalisation walk-through (ref §16) against the simulated chip, byte for byte.
+"""Replay AN12196's walk-through (docs/reference/ntag424.md §16) against the simulated chip, byte for byte.
 
 T14 EV2First key 0 -> T18 WriteData NDEF (Full) -> T19 ChangeFileSettings -> T20 EV2First key 3
 -> T21 ISOSelect E105 -> T22 WriteData file 03 -> T23 ISOSelect DF -> T24 EV2NonFirst key 0

@@ -1,4 +1,7 @@
-"""Factory state, selection, access rights, secure messaging and the errors a real chip returns."""
+"""Factory state, selection, access rights, secure messaging and the errors a real chip returns.
+
+"ref §N" below is docs/reference/ntag424.md §N.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SDM / SUN mirroring of the simulated chip against published vectors (ref §10)."""
+"""SDM / SUN mirroring of the simulated chip against published vectors (docs/reference/ntag424.md §10).
+
+"ref §N" below is that file's §N.
+"""
 
 from __future__ import annotations
 

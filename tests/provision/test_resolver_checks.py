@@ -1,0 +1,166 @@
+"""`tag verify --url` checks a tap as a resolver must (docs/resolver.md), through the console script:
+replay floors, the URL's static part, and a closed batch that can still be verified and inspected."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tagsmith.batches.verify import read_manifest
+from tagsmith.encoders.ntag424.session import Ntag424Session
+from tagsmith.provision.simpool import sim_pool
+from tagsmith.provision.workspace import Workspace
+
+TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
+ENV = {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}
+
+
+def _tagsmith(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **ENV, "COLUMNS": "200"}
+    env.pop("TAGSMITH_HOME", None)
+    return subprocess.run([TAGSMITH, "--home", str(home), *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("demo") / "ws"
+    done = _tagsmith(home, "demo", "--units", "6", "--tear-rate", "0", "--seed", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.fixture
+def home(demo_template, tmp_path) -> Path:
+    """A copy of the demo's workspace for one test (taps change the database and the chips)."""
+    copy = tmp_path / "ws"
+    shutil.copytree(demo_template, copy)
+    return copy
+
+
+def _units(home: Path, *args: str) -> list[dict]:
+    listed = _tagsmith(home, "batch", "units", _batch(home), "--json", *args)
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def _batch(home: Path) -> str:
+    return json.loads(_tagsmith(home, "batch", "list", "--json").stdout)[0]["id"]
+
+
+def _tap(home: Path, uid: str) -> str:
+    """The URL the unit's simulated chip gives a phone now (each tap advances its counter)."""
+    pool = sim_pool(Workspace(home))
+    chip = pool.load(bytes.fromhex(uid))
+    chip.place()
+    url = Ntag424Session(chip).read_ndef_as_phone()
+    chip.remove()
+    pool.save(chip)
+    return url
+
+
+def _verify(home: Path, url: str) -> subprocess.CompletedProcess:
+    return _tagsmith(home, "tag", "verify", "--url", url, "--json")
+
+
+def test_demo_manifest_carries_each_units_floor_including_qa_taps(demo_template):
+    manifest = next((demo_template / "exports").glob("*.manifest.jsonl"))
+    _, _, records = read_manifest(manifest)
+    records = list(records)
+    # QA verified every sample unit at a counter above the station's read-back: the floor says so
+    assert records and all(r["verified_counter"] is not None and r["verified_counter"] > r["encode_counter"]
+                           for r in records)
+    listed = {u["serial"]: u["floor"] for u in _units(demo_template)}
+    assert {r["serial"]: r["verified_counter"] for r in records} == listed
+
+
+def test_the_same_tap_twice_is_a_replay(home):
+    unit = _units(home)[0]
+    url = _tap(home, unit["uid"])
+    first = _verify(home, url)
+    assert first.returncode == 0, first.stderr
+    counter = json.loads(first.stdout)["read_counter"]
+    assert {u["serial"]: u["floor"] for u in _units(home)}[unit["serial"]] == counter  # recorded
+    again = _verify(home, url)
+    assert again.returncode == 7, again.stderr
+    line = again.stderr.strip()
+    assert len(line.splitlines()) == 1 and "replay" in line and f"floor {counter}" in line
+
+
+def test_a_lower_counter_after_a_higher_one_is_a_replay(home):
+    unit = _units(home)[1]
+    older, newer = _tap(home, unit["uid"]), _tap(home, unit["uid"])
+    assert _verify(home, newer).returncode == 0
+    late = _verify(home, older)
+    assert late.returncode == 7 and "replay" in late.stderr
+    shown = json.loads(_tagsmith(home, "unit", "show", unit["serial"], "--json").stdout)
+    taps = [e for e in shown["events"] if e["event"] == "tap"]
+    assert [t["detail"]["source"] for t in taps][-1] == "tag verify --url"
+
+
+def test_a_tap_of_a_qa_scanned_unit_must_exceed_the_qa_counter(home):
+    """QA's counters count: the station's read-back counter is not the floor any more."""
+    unit = _units(home)[2]
+    assert unit["floor"] > unit["encode_counter"]
+    url = _tap(home, unit["uid"])
+    assert json.loads(_verify(home, url).stdout)["read_counter"] == unit["floor"] + 1
+
+
+@pytest.mark.parametrize("change", [
+    ("wrong GTIN", lambda u: u.replace("/01/09506000134376/", "/01/09506000134383/")),
+    ("foreign host", lambda u: u.replace("https://id.example.com/", "https://id.example.org/")),
+    ("http", lambda u: u.replace("https://", "http://")),
+    ("extra lot segment", lambda u: u.replace("/21/", "/10/DEMO-LOT-1/21/")),
+    ("duplicate c", lambda u: u + "&c=" + u.rsplit("c=", 1)[1]),
+    ("extra parameter", lambda u: u + "&x=1"),
+], ids=lambda c: c[0])
+def test_a_valid_tap_with_another_static_part_is_refused(home, change):
+    unit = _units(home)[0]
+    url = _tap(home, unit["uid"])
+    changed = change[1](url)
+    assert changed != url
+    refused = _verify(home, changed)
+    assert refused.returncode == 6, (changed, refused.stdout, refused.stderr)
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads(refused.stdout)["check"] in ("url", "picc")
+    ok = _verify(home, url)  # the genuine tap itself still verifies: nothing was recorded by the refusals
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_a_tap_moved_to_another_units_path_is_refused(home):
+    first, second = _units(home)[:2]
+    url = _tap(home, first["uid"])
+    moved = url.replace(f"/21/{first['serial']}", f"/21/{second['serial']}")
+    refused = _verify(home, moved)
+    assert refused.returncode == 6 and json.loads(refused.stdout)["check"] == "url"
+    assert "moved tap" in refused.stderr
+
+
+def test_a_closed_batch_can_still_be_verified_by_url_and_by_sim(home):
+    closed = _tagsmith(home, "batch", "close", _batch(home))
+    assert closed.returncode == 0, closed.stderr
+    unit = _units(home)[3]
+    by_url = _verify(home, _tap(home, unit["uid"]))
+    assert by_url.returncode == 0, by_url.stderr
+    by_sim = _tagsmith(home, "tag", "verify", "--sim", unit["uid"], "--json")
+    assert by_sim.returncode == 0, by_sim.stderr
+    assert json.loads(by_sim.stdout)["ok"] is True
+
+
+def test_a_closed_batch_can_still_be_qa_scanned(home, tmp_path):
+    created = _tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "3", "--json")
+    batch = json.loads(created.stdout)["id"]
+    run = _tagsmith(home, "station", "run", "--batch", batch, "--sim", "--sim-tear-rate", "0", "--json")
+    assert run.returncode == 0, run.stderr
+    plan = _tagsmith(home, "qa", "plan", "--batch", batch, "--seed", "1", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert _tagsmith(home, "batch", "close", batch).returncode == 0
+    scan = _tagsmith(home, "qa", "scan", "--batch", batch, "--sim", "--json")
+    assert scan.returncode == 0, scan.stderr
+    sample = set(json.loads(plan.stdout)["serials"])
+    listed = json.loads(_tagsmith(home, "batch", "units", batch, "--json").stdout)
+    assert sample and all(u["floor"] > u["encode_counter"] for u in listed if u["serial"] in sample)  # QA's counters
