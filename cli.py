@@ -83,6 +83,17 @@ def state(ctx: typer.Context) -> State:
     return ctx.find_root().obj
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
+
+
+def _out(ctx: typer.Context, path: Any, force: bool, option: str = "--out") -> Path:
+    """A user-named output checked before anything is done: never the workspace's own files, never a
+    FIFO/device/directory, an existing file only with --force (one line, exit 2 otherwise)."""
+    from tagsmith.provision.outputs import check_output
+
+    return check_output(path, state(ctx).workspace, force=force, option=option)
+
+
 def _esc(value: Any) -> str:
     """A value from the user, a file, the database or a chip as rich text that prints verbatim; None as ``-``.
 
@@ -494,12 +505,50 @@ def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context, product: ProductOpt, slot: SlotOpt, as_json: JsonFlag = False) -> None:
-    """Make a new current version for one slot; older versions stay to verify older tags."""
+    """Make a new current version for one slot; older versions stay to verify older tags.
+
+    Chips get the version their product file pins, so the output names each product still pinning
+    an older one and the exact [keys.slots] line that moves it.
+    """
     with _open_keys(ctx) as store:
         ref = store.rotate(product, slot)
         fp = store.info(product).versions[slot][-1].fingerprint
-    data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp}
-    emit(data, as_json, lambda: _print(f"rotated: {_esc(ref)} is now current (fingerprint {_esc(fp)})"))
+    pins = _slot_pins(ctx, ref.key_set, slot)
+    data = {"key_set": ref.key_set, "slot": ref.slot, "version": ref.version, "fingerprint": fp,
+            "products": [{"product": p.product, "pinned_version": p.pinned, "chips_get": p.chips_get(ref.version),
+                          "move_with": None if p.pinned in (None, ref.version) else p.move_to(ref.version)}
+                         for p in pins]}
+    emit(data, as_json, lambda: _render_rotation(ref, fp, pins))
+
+
+def _slot_pins(ctx: typer.Context, key_set: str, slot: int) -> list:
+    """How the workspace's products use ``slot`` of ``key_set`` (none without a database; never creates one)."""
+    from tagsmith.batches.db import BatchStore
+    from tagsmith.batches.product import slot_pins
+
+    path = state(ctx).workspace.database
+    if not path.exists():
+        return []
+    with BatchStore(path) as db:
+        return slot_pins((db.product(record.id) for record in db.products()), key_set, slot)
+
+
+def _render_rotation(ref: Any, fp: str, pins: list) -> None:
+    v = ref.version
+    _print(f"rotated: {_esc(ref)} is the key set's newest version (fingerprint {_esc(fp)})")
+    if not pins:
+        _print(f"no product in this workspace uses key set {_esc(ref.key_set)}: chips get the version their "
+               f"product file pins under {_esc('[keys.slots]')}")
+    for pin in pins:
+        if pin.pinned is None:
+            _print(f"product {_esc(pin.product)} does not pin slot {ref.slot}: its new chips get v{v}")
+        elif pin.pinned == v:
+            _print(f"product {_esc(pin.product)} pins slot {ref.slot} at v{v}: its new batches' chips get v{v}")
+        else:
+            _print(f"product {_esc(pin.product)} still pins slot {ref.slot} at v{pin.pinned}, so its chips still get "
+                   f"v{pin.pinned}. To move it to v{v}, set this line under {_esc('[keys.slots]')} in its product file:\n"
+                   f"  {_esc(pin.move_to(v))}\nthen run: tagsmith product add FILE (batches created after that "
+                   f"get v{v}; batches already created keep the version they were made with)")
 
 
 @keys_app.command("audit")
@@ -539,12 +588,17 @@ def keys_export(
     ctx: typer.Context,
     product: ProductOpt,
     recipient: Annotated[Path, typer.Option("--for", exists=True, dir_okay=False, help="Resolver's public key PEM (RSA-3072+ or X25519).")],
-    out: Annotated[Path, typer.Option("--out", help="Export file to write.")],
+    out: Annotated[str, typer.Option("--out", help="Export file to write (an existing one only with --force).")],
+    force: ForceOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Export the SDM meta-read and file-read masters, wrapped for the resolver's public key."""
+    from tagsmith.limits import PEM_BYTES, read_text_limited
+
+    target = _out(ctx, out, force)
+    pem = read_text_limited(recipient, PEM_BYTES, "resolver key")
     with _open_keys(ctx) as store:
-        doc = json.loads(store.export_for_resolver(product, recipient.read_text(), out))
+        doc = json.loads(store.export_for_resolver(product, pem, target))
     data = {"key_set": doc["key_set"], "out": str(out), "wrapping": doc["wrapping"]["scheme"],
             "recipient_fingerprint": doc["wrapping"]["recipient_fingerprint"], "payload_sha256": doc["payload_sha256"]}
     emit(data, as_json, lambda: _print(f"wrote {_esc(out)} for resolver key {_esc(data['recipient_fingerprint'])} "
@@ -875,12 +929,23 @@ def unit_void(ctx: typer.Context, serial: Annotated[str, typer.Argument(metavar=
     emit(data, as_json, lambda: _print(f"unit {_esc(unit.serial)} voided by {_esc(unit.voided_by)}: {_esc(reason)}"))
 
 
+def _manifest_out(ctx: typer.Context, out: str, force: bool) -> Path:
+    """A manifest's --out, checked with the FILE.sig written beside it."""
+    from tagsmith.batches.manifest import signature_path
+
+    target = _out(ctx, out, force)
+    _out(ctx, signature_path(target), force, option="--out (its .sig)")
+    return target
+
+
 @manifest_app.command("export")
 def manifest_export(
     ctx: typer.Context,
     batch: Annotated[str, typer.Option("--batch", help="Batch id.")],
-    out: Annotated[Path, typer.Option("--out", help="Manifest file to write (FILE.sig is written beside it).")],
+    out: Annotated[str, typer.Option("--out", help="Manifest file to write (FILE.sig is written beside it; "
+                                                   "an existing one only with --force).")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    force: ForceOpt = False,
     without_qa: Annotated[bool, typer.Option("--without-qa", help="Release without an accepted QA decision (needs --reason).")] = False,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is released without QA or with units mid-encoding (recorded).")] = None,
     allow_incomplete: AllowIncompleteOpt = False,
@@ -894,6 +959,7 @@ def manifest_export(
 
     if reason is not None and not (without_qa or allow_incomplete):
         raise ConfigError("--reason goes with --without-qa or --allow-incomplete")
+    target = _manifest_out(ctx, out, force)
     with _store(ctx) as store:
         store.require_complete(batch, "manifest export", _incomplete_reason(allow_incomplete, reason if allow_incomplete
                                                                             else None), _who(ctx))
@@ -903,7 +969,7 @@ def manifest_export(
         layout = _sdm_layout(store.batch_product(batch), first.serial if first else None, record.lot)
         signer, public_pem, keystore = _manifest_signer(ctx)
         with keystore:
-            result = export_manifest(store, batch, out, signer=signer, public_key_pem=public_pem, fmt=fmt,
+            result = export_manifest(store, batch, target, signer=signer, public_key_pem=public_pem, fmt=fmt,
                                      sdm_layout=layout, diversification=DIVERSIFICATION_SCHEME, qa=qa,
                                      system_id=_chips_system_id(keystore, store.batch_product(batch)))
         if without_qa:
@@ -923,7 +989,9 @@ def manifest_verify(
     """Check a manifest's signature, schema and consistency; exit 6 with the reason if anything is off."""
     from tagsmith.batches.verify import verify_manifest
 
-    report = verify_manifest(file, public_key.read_text() if public_key else None)
+    from tagsmith.limits import PEM_BYTES, read_text_limited
+
+    report = verify_manifest(file, read_text_limited(public_key, PEM_BYTES, "--public-key") if public_key else None)
     data = {"ok": True, "manifest_id": report.manifest_id, "batch": report.batch_id, "units": report.units,
             "sha256": report.sha256, "format": report.format, "key_pinned": report.key_pinned}
     emit(data, as_json, lambda: _print(
@@ -952,21 +1020,25 @@ def manifest_upload(
 def manifest_merge(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Manifests of the same batch from several stations.")],
-    out: Annotated[Path, typer.Option("--out", help="Merged manifest to write.")],
+    out: Annotated[str, typer.Option("--out", help="Merged manifest to write (an existing one only with --force).")],
     public_key: Annotated[Optional[list[Path]], typer.Option(
         "--public-key", help="PEM of a station's manifest key the inputs may be signed with (repeatable; "
                              "the line's own key is always accepted).")] = None,
+    force: ForceOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Merge station manifests of one batch; refuse an input not signed by a trusted key, and conflicts; lose no unit."""
     from tagsmith.batches.merge import MergeConflictError, merge_manifests
+    from tagsmith.limits import PEM_BYTES, read_text_limited
 
+    target = _manifest_out(ctx, out, force)
+    trusted = [read_text_limited(pem, PEM_BYTES, "--public-key") for pem in public_key or ()]
     with _store(ctx) as store:
         signer, public_pem, keystore = _manifest_signer(ctx)
         with keystore:
             try:
-                result = merge_manifests(files, out, signer=signer, public_key_pem=public_pem, store=store,
-                                         trusted_keys=[pem.read_text() for pem in public_key or ()])
+                result = merge_manifests(files, target, signer=signer, public_key_pem=public_pem, store=store,
+                                         trusted_keys=trusted)
             except MergeConflictError as exc:
                 for conflict in exc.conflicts:
                     _print(f"conflict: {_esc(conflict)}", err=True)
@@ -1155,20 +1227,25 @@ def labels_print(
         "--proof", help="A proof to look at, not the print: recorded as a proof, so a later print run still prints "
                         "these units (a PDF of a roll layout is always a proof).")] = False,
     dpi: Annotated[Optional[int], typer.Option("--dpi", help="Printer dpi for zpl (203 or 300); pixel dpi for png.")] = None,
+    force: ForceOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Print the labels of a batch (or a serial range); pdf and zpl prints and proofs are recorded per unit."""
     from tagsmith.labels import jobs
     from tagsmith.labels.layouts import load_layout
+    from tagsmith.provision.outputs import write_file
 
     jobs.check_format(fmt)
+    if not out.strip():
+        _out(ctx, out, force)  # one line: an empty --out names nothing
     preview = fmt in ("png", "svg")
     with _labels_store(ctx) as store:
         product, units = _batch_labels(store, batch, serials)
         lay = load_layout(layout or product.label_layout)
         proof = not preview and jobs.is_proof(fmt, lay, proof)
         chosen = jobs.select_for_print(units, reprint=reprint or preview or proof, printed=store.label_printed)
-        result = jobs.render([d for _, d in chosen.items], lay, fmt, out, dpi) if chosen.items else None
+        result = jobs.render([d for _, d in chosen.items], lay, fmt, out, dpi, write=write_file,
+                             check=lambda path: _out(ctx, path, force)) if chosen.items else None
         for unit_id, _ in chosen.items if result and not preview else ():
             store.record_label_print(unit_id, lay.name, fmt, proof=proof)
     data = {"batch": batch, "layout": lay.name, "format": fmt, "proof": proof, "labels": result.labels if result else 0,
@@ -1361,6 +1438,10 @@ def station_run(
     if sim == (reader is not None):
         raise ConfigError("choose one tag source: --reader NAME or --sim")
     ws = state(ctx).workspace
+    if label_printer is not None:
+        from tagsmith.provision.outputs import check_printer
+
+        check_printer(label_printer, ws, option="--label-printer")
     with _store(ctx) as store, _open_keys(ctx) as keys:
         enc = EncodeContext.for_batch(store, keys, batch, station_name or socket.gethostname(),
                                       allow_simulator_signature=allow_simulator_signature or sim)
@@ -1370,10 +1451,11 @@ def station_run(
             pool = sim_pool(ws)
             again = station.interrupted_sim_chips(enc, pool)  # placed again first, as an operator would
             left = store.batch(batch).quantity - store.batch(batch).allocated
-            if left <= 0 and not again:
+            if left <= 0 and not again and station.batch_complete(enc) is None:
                 from tagsmith import StateError
 
-                raise StateError(f"batch {batch} has no serials left for new tags (all {store.batch(batch).quantity} allocated)")
+                raise StateError(f"batch {batch} has no serials left and its unfinished units have no simulated chip "
+                                 f"here (see: tagsmith batch units {batch} --state encoding)")
             source: Any = station.SimulatedSource(max(0, min(count or left, left)), tear_rate=sim_tear_rate, seed=seed,
                                                   pool=pool, persist_each_apdu=True, resume=again)
             summary = _drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
@@ -1717,15 +1799,18 @@ def qa_scan(
 def qa_report(
     ctx: typer.Context,
     batch: QaBatchOpt,
-    out: Annotated[Path, typer.Option("--out", help="Report file: .pdf or .html.")],
+    out: Annotated[str, typer.Option("--out", help="Report file: .pdf or .html (an existing one only with --force).")],
+    force: ForceOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Write the QA report: plan, each sample unit's checks, decision, who and when, encode timeline."""
     from tagsmith.provision.qa_report import build_report, write_report
 
+    target = _out(ctx, out, force)
     with _store(ctx) as store:
         report = build_report(store, batch, user=state(ctx).user)
-    path = write_report(report, out)
+    write_report(report, target)
+    path = Path(out)
     data = {"batch": batch, "out": str(path), "verdict": report.verdict, "scans": len(report.results)}
     emit(data, as_json, lambda: _print(f"QA report of batch {_esc(batch)} ({_esc(report.verdict)}) -> {_esc(path)}"))
 

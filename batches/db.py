@@ -10,7 +10,9 @@ can implement the same methods later.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sqlite3
 import time
@@ -211,18 +213,32 @@ def check_station_name(station: str) -> str:
     return station
 
 
+def _private_files(database: Path) -> None:
+    """Make the database and its WAL/SHM files 0600 whatever the umask or the folder's mode (issue 21)."""
+    if str(database) == ":memory:":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+
+
 class BatchStore:
     """Products, batches, serials, units and manifests in one SQLite file."""
 
     def __init__(self, path: str | Path, *, clock: Callable[[], str] = utc_now, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_files(self.path)  # before SQLite creates it: its -wal and -shm then get the same mode
         # isolation_level=None: no implicit transactions; this class opens each one explicitly
         self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         self.db = Database(self.conn, execute_plugins=False)
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.db.enable_wal()
+        _private_files(self.path)  # -wal/-shm left by an older version or a wider umask
         self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         self._walsync = WalSync(self.path)  # the extra fsync that makes one commit survive a power cut
         self._now = clock

@@ -198,7 +198,7 @@ def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any,
     both_tmp = out.with_name(f".{out.name}.sig-both.{os.getpid()}.tmp")
     digest, written = hashlib.sha256(), 0
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", opener=_private) as f:
             for text, n in _chunks(header, records, fmt):
                 data = text.encode("utf-8")
                 digest.update(data)
@@ -226,8 +226,13 @@ def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any,
     return digest.hexdigest(), written
 
 
+def _private(path: str, flags: int) -> int:
+    """Open a new file 0600 whatever the umask: manifests name every chip of a batch."""
+    return os.open(path, flags, 0o600)
+
+
 def _write_synced(path: Path, sig: dict[str, Any]) -> None:
-    with open(path, "w") as f:
+    with open(path, "w", opener=_private) as f:
         f.write(json.dumps(sig, indent=2) + "\n")
         f.flush()
         os.fsync(f.fileno())

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from tagsmith import ConfigError
+from tagsmith.limits import SMALL_FILE_BYTES, loads_toml, read_limited
+from tagsmith.keystore.model import slot_role
 
 if TYPE_CHECKING:
     from tagsmith.encoders.ntag424.template import SunTemplate
@@ -37,7 +38,7 @@ _SECTIONS = {
 
 @dataclass(frozen=True)
 class KeySlot:
-    """One application key of the chip: its number, what it is for, and the version to write."""
+    """One application key of the chip: its number, what it is for (a keystore ``SlotRole`` value), the version to write."""
 
     slot: int
     role: str
@@ -103,19 +104,16 @@ class Product:
 def load_product(path: str | Path) -> Product:
     """Read and validate a product TOML file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read product file {path}: {exc.strerror or exc}") from None
-    return parse_product(data, path.name)
+    return parse_product(read_limited(path, SMALL_FILE_BYTES, "product file"), path.name)
 
 
 def parse_product(data: bytes, origin: str = "product") -> Product:
     """Validate product TOML bytes; ``origin`` names the file in error messages."""
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+    doc = loads_toml(text, origin)
     try:
         return _build(doc, data)
     except ConfigError as exc:
@@ -226,7 +224,35 @@ def _keys(table: dict[str, Any]) -> KeyPolicy:
         version = entry.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= 255:
             raise ConfigError(f"{where}.version: must be 1 to 255 (0 is the factory key)")
-        slots.append(KeySlot(int(name), _text(entry, "role", f"{where}.role"), version))
+        role = slot_role(_text(entry, "role", f"{where}.role"), f"{where}.role").value  # legacy names read as today's
+        slots.append(KeySlot(int(name), role, version))
     if 0 not in {s.slot for s in slots}:
         raise ConfigError("keys.slots: slot 0 (the application master key) is required")
     return KeyPolicy(key_set, system_id, tuple(sorted(slots, key=lambda s: s.slot)))
+
+
+@dataclass(frozen=True)
+class SlotPin:
+    """What a product's current file does with one slot of its key set: the version its chips get."""
+
+    product: str
+    slot: int
+    role: str
+    pinned: int | None  # None: the file does not pin the slot, so chips get the key set's current version
+
+    def chips_get(self, current: int) -> int:
+        return current if self.pinned is None else self.pinned
+
+    def move_to(self, version: int) -> str:
+        """The ``[keys.slots]`` line that makes the product's new batches use ``version``."""
+        return f'{self.slot} = {{ role = "{self.role}", version = {version} }}'
+
+
+def slot_pins(products: Iterable[Product], key_set: str, slot: int) -> list[SlotPin]:
+    """How each product that diversifies from ``key_set`` uses ``slot`` (a rotation changes no pinned chip)."""
+    pins = []
+    for product in products:
+        if product.keys.key_set == key_set:
+            pinned = next((s for s in product.keys.slots if s.slot == slot), None)
+            pins.append(SlotPin(product.id, slot, pinned.role if pinned else "", pinned.version if pinned else None))
+    return sorted(pins, key=lambda p: p.product)

@@ -25,13 +25,39 @@ _KEY_SET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class SlotRole(str, enum.Enum):
-    """What a chip key slot is used for (the product's key policy)."""
+    """What a chip key slot is used for: one vocabulary for key sets, product files, manifests, exports.
+
+    Names say what the chip's access rights bind the key to. A station leaves the NDEF file's Write,
+    ReadWrite and Change rights on key 0, so key 3 guards only the proprietary file 03 (factory rights
+    Read 2 / Write 3 / ReadWrite 3, never changed) and key 4 guards nothing (SetConfiguration is key 0 only).
+    """
 
     APP_MASTER = "app-master"
     SDM_META_READ = "sdm-meta-read"
     SDM_FILE_READ = "sdm-file-read"
-    NDEF_WRITE = "ndef-write"
+    PROPRIETARY_WRITE = "proprietary-write"
     SPARE = "spare"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "SlotRole | None":
+        """Read the names older key sets, exports and product files hold."""
+        return LEGACY_ROLE_NAMES.get(value) if isinstance(value, str) else None
+
+
+#: Names slots 3 and 4 had before one vocabulary: key sets and exports said ``ndef-write`` / ``spare``,
+#: product files and manifests ``write`` / ``change-config``: key 3 writes neither the NDEF file nor
+#: anything but file 03, and key 4 changes no configuration.
+LEGACY_ROLE_NAMES = {"ndef-write": SlotRole.PROPRIETARY_WRITE, "write": SlotRole.PROPRIETARY_WRITE,
+                     "change-config": SlotRole.SPARE}
+
+
+def slot_role(name: object, where: str = "role") -> SlotRole:
+    """The role a name (current or legacy) means; a ConfigError naming the vocabulary otherwise."""
+    try:
+        return SlotRole(name)
+    except ValueError:
+        names = ", ".join(r.value for r in SlotRole)
+        raise ConfigError(f"{where}: unknown slot role {name!r} (one of: {names})") from None
 
 
 @dataclass(frozen=True)
@@ -65,9 +91,9 @@ class KeyPolicy:
 
     @classmethod
     def default(cls) -> "KeyPolicy":
-        """Slot 0 app master, 1 SDM meta read (shared), 2 SDM file read, 3 NDEF write/change, 4 spare."""
+        """Slot 0 app master, 1 SDM meta read (shared), 2 SDM file read, 3 proprietary-file write, 4 spare."""
         roles = [SlotRole.APP_MASTER, SlotRole.SDM_META_READ, SlotRole.SDM_FILE_READ,
-                 SlotRole.NDEF_WRITE, SlotRole.SPARE]
+                 SlotRole.PROPRIETARY_WRITE, SlotRole.SPARE]
         return cls(tuple(SlotPolicy(i, r, r is not SlotRole.SDM_META_READ) for i, r in enumerate(roles)))
 
     @classmethod

@@ -6,7 +6,7 @@ block of ciphertext and reveals nothing of K), the subkeys K1/K2 from L, D' from
 :func:`keystore.diversify.padded_diversification_block`, then CKM_AES_CBC over D'.
 
 Key attributes (the documented choice): masters of slots the resolver never needs (app master,
-NDEF write, spare) are CKA_EXTRACTABLE=false. The SDM meta-read and SDM file-read masters must
+proprietary write, spare) are CKA_EXTRACTABLE=false. The SDM meta-read and SDM file-read masters must
 leave the token twice by design (the meta-read key is written into every chip; both go to the
 resolver in ``keys export``), so they are CKA_SENSITIVE=true, CKA_EXTRACTABLE=true: their value
 cannot be read as an attribute, only wrapped (CKM_AES_KEY_WRAP under a one-off session key), and

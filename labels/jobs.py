@@ -7,6 +7,7 @@ stays free of the database; the CLI (or the station) supplies both from the batc
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -76,32 +77,42 @@ def select_for_print(units: Iterable[tuple[int, LabelData]], serial_range: tuple
 
 
 def render(labels: Sequence[LabelData], layout: Layout, fmt: str, out: str | Path,
-           dpi: int | None = None) -> RenderResult:
+           dpi: int | None = None, *, check: Callable[[Path], Path] = lambda path: path,
+           write: Callable[[Path, bytes], None] = lambda path, data: path.write_bytes(data)) -> RenderResult:
     """Write labels in one format: a PDF, a ZPL file or printer, or one PNG/SVG preview per label.
 
+    Every file goes through ``check`` (all of them before the first is written) and is written with
+    ``write``: the CLI passes its output guard and an atomic write. A ZPL target that is a printer
+    (``tcp://`` or a character device such as /dev/usb/lp0) is sent to, not written as a file.
     ``dpi``: ZPL printer resolution (default 203); PNG resolution (default 300); PDF module snapping.
     """
     check_format(fmt)
+    if fmt == "zpl":
+        from .printer import is_printer_target, print_zpl
+        from .zpl import render_zpl
+
+        target = str(out)
+        printer = is_printer_target(target)
+        path = None if printer else check(Path(out))
+        zpl = list(render_zpl(labels, layout, dpi or 203))
+        if path is None:
+            print_zpl(target, zpl)
+        else:
+            write(path, "".join(zpl).encode("utf-8"))
+        return RenderResult(fmt, (target,), len(zpl))
     if fmt == "pdf":
         from .pdf import render_pdf
 
-        result = render_pdf(labels, layout, Path(out), dpi=dpi)
+        path = check(Path(out))
+        buffer = io.BytesIO()
+        result = render_pdf(labels, layout, buffer, dpi=dpi)
+        write(path, buffer.getvalue())
         return RenderResult(fmt, (str(out),), result.labels, result.pages)
-    if fmt == "zpl":
-        from .printer import print_zpl
-        from .zpl import render_zpl
-
-        zpl = list(render_zpl(labels, layout, dpi or 203))
-        target = str(out)
-        if target.startswith(("tcp://", "/dev/")):
-            print_zpl(target, zpl)
-        else:
-            Path(out).write_text("".join(zpl), encoding="utf-8")
-        return RenderResult(fmt, (target,), len(zpl))
-    from .preview import write_preview
+    from .preview import preview_bytes
 
     path = Path(out)
     paths = [path] if len(labels) == 1 else [path.with_name(f"{path.stem}-{d.serial}{path.suffix}") for d in labels]
-    for data, target_path in zip(labels, paths):
-        write_preview(data, layout, target_path, fmt, dpi=dpi or 300)
+    checked = [check(p) for p in paths]
+    for data, target_path in zip(labels, checked):
+        write(target_path, preview_bytes(data, layout, fmt, dpi=dpi or 300))
     return RenderResult(fmt, tuple(map(str, paths)), len(labels))

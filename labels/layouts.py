@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import string
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tagsmith import ConfigError, NotFoundError
+from tagsmith.limits import SMALL_FILE_BYTES, check_text, loads_toml, read_text_limited
 
 from .model import TEXT_FIELDS
 from .qr import MAX_MODULE_MM, MIN_MODULE_MM, QUIET_ZONE, QrPlan, check_error_level
@@ -157,7 +157,8 @@ def load_layout(name_or_path: str | Path) -> Layout:
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise NotFoundError(f"layout file {path} does not exist")
-        return parse_layout(path.read_text(encoding="utf-8"), path.stem, path.resolve().parent, str(path))
+        text = read_text_limited(path, SMALL_FILE_BYTES, "layout file")
+        return parse_layout(text, path.stem, path.resolve().parent, str(path))
     resource = resources.files("tagsmith.labels") / "layouts" / f"{name_or_path}.toml"
     if not resource.is_file():
         raise NotFoundError(f"no layout named {str(name_or_path)!r}; shipped: {', '.join(shipped_layouts())}")
@@ -166,10 +167,7 @@ def load_layout(name_or_path: str | Path) -> Layout:
 
 def parse_layout(text: str, name: str, base: Path | None = None, source: str = "") -> Layout:
     """Parse and check a layout from TOML text; ``base`` resolves a relative logo path."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"layout {name!r}: not valid TOML: {exc}") from None
+    doc = loads_toml(text, f"layout {name!r}")
     name = doc.get("name", name)
     reader = _Reader(name)
     page, labels, qr = (reader.table(doc, key) for key in ("page", "labels", "qr"))
@@ -190,7 +188,7 @@ def parse_layout(text: str, name: str, base: Path | None = None, source: str = "
                   max_module=reader.num(qr, "max_module", MAX_MODULE_MM), compact=bool(qr.get("compact", True))),
         text=tuple(_text_line(reader, t) for t in doc.get("text", [])),
         logo=_logo(reader, doc.get("logo"), base),
-        dpi=int(doc["dpi"]) if doc.get("dpi") else None, stock=str(doc.get("stock", "")), source=source,
+        dpi=int(reader.num(doc, "dpi")) if doc.get("dpi") else None, stock=str(doc.get("stock", "")), source=source,
     )
     _check_geometry(layout)
     return layout
@@ -218,8 +216,8 @@ class _Reader:
 
     def num(self, table: dict[str, Any], key: str, default: float | None = None, zero: bool = False) -> float:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{key} must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(f"{key} must be a finite number, got {value!r}")
         if value < 0 or (value == 0 and not zero):
             raise self.fail(f"{key} must be {'>= 0' if zero else '> 0'}, got {value}")
         return float(value)
@@ -233,7 +231,7 @@ class _Reader:
 
 def _text_line(reader: _Reader, table: dict[str, Any]) -> TextLine:
     reader.only(table, {"text", "x", "y", "size", "bold", "align", "width"}, "text")
-    line = TextLine(text=str(table.get("text", "")), x=reader.num(table, "x", zero=True), y=reader.num(table, "y"),
+    line = TextLine(text=reader.wrap(lambda t: check_text(t, "text line"), str(table.get("text", ""))), x=reader.num(table, "x", zero=True), y=reader.num(table, "y"),
                     size=reader.num(table, "size", 8.0), bold=bool(table.get("bold", False)),
                     align=str(table.get("align", "left")),
                     width=reader.num(table, "width") if "width" in table else None)

@@ -84,7 +84,12 @@ def _cut(text: str, font: str, size: float, room: float) -> str:
     """Shorten text with an ellipsis until it fits (only when the minimum size is not enough)."""
     if stringWidth(text, font, size) * PT_MM <= room:
         return text
-    while len(text) > 1 and stringWidth(text + "...", font, size) * PT_MM > room:
-        text = text[:-1]
-    return text.rstrip() + "..."
+    keep, over = 1, len(text)  # the longest prefix that fits with "...", by bisection (widths only grow)
+    while over - keep > 1:
+        mid = (keep + over) // 2
+        if stringWidth(text[:mid] + "...", font, size) * PT_MM > room:
+            over = mid
+        else:
+            keep = mid
+    return text[:keep].rstrip() + "..."
 

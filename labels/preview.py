@@ -94,9 +94,11 @@ def _font(bold: bool, size_px: float) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=max(1, int(size_px)))  # type: ignore[return-value]
 
 
+def preview_bytes(data: LabelData, layout: Layout, fmt: str, dpi: int = 300) -> bytes:
+    """A PNG or SVG preview of one label, as the file's bytes."""
+    return render_svg(data, layout).encode("utf-8") if fmt == "svg" else render_png(data, layout, dpi)
+
+
 def write_preview(data: LabelData, layout: Layout, out: str | Path, fmt: str, dpi: int = 300) -> None:
     """Write a PNG or SVG preview of one label to ``out``."""
-    if fmt == "svg":
-        Path(out).write_text(render_svg(data, layout), encoding="utf-8")
-    else:
-        Path(out).write_bytes(render_png(data, layout, dpi))
+    Path(out).write_bytes(preview_bytes(data, layout, fmt, dpi))

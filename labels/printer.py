@@ -89,6 +89,11 @@ class TcpSink(_Closing):
         self._sock.close()
 
 
+def is_printer_target(target: str) -> bool:
+    """Whether a target names a printer rather than a file: ``tcp://...`` or an existing character device."""
+    return target.startswith("tcp://") or FileSink._is_device(Path(os.path.expanduser(target)))
+
+
 def open_sink(target: str, timeout: float = TIMEOUT_S) -> FileSink | TcpSink:
     """Open the sink a user named: ``tcp://HOST[:PORT]``, a device path, or a file to append to."""
     if target.startswith("tcp://"):

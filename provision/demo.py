@@ -119,7 +119,7 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
                 on_tag(event)
         say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
         report.lines.append(foreign)
-        ws.exports.mkdir(parents=True, exist_ok=True)
+        ws.exports.mkdir(parents=True, exist_ok=True, mode=0o700)
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
         report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
         report.tap_url = phone_tap(sim_pool(ws), report.outcomes)
@@ -194,13 +194,14 @@ def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id:
     from tagsmith.labels.layouts import load_layout
 
     from .labelling import UnitLabels
+    from .outputs import write_file
 
     labeller = UnitLabels(ctx.product, lot=ctx.lot)
     layout = load_layout(ctx.product.label_layout)
     units = list(store.units(batch_id, states=DONE))
     labels = [labeller.label(u.serial) for u in units]
     out = ws.exports / f"{batch_id}.labels.pdf"
-    result = jobs.render(labels, layout, "pdf", out)
+    result = jobs.render(labels, layout, "pdf", out, write=write_file)  # atomic, 0600 like every workspace file
     for unit in units:
         store.record_label_print(unit.id, layout.name, "pdf", proof=jobs.is_proof("pdf", layout))
     lines = [f"labels {out.name}: {result.labels} QR door labels on {layout.name}"]

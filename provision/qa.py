@@ -88,7 +88,7 @@ def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = N
         elif store.qa_results(existing.id):
             raise StateError(f"plan {existing.id} of batch {batch_id} has results and no decision yet: "
                              "finish its scan before drawing a new plan")
-    store.require_complete(batch_id, "qa plan", incomplete_reason, user or current_user())  # a lot of stranded units is not the lot
+    store.require_complete(batch_id, "qa plan", incomplete_reason, user or current_user())  # the lot is settled first
     batch = store.batch(batch_id)
     units = lot_units(store, batch_id)
     if len(units) < 2:

@@ -8,15 +8,18 @@ stands alone (no scripts, no external assets) for the quality records.
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from tagsmith import ConfigError
 from tagsmith.batches.db import BatchStore, utc_now
 from tagsmith.batches.qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
 from tagsmith.batches.records import Batch
 
+from .outputs import write_file
 from .qa import SIGNER_NAMES, current_user
 
 BUCKETS = 24
@@ -87,11 +90,13 @@ def write_report(report: QaReport, out: str | Path) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):
         raise ConfigError(f"report file {out.name} must end in .pdf or .html")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".pdf":
-        _pdf(report, out)
+        buffer = io.BytesIO()
+        _pdf(report, buffer)
+        data = buffer.getvalue()
     else:
-        out.write_text(_html(report), encoding="utf-8")
+        data = _html(report).encode("utf-8")
+    write_file(out, data)  # atomic, 0600; the CLI has checked ``out`` (never workspace state, --force)
     return out
 
 
@@ -135,7 +140,7 @@ def _check_text(result: QaResultRecord) -> str:
 
 
 # ---------------------------------------------------------------- PDF
-def _pdf(report: QaReport, out: Path) -> None:
+def _pdf(report: QaReport, out: BinaryIO) -> None:
     from reportlab.graphics.charts.barcharts import VerticalBarChart
     from reportlab.graphics.shapes import Drawing, String
     from reportlab.lib import colors
@@ -182,7 +187,7 @@ def _pdf(report: QaReport, out: Path) -> None:
         drawing.add(chart)
         drawing.add(String(12 * mm, 55 * mm, "units encoded (green) and voided (red) over time (UTC)", fontSize=7))
         story += [Spacer(1, 3 * mm), Paragraph("Encoding of the batch", styles["Heading3"]), drawing]
-    SimpleDocTemplate(str(out), pagesize=A4, title=f"QA report {report.batch.id}", author=report.generated_by,
+    SimpleDocTemplate(out, pagesize=A4, title=f"QA report {report.batch.id}", author=report.generated_by,
                       leftMargin=15 * mm, rightMargin=15 * mm).build(story)
 
 

@@ -194,9 +194,9 @@ class SimulatedSource:
 
 
 def interrupted_sim_chips(ctx: EncodeContext, pool: SimChipPool) -> list[bytes]:
-    """UIDs of the batch's units left ``encoding`` whose simulated chip is in the pool: the tags an
-    operator places again first, so that they resume."""
-    return [unit.uid for unit in ctx.store.units(ctx.batch_id, states=("encoding",))
+    """UIDs of the batch's units left in progress (allocated, or encoding) whose simulated chip is in
+    the pool: the tags an operator places again first, so that they resume."""
+    return [unit.uid for unit in ctx.store.units(ctx.batch_id, states=IN_PROGRESS)
             if unit.uid is not None and pool.path(unit.uid).exists()]
 
 

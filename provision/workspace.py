@@ -50,6 +50,15 @@ class Workspace:
     def exports(self) -> Path:
         return self.home / "exports"
 
+    @property
+    def sim_chips(self) -> Path:
+        return self.home / "sim-chips"
+
+    def state_paths(self) -> tuple[Path, ...]:
+        """The workspace's own state: no user output may be written over these, nor beside them as
+        their lock, journal or temp files (``keystore.json.lock``, ``tagsmith.db-wal``, ...)."""
+        return (self.database, self.keystore, self.audit_log, self.products, self.sim_chips)
+
     def ensure(self) -> "Workspace":
         """Create the workspace directory (private to the user: it holds the keystore)."""
         if self.home.exists() and not self.home.is_dir():

@@ -166,12 +166,15 @@ def test_void_burns_the_serial(store, product):
     assert progress.by_state == {"voided": 1, "allocated": 1} and progress.remaining == 1
 
 
-def test_close_batch_refuses_units_in_progress_unless_forced(store, product):
+def test_close_batch_refuses_units_in_progress_unless_a_reason_is_recorded(store, product):
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, UID, "st-1")
     with pytest.raises(StateError, match="still being encoded"):
         store.close_batch(batch.id)
-    assert store.close_batch(batch.id, force=True).state == "closed"
+    assert store.close_batch(batch.id, incomplete_reason="line stopped", by="eng").state == "closed"
+    assert store.incomplete_overrides(batch.id) == [
+        {"action": "batch close", "serials": [unit.serial], "reason": "line stopped", "by": "eng",
+         "at": store.incomplete_overrides(batch.id)[0]["at"]}]
     with pytest.raises(StateError, match="closed"):
         store.mark_encoded(unit.id, {0: 1}, 0, "st-1")
     store.void_unit(unit.id, "batch closed")  # voids still work after closing
@@ -191,7 +194,7 @@ def test_steps_are_journaled_only_while_encoding_in_an_open_batch(store, product
     store.start_encoding(unit.id, "st-1")
     record_step(store, unit.id, "ndef")
     record_step(store, unit.id, "key1", found=True)
-    store.close_batch(batch.id, force=True)
+    store.close_batch(batch.id, incomplete_reason="test", by="test")
     with pytest.raises(StateError, match=f"batch {batch.id} is closed"):
         record_step(store, unit.id, "sdm")
     with pytest.raises(NotFoundError):
@@ -207,7 +210,7 @@ def test_a_refused_outcome_rolls_back_its_steps_and_keeps_them_pending(store, pr
     unit = store.allocate_unit(batch.id, UID, "st-1", start_encoding=True)
     journal = store.step_journal(unit.id, "st-1")
     journal.add("ndef")
-    store.close_batch(batch.id, force=True)
+    store.close_batch(batch.id, incomplete_reason="test", by="test")
     with pytest.raises(StateError, match="closed"):
         store.mark_encoded(unit.id, {0: 1}, 1, "st-1", journal=journal)
     assert journal.pending == ("ndef",)

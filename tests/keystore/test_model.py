@@ -3,16 +3,31 @@
 import pytest
 
 from tagsmith import ConfigError
-from tagsmith.keystore.model import ChipKeys, KeyPolicy, KeyRef, SlotPolicy, SlotRole, parse_key_hex
+from tagsmith.keystore.model import ChipKeys, KeyPolicy, KeyRef, SlotPolicy, SlotRole, parse_key_hex, slot_role
 
 
 def test_default_policy_shares_only_the_meta_read_key():
     policy = KeyPolicy.default()
     assert [s.role for s in policy.slots] == [SlotRole.APP_MASTER, SlotRole.SDM_META_READ, SlotRole.SDM_FILE_READ,
-                                              SlotRole.NDEF_WRITE, SlotRole.SPARE]
+                                              SlotRole.PROPRIETARY_WRITE, SlotRole.SPARE]
     assert [s.diversified for s in policy.slots] == [True, False, True, True, True]
     assert policy.resolver_slots() == (1, 2)
     assert KeyPolicy.from_json(policy.to_json()) == policy
+
+
+@pytest.mark.parametrize(("old", "new"), [("ndef-write", "proprietary-write"), ("write", "proprietary-write"),
+                                          ("change-config", "spare"), ("spare", "spare")])
+def test_policy_reads_the_slot_names_older_files_hold(old, new):
+    """Key sets and exports said ndef-write/spare, product files write/change-config: one vocabulary now."""
+    legacy = [dict(item, role=old) if item["slot"] == (4 if new == "spare" else 3) else item
+              for item in KeyPolicy.default().to_json()]
+    assert KeyPolicy.from_json(legacy) == KeyPolicy.default()
+    assert [s["role"] for s in KeyPolicy.default().to_json()][3:] == ["proprietary-write", "spare"]
+
+
+def test_slot_role_names_the_vocabulary():
+    with pytest.raises(ConfigError, match="unknown slot role 'ndef-writ'.*proprietary-write, spare"):
+        slot_role("ndef-writ", "keys.slots.3.role")
 
 
 def test_policy_refuses_a_diversified_meta_read_key():

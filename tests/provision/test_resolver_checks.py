@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tagsmith.batches.db import BatchStore
 from tagsmith.batches.verify import read_manifest
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.provision.simpool import sim_pool
@@ -42,10 +43,11 @@ def home(demo_template, tmp_path) -> Path:
     return copy
 
 
-def _units(home: Path, *args: str) -> list[dict]:
-    listed = _tagsmith(home, "batch", "units", _batch(home), "--json", *args)
-    assert listed.returncode == 0, listed.stderr
-    return json.loads(listed.stdout)
+def _units(home: Path, batch: str | None = None) -> list[dict]:
+    """The batch's units as the database holds them (serial, UID, counters, floor)."""
+    with BatchStore(Workspace(home).database) as store:
+        return [{"serial": u.serial, "uid": u.uid.hex().upper(), "encode_counter": u.read_counter,
+                 "floor": u.last_counter} for u in store.units(batch or _batch(home))]
 
 
 def _batch(home: Path) -> str:
@@ -74,8 +76,10 @@ def test_demo_manifest_carries_each_units_floor_including_qa_taps(demo_template)
     # QA verified every sample unit at a counter above the station's read-back: the floor says so
     assert records and all(r["verified_counter"] is not None and r["verified_counter"] > r["encode_counter"]
                            for r in records)
-    listed = {u["serial"]: u["floor"] for u in _units(demo_template)}
-    assert {r["serial"]: r["verified_counter"] for r in records} == listed
+    listed = _tagsmith(demo_template, "batch", "units", _batch(demo_template), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {r["serial"]: r["verified_counter"] for r in records} == \
+        {u["serial"]: u["floor"] for u in json.loads(listed.stdout)}
 
 
 def test_the_same_tap_twice_is_a_replay(home):
@@ -149,6 +153,8 @@ def test_a_closed_batch_can_still_be_verified_by_url_and_by_sim(home):
     by_sim = _tagsmith(home, "tag", "verify", "--sim", unit["uid"], "--json")
     assert by_sim.returncode == 0, by_sim.stderr
     assert json.loads(by_sim.stdout)["ok"] is True
+    floor = {u["serial"]: u["floor"] for u in _units(home)}[unit["serial"]]
+    assert floor == json.loads(by_sim.stdout)["read_counter"] > json.loads(by_url.stdout)["read_counter"]
 
 
 def test_a_closed_batch_can_still_be_qa_scanned(home, tmp_path):
@@ -159,8 +165,26 @@ def test_a_closed_batch_can_still_be_qa_scanned(home, tmp_path):
     plan = _tagsmith(home, "qa", "plan", "--batch", batch, "--seed", "1", "--json")
     assert plan.returncode == 0, plan.stderr
     assert _tagsmith(home, "batch", "close", batch).returncode == 0
-    scan = _tagsmith(home, "qa", "scan", "--batch", batch, "--sim", "--json")
-    assert scan.returncode == 0, scan.stderr
     sample = set(json.loads(plan.stdout)["serials"])
-    listed = json.loads(_tagsmith(home, "batch", "units", batch, "--json").stdout)
+    labels = tmp_path / "labels.txt"  # the door labels a handheld scanner would read
+    labels.write_text("".join(f"https://id.example.com/01/09506000134376/21/{s}\n" for s in sorted(sample)))
+    scan = _tagsmith(home, "qa", "scan", "--batch", batch, "--sim", "--labels", str(labels), "--json")
+    assert scan.returncode == 0, scan.stderr
+    assert json.loads(scan.stdout.splitlines()[-1])["decision"] == "accept"
+    listed = _units(home, batch)
     assert sample and all(u["floor"] > u["encode_counter"] for u in listed if u["serial"] in sample)  # QA's counters
+
+
+def test_a_tap_of_a_voided_unit_is_refused_as_a_state(home):
+    unit = _units(home)[4]
+    url = _tap(home, unit["uid"])
+    with BatchStore(Workspace(home).database) as store:
+        store.void_unit(store.unit_by_serial(unit["serial"]).id, "lost after encoding")
+    refused = _verify(home, url)
+    assert refused.returncode == 7 and json.loads(refused.stdout)["check"] == "state"
+    assert "voided" in refused.stderr
+
+
+def test_a_url_that_is_not_a_digital_link_is_bad_input(home):
+    refused = _verify(home, "https://id.example.com/products/42?p=00&c=00")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
