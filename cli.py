@@ -474,11 +474,13 @@ def keys_import(
             and keystore_backend(state(ctx).workspace) == "file":
         raise ConfigError(f"the key comes from stdin, so the passphrase cannot: set {ENV_PASSPHRASE} or use --file")
     if file is not None:
-        text = file.read_text()
+        from tagsmith.limits import KEY_FILE_BYTES, read_text_limited
+
+        text = read_text_limited(file, KEY_FILE_BYTES, "key file")
     elif sys.stdin.isatty():
         text = typer.prompt("Master key (hex)", hide_input=True, err=True)
     else:
-        text = sys.stdin.read()
+        text = sys.stdin.read(4096)  # a hex key is 32 digits: read no more than a page
     key = parse_key_hex(text, "master key")
     with _open_keys(ctx) as store:
         ref = store.import_master(product, slot, key, key_version)

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from Crypto.Signature import eddsa
 
 from tagsmith import NotFoundError, VerificationError
+from tagsmith.limits import MANIFEST_LINE_BYTES, MIB, SIGNATURE_BYTES
 
 from .manifest import CSV_COLUMNS, SCHEMA_NAME, _public_key, load_schema, signature_entry, signature_path
 from .schemacheck import Check, SchemaViolation, compile_schema
@@ -60,7 +61,11 @@ def check_signature(path: Path, public_key_pem: str | None = None) -> tuple[dict
     if not Path(path).is_file():
         raise NotFoundError(f"no manifest file {path}")
     try:
-        document = json.loads(sig_file.read_text())
+        with open(sig_file, "rb") as fh:
+            raw = fh.read(SIGNATURE_BYTES + 1)  # bounded: a .sig is a few hundred bytes
+        if len(raw) > SIGNATURE_BYTES:
+            raise VerificationError(f"signature file {sig_file.name} is larger than {SIGNATURE_BYTES // MIB} MiB")
+        document = json.loads(raw)
     except FileNotFoundError:
         raise VerificationError(f"no signature file {sig_file.name} beside the manifest") from None
     except ValueError as exc:
@@ -96,7 +101,10 @@ def read_header(path: Path) -> tuple[str, dict[str, Any]]:
 def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, Any]]]:
     """(format, header, records) of a manifest; records stream from the open file."""
     with open(path, "rb") as raw:  # text mode would decode ahead of the first line
-        first_bytes = raw.readline()
+        first_bytes = raw.readline(MANIFEST_LINE_BYTES + 1)  # bounded: a header is under 2 KiB
+    if len(first_bytes) > MANIFEST_LINE_BYTES:
+        raise VerificationError(f"{path.name}: the first line is longer than {MANIFEST_LINE_BYTES // 1024} KiB, "
+                                "not a manifest header")
     try:
         first = first_bytes.decode("utf-8")
     except UnicodeDecodeError:

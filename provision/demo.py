@@ -54,8 +54,9 @@ class DemoReport:
         home = f"{self.program} --home {self.home}"
         env = f"TAGSMITH_KEYSTORE_PASSPHRASE={DEMO_PASSPHRASE}"
         done = [o for o in self.outcomes if o.personalised and o.uid]
-        out = [f"{home} batch show {self.batch_id}"]
+        out = [f"{home} batch show {self.batch_id}", f"{home} batch units {self.batch_id}"]
         if done:
+            out.append(f"{home} unit show {done[0].uid}")
             out.append(f"{env} {home} tag verify --sim {done[0].uid}")
             if self.tap_url:
                 out.append(f"{env} {home} tag verify --url '{self.tap_url}'")
@@ -122,6 +123,7 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
         ws.exports.mkdir(parents=True, exist_ok=True, mode=0o700)
         report.lines.extend(print_labels(store, ctx, ws, batch.id, say))
         report.lines.append(run_qa(store, keystore, ws, batch.id, seed, say))
+        report.lines.append(resolver_taps(store, keystore, sim_pool(ws), report.outcomes, say))
         report.tap_url = phone_tap(sim_pool(ws), report.outcomes)
         first = next(store.units(batch.id, DONE))
         exported = export_manifest(store, batch.id, ws.exports / f"{batch.id}.manifest.jsonl",
@@ -167,6 +169,27 @@ def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int 
     tally = session.tally
     line = (f"QA: {session.decision or 'undecided'} after {len(session.inspected)} sample units scanned "
             f"(chip and label), {tally.defects} defective")
+    say(line)
+    return line
+
+
+def resolver_taps(store: BatchStore, keystore, pool: SimChipPool, outcomes: list[Outcome],
+                  say: Callable[[str], None]) -> str:
+    """One unit tapped and checked as the resolver would, then the same URL again: a replay, refused.
+
+    The first encoded unit, so that the URL the demo prints for exploring (the last unit's) stays fresh."""
+    from .check import check_url
+
+    done = [o for o in outcomes if o.personalised and o.uid]
+    url = phone_tap(pool, done[:1])
+    if url is None:
+        return "resolver: no encoded unit to tap"
+    first = check_url(store, keystore, url, station="demo-resolver")
+    again = check_url(store, keystore, url, station="demo-resolver")
+    if not first.ok or again.ok or again.check != "replay":
+        raise TagsmithError(f"demo: the resolver's checks did not behave as designed ({first.reason}; {again.reason})")
+    line = (f"resolver: {first.serial} tapped, every check passed at read counter {first.read_counter} (its new "
+            f"floor); the same URL again refused as a replay")
     say(line)
     return line
 

@@ -31,6 +31,8 @@ def test_demo_encodes_labels_qa_and_releases_a_batch(tmp_path):
     assert any("QA: accept" in line for line in report["lines"])
     assert any(line.startswith("foreign tag") and "without authenticating" in line for line in report["lines"])
     assert any(command.endswith("tag refusals") for command in report["commands"])
+    assert any(line.startswith("resolver:") and "refused as a replay" in line for line in report["lines"])
+    assert any(" batch units " in command for command in report["commands"])
     assert Path(report["manifest"]).exists()
     _, header = read_header(Path(report["manifest"]))  # the same header `manifest export` writes
     assert header["keys"]["diversification"] == DIVERSIFICATION_SCHEME
