@@ -1731,6 +1731,7 @@ def qa_scan(
     from tagsmith import ConfigError, VerificationError
     from tagsmith.encoders.connection import TagRemovedError
     from tagsmith.provision.qa import QaSession, scan_simulated
+    from tagsmith.limits import LABEL_SCAN_CHARS
 
     if (reader is None) == (not sim):
         raise ConfigError("give --reader NAME or --sim")
@@ -1744,7 +1745,9 @@ def qa_scan(
     def label_line() -> str | None:
         if interactive:
             _print("Scan the door label …", err=True)
-        line = source.readline()
+        line = source.readline(LABEL_SCAN_CHARS + 1)  # bounded: a label URL is ~100 characters
+        if len(line) > LABEL_SCAN_CHARS:
+            raise ConfigError(f"a scanned label line is longer than {LABEL_SCAN_CHARS} characters: not a label URL")
         return line.strip() if line else None
 
     def show(result) -> None:

@@ -214,7 +214,7 @@ def check_station_name(station: str) -> str:
 
 
 def _private_files(database: Path) -> None:
-    """Make the database and its WAL/SHM files 0600 whatever the umask or the folder's mode (issue 21)."""
+    """Make the database and its WAL/SHM files 0600 whatever the umask or the folder's mode."""
     if str(database) == ":memory:":
         return
     with contextlib.suppress(FileExistsError):

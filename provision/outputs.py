@@ -39,6 +39,8 @@ def write_file(path: Path, data: bytes) -> None:
     from tagsmith import TagsmithError
     from tagsmith.keystore.storage import atomic_write
 
+    if not path.parent.is_dir():  # a mistyped folder is bad input, not something to create
+        raise ConfigError(f"cannot write {path}: No such file or directory (no folder {path.parent})")
     try:
         atomic_write(path, data)
     except OSError as exc:
@@ -52,9 +54,9 @@ def check_printer(target: str, workspace: Workspace, *, option: str) -> str:
     appended to (it collects labels), so it needs no ``--force``, but it may still not be workspace
     state or any other kind of special file.
     """
-    if target.startswith("tcp://") or target == "":
-        if target == "":
-            raise ConfigError(f"{option}: empty; give a file, a device such as /dev/usb/lp0 or tcp://HOST:9100")
+    if not target.strip():
+        raise ConfigError(f"{option}: empty; give a file, a device such as /dev/usb/lp0 or tcp://HOST:9100")
+    if target.startswith("tcp://"):
         return target
     path = _named(os.path.expanduser(target), option)
     _refuse_workspace_state(path, workspace, option)
@@ -97,6 +99,5 @@ def _refuse_workspace_state(target: Path, workspace: Workspace, option: str) -> 
         sidecar = target.parent == own.parent and (target.name.startswith((f"{own.name}.", f"{own.name}-",
                                                                           f".{own.name}")))
         if target == own or target.is_relative_to(own) or sidecar:
-            raise ConfigError(f"{option} {target}: is the workspace's own {own.name} (or beside it: its "
-                              f"lock, journal or temp file); refusing to write over it. Write outside "
-                              f"{home} or under its exports/ folder")
+            raise ConfigError(f"{option} {target}: is the workspace's {own.name} (or its lock, journal or "
+                              f"temp file); refusing to write over it: write outside {home} or in its exports/")

@@ -96,6 +96,7 @@ def write_report(report: QaReport, out: str | Path) -> Path:
         data = buffer.getvalue()
     else:
         data = _html(report).encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_file(out, data)  # atomic, 0600; the CLI has checked ``out`` (never workspace state, --force)
     return out
 

@@ -117,7 +117,8 @@ def test_verify_calls_a_manifest_that_is_not_utf8_a_verification_failure(exporte
 
 def test_a_re_export_to_the_same_path_supersedes_the_old_record(exported):
     ws, batch, line = exported
-    again = run_json(ws, "manifest", "export", "--batch", batch, "--out", str(line), "--without-qa", "--reason", "t")
+    again = run_json(ws, "manifest", "export", "--batch", batch, "--out", str(line), "--force", "--without-qa",
+                     "--reason", "t")
     on_disk = json.loads(line.read_text().splitlines()[0])["manifest_id"]
     assert on_disk == again["manifest_id"]
     records = run_json(ws, "batch", "show", batch)["manifests"]
@@ -147,7 +148,7 @@ def test_replacing_a_manifest_leaves_a_verifiable_pair_at_every_instant(exported
 
     monkeypatch.setattr(manifest_module.os, "replace", replace_then_verify)
     old = json.loads(line.read_text().splitlines()[0])["manifest_id"]
-    new = run_json(ws, "manifest", "export", "--batch", batch, "--out", str(line), "--without-qa",
+    new = run_json(ws, "manifest", "export", "--batch", batch, "--out", str(line), "--force", "--without-qa",
                    "--reason", "t")["manifest_id"]
     assert [(name, rc) for name, rc, _ in seen] == [("m.jsonl.sig", 0), ("m.jsonl", 0), ("m.jsonl.sig", 0)], seen
     assert [who for _, _, who in seen] == [old, new, new]

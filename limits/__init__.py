@@ -22,7 +22,8 @@ KEY_FILE_BYTES = 4 * KIB  # a hex key is 32 digits
 MANIFEST_LINE_BYTES = 64 * KIB  # one manifest record or header (a record is ~0.5 KiB)
 SIGNATURE_BYTES = 1 * MIB  # a manifest's .sig (two entries while it is replaced)
 EXPORT_BYTES = 16 * MIB  # a resolver key export (every version of two slots)
-TEXT_FIELD_CHARS = 256  # a label text line, a product name or model
+TEXT_FIELD_CHARS = 256  # a label text line
+LABEL_SCAN_CHARS = 4096  # one scanned label URL (qa scan --labels or stdin)
 TOML_MAX_DEPTH = 32  # tables and arrays inside each other
 
 
