@@ -62,6 +62,9 @@ class SunVerifier:
         if self._file is not None:
             self._file_k1 = fastaes.double(int.from_bytes(self._file.encrypt(bytes(16)), "big"))
         self._names = {"picc": picc_param, "mac": mac_param, "enc": enc_param, "uid": uid_param, "ctr": ctr_param}
+        for role, name in self._names.items():
+            if not name or not name.isascii() or any(c in name for c in "?&=#/ "):
+                raise ConfigError(f"the {role} parameter's name {name!r} must be a non-empty query parameter name")
         self._marks = {p: ("?" + p + "=", "&" + p + "=") for p in {*self._names.values(), mac_input_from}
                        if p and p != MAC_INPUT_FROM_PATH}
         self._mac_input_from = mac_input_from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,12 @@ def test_a_key_on_the_command_line_is_refused_and_not_echoed(tmp_path, option):
     unset = subprocess.run([_console_script(), "sun", "verify", T5_URL, "--file-key-file", "env:NO_SUCH_VAR"],
                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert unset.returncode == 2 and "NO_SUCH_VAR" in unset.stderr
+
+
+@pytest.mark.parametrize("option", ["--picc-param", "--mac-param", "--enc-param", "--uid-param", "--ctr-param"])
+@pytest.mark.parametrize("name", ["", "a=b", "x&y"])
+def test_a_bad_parameter_name_is_bad_input(option, name):
+    result = subprocess.run([_console_script(), "sun", "verify", T6_URL, *KEYS, option, name],
+                            capture_output=True, text=True, env={**os.environ, **KEY_ENV})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "parameter's name" in result.stderr
