@@ -218,7 +218,8 @@ class VirtualCard:
             self.torn = True
             return None
         except Exception:  # a simulator bug must not hang the reader: answer, never stay silent
-            log.exception("%r: chip failed on %s", self, apdu.hex())
+            # the header only: the data field may be an authentication or ChangeKey payload
+            log.exception("%r: chip failed on an APDU with header %s (%d bytes)", self, apdu[:4].hex(), len(apdu))
             return _sw(SW_NO_PRECISE_DIAGNOSIS)
         return bytes(data) + _sw(sw)
 
