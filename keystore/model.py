@@ -105,7 +105,10 @@ class KeyPolicy:
         except (TypeError, KeyError):
             raise ConfigError("the keystore's key policy is malformed") from None
         if policy is None:
-            policy = cls(tuple(SlotPolicy(int(slot), SlotRole(role), bool(div)) for slot, role, div in spec))
+            try:
+                policy = cls(tuple(SlotPolicy(int(slot), SlotRole(role), bool(div)) for slot, role, div in spec))
+            except ValueError as exc:  # an unknown role or a slot that is not a number
+                raise ConfigError(f"the keystore's key policy is malformed: {exc}") from None
             _PARSED_POLICIES[spec] = policy
         return policy
 

@@ -73,6 +73,8 @@ def test_parse_key_hex_accepts_spacing_and_never_echoes():
 def test_a_malformed_recorded_policy_is_a_config_error():
     good = KeyPolicy.default().to_json()
     assert KeyPolicy.from_json(good) is KeyPolicy.from_json(KeyPolicy.default().to_json())  # parsed once
-    for bad in ([{"slot": 0}], [{"slot": 0, "role": ["app-master"], "diversified": True}], None):
+    for bad in ([{"slot": 0}], [{"slot": 0, "role": ["app-master"], "diversified": True}], None,
+                [{"slot": 0, "role": "no-such-role", "diversified": True}],
+                [{"slot": "zero", "role": "app-master", "diversified": True}]):
         with pytest.raises(ConfigError):
             KeyPolicy.from_json(bad)
