@@ -693,7 +693,7 @@ IncompleteReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="Wh
 
 def _who(ctx: typer.Context) -> str:
     """Who a recorded decision names: --user / TAGSMITH_USER, else the OS login."""
-    from tagsmith.provision.qa import current_user
+    from tagsmith.provision.qa_plan import current_user
 
     return state(ctx).user or current_user()
 
@@ -957,7 +957,7 @@ def manifest_export(
     from tagsmith import ConfigError
     from tagsmith.batches.manifest import export_manifest
     from tagsmith.keystore import DIVERSIFICATION_SCHEME
-    from tagsmith.provision.qa import release_check, release_override
+    from tagsmith.provision.qa_plan import release_check, release_override
 
     if reason is not None and not (without_qa or allow_incomplete):
         raise ConfigError("--reason goes with --without-qa or --allow-incomplete")
@@ -1688,7 +1688,7 @@ def qa_plan(
 ) -> None:
     """The ISO 2859-1 single sampling plan for a lot size, or a batch's recorded plan and serials to pull."""
     from tagsmith import ConfigError
-    from tagsmith.provision.qa import DEFAULT_AQL, create_plan, as_sampling_plan
+    from tagsmith.provision.qa_plan import DEFAULT_AQL, create_plan, as_sampling_plan
     from tagsmith.provision.sampling import normal_plan
 
     if (batch is None) == (lot_size is None):
@@ -1828,7 +1828,7 @@ def qa_switching(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a product's switching state (normal, tightened, reduced, discontinued) across its batches."""
-    from tagsmith.provision.qa import record_corrective_action, switching_state
+    from tagsmith.provision.qa_plan import record_corrective_action, switching_state
 
     with _store(ctx) as store:
         current = (record_corrective_action if corrective_action else switching_state)(store, product)

@@ -25,7 +25,9 @@ from tagsmith.keystore import DIVERSIFICATION_SCHEME, init_keystore
 
 from . import station
 from .encode import EncodeContext, Outcome, process_tag
-from .qa import QaSession, create_plan, genuine_labels, release_check, scan_simulated
+from .labelling import UnitLabels
+from .qa import QaSession, scan_simulated
+from .qa_plan import create_plan, release_check
 from .simpool import SimChipPool, random_uid, sim_pool
 from .workspace import Workspace
 
@@ -194,6 +196,12 @@ def resolver_taps(store: BatchStore, keystore, pool: SimChipPool, outcomes: list
     return line
 
 
+def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:
+    """The door-label URLs the batch's labels carry for ``serials`` (the demo's stand-in scanner)."""
+    labels = UnitLabels(store.batch_product(batch_id), store.batch(batch_id).lot)
+    return [labels.label(s).url for s in serials]
+
+
 def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:
     """Tap the last encoded simulated unit as a phone would (the URL its chip gives now)."""
     from tagsmith.encoders.ntag424.session import Ntag424Session
@@ -216,7 +224,6 @@ def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id:
     from tagsmith.labels.check import check_pdf
     from tagsmith.labels.layouts import load_layout
 
-    from .labelling import UnitLabels
     from .outputs import write_file
 
     labeller = UnitLabels(ctx.product, lot=ctx.lot)

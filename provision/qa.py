@@ -10,9 +10,6 @@ Results and decisions are stored by the batch store; this module writes no SQL.
 
 from __future__ import annotations
 
-import getpass
-import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +17,7 @@ from tagsmith import ChipError, ConfigError, StateError, VerificationError
 from tagsmith.batches.db import BatchStore, utc_now
 from tagsmith.batches.gs1 import DigitalLinkError, parse_digital_link
 from tagsmith.batches.qarecords import QaDecisionRecord, QaPlanRecord, QaResultRecord
-from tagsmith.batches.records import DONE, Unit
+from tagsmith.batches.records import DONE
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.originality import Signer, verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
@@ -28,89 +25,8 @@ from tagsmith.encoders.ntag424.template import url_from_ndef_file
 from tagsmith.keystore.base import KeyProvider
 
 from .encode import EncodeContext, verify_unit_sun
-
-from .sampling import (Inspection, SamplingPlan, SwitchingState, draw_sample, normalise_aql, normalise_level,
-                       plan_for)
-
-DEFAULT_AQL = "0.65"
-
-
-def current_user() -> str:
-    """Who is at the keyboard (the OS user), for plans, results and decisions."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry (containers): still record something
-        return "unknown"
-
-
-# ---------------------------------------------------------------- plans
-def lot_units(store: BatchStore, batch_id: str) -> list[Unit]:
-    """The lot QA samples from: the batch's encoded and verified units, in allocation order."""
-    return list(store.units(batch_id, DONE))
-
-
-def switching_state(store: BatchStore, product_id: str) -> SwitchingState:
-    """The product's ISO 2859-1 switching state across its batches (normal when none was recorded)."""
-    store.product_record(product_id)  # NotFoundError for an unknown product
-    return SwitchingState.from_json(store.qa_switching(product_id))
-
-
-def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingState:
-    """After discontinuation, record the supplier's corrective action: sampling resumes at tightened."""
-    current = switching_state(store, product_id)
-    resumed = current.corrective_action()
-    store.set_qa_switching(product_id, resumed.to_json(), expected_lots=current.lots)
-    return resumed
-
-
-def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
-                inspection: str | None = None, seed: int | None = None, new: bool = False,
-                user: str | None = None, incomplete_reason: str | None = None) -> QaPlanRecord:
-    """The batch's QA plan: the recorded one, or a new one drawn and recorded now.
-
-    An existing plan is returned as it is (redrawing until a convenient sample comes up must not
-    be possible); ``new`` draws another only once the previous one has a decision (a
-    resubmitted lot) or no results yet. ``inspection`` None follows the product's switching
-    state; "normal" plans under normal inspection whatever the state says (recorded as such).
-    A new plan is refused while units are still being encoded, unless ``incomplete_reason`` (recorded).
-    """
-    existing = store.qa_plan(batch_id)
-    if existing is not None and not new:
-        wanted = (normalise_aql(aql) if aql is not None else existing.aql, normalise_level(level or existing.level))
-        if wanted != (existing.aql, existing.level):
-            raise StateError(f"batch {batch_id} already has plan {existing.id} (AQL {existing.aql}, level "
-                             f"{existing.level}); draw another with --new")
-        return existing
-    resubmission = False
-    if existing is not None:
-        if store.qa_decision(batch_id) is not None:
-            resubmission = True
-        elif store.qa_results(existing.id):
-            raise StateError(f"plan {existing.id} of batch {batch_id} has results and no decision yet: "
-                             "finish its scan before drawing a new plan")
-    store.require_complete(batch_id, "qa plan", incomplete_reason, user or current_user())  # the lot is settled first
-    batch = store.batch(batch_id)
-    units = lot_units(store, batch_id)
-    if len(units) < 2:
-        raise StateError(f"batch {batch_id} has {len(units)} encoded unit(s): nothing to sample")
-    state = switching_state(store, batch.product_id)
-    plan = plan_for(len(units), DEFAULT_AQL if aql is None else aql, level or "II", inspection or state.inspection)
-    seed = secrets.randbits(63) if seed is None else seed
-    serials = tuple(draw_sample([u.serial for u in units], plan.sample_size, seed))
-    record = QaPlanRecord(
-        id=uuid.uuid4().hex[:16], batch_id=batch_id, product_id=batch.product_id, lot_size=plan.lot_size,
-        level=plan.level, aql=plan.aql, inspection=plan.inspection, switching_state=state.inspection,
-        code_letter=plan.code_letter, plan_letter=plan.plan_letter, table_sample_size=plan.table_sample_size,
-        sample_size=plan.sample_size, accept=plan.accept, reject=plan.reject, via_arrow=plan.via_arrow,
-        seed=seed, serials=serials, resubmission=resubmission, created_at=utc_now(), created_by=user or current_user())
-    store.record_qa_plan(record)
-    return record
-
-
-def as_sampling_plan(record: QaPlanRecord) -> SamplingPlan:
-    return SamplingPlan(record.lot_size, record.level, record.aql, record.inspection, record.code_letter,
-                        record.plan_letter, record.table_sample_size, record.sample_size, record.accept,
-                        record.reject, record.via_arrow)
+from .qa_plan import as_sampling_plan, current_user, switching_state
+from .sampling import Inspection
 
 
 # ---------------------------------------------------------------- one unit
@@ -446,40 +362,6 @@ def _passed(checks: list[Check], name: str) -> bool:
     return any(c.name == name and c.passed for c in checks)
 
 
-# ---------------------------------------------------------------- release gate
-def release_check(store: BatchStore, batch_id: str) -> dict[str, Any]:
-    """The manifest header's ``qa`` field for an accepted batch; StateError when QA has not accepted it."""
-    store.batch(batch_id)  # an unknown batch is not found, not "without QA"
-    plan = store.qa_plan(batch_id)
-    decision = store.qa_decision(batch_id)
-    hint = "; to release anyway: tagsmith manifest export --without-qa --reason TEXT"
-    if plan is None:
-        raise StateError(f"batch {batch_id} has no QA plan or decision{hint}")
-    if decision is None or decision.plan_id != plan.id:
-        raise StateError(f"batch {batch_id} has no QA decision yet (plan {plan.id}){hint}")
-    if decision.decision != "accept":
-        raise StateError(f"batch {batch_id} was rejected by QA (plan {plan.id}: {decision.defects} defect(s), "
-                         f"reject at {plan.reject}){hint}")
-    size = len(lot_units(store, batch_id))
-    if size != plan.lot_size:
-        raise StateError(f"batch {batch_id} has {size} encoded units, QA sampled a lot of {plan.lot_size}: "
-                         f"draw a new plan (tagsmith qa plan --batch {batch_id} --new){hint}")
-    return {"decision": "accept", "plan_id": plan.id, "aql": plan.aql, "level": plan.level,
-            "sample_size": plan.sample_size, "defects": decision.defects, "decided_at": decision.decided_at,
-            "decided_by": decision.decided_by}
-
-
-def release_override(store: BatchStore, batch_id: str, reason: str | None, user: str | None = None) -> dict[str, Any]:
-    """The header's ``qa`` field for a release without accepted QA (recorded once exported)."""
-    if not reason or not reason.strip():
-        raise ConfigError("--without-qa needs --reason TEXT (it is recorded in the manifest and the database)")
-    store.batch(batch_id)
-    decision = store.qa_decision(batch_id)
-    return {"decision": "override", "reason": reason.strip(), "by": user or current_user(), "at": utc_now(),
-            "qa_decision": decision.decision if decision else None,
-            "plan_id": decision.plan_id if decision else None}
-
-
 # ---------------------------------------------------------------- simulated sample (demo, --sim)
 def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
     """Scan simulated sample units from ``pool`` (a SimChipPool), in the order their labels come.
@@ -512,11 +394,3 @@ def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
             finally:
                 chip.remove()
                 pool.save(chip)
-
-
-def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:
-    """The door-label URLs the batch's labels carry for ``serials`` (the demo's stand-in scanner)."""
-    from .labelling import UnitLabels
-
-    labels = UnitLabels(store.batch_product(batch_id), store.batch(batch_id).lot)
-    return [labels.label(s).url for s in serials]

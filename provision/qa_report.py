@@ -20,7 +20,8 @@ from tagsmith.batches.qarecords import QaDecisionRecord, QaOverrideRecord, QaPla
 from tagsmith.batches.records import Batch
 
 from .outputs import write_file
-from .qa import SIGNER_NAMES, current_user
+from .qa import SIGNER_NAMES
+from .qa_plan import current_user
 
 BUCKETS = 24
 

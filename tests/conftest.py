@@ -205,3 +205,21 @@ def sync_helper(monkeypatch, tmp_path):
         return entries
 
     return install
+
+
+@pytest.fixture(scope="session")
+def make_demo_home():
+    """``make(root) -> home``: a demo workspace in ``root/ws`` (2 encoded units, labels, a signed
+    manifest), made in-process through the CLI's entry point."""
+    from tagsmith.cli import main
+
+    def make(root: Path) -> Path:
+        home = root / "ws"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TAGSMITH_KEYSTORE_PASSPHRASE", "tagsmith-demo-passphrase")
+            with pytest.raises(SystemExit) as exc:
+                main(["--home", str(home), "demo", "--units", "2", "--tear-rate", "0"])
+        assert exc.value.code == 0
+        return home
+
+    return make

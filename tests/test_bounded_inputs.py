@@ -25,14 +25,9 @@ LAYOUT = ROOT / "labels" / "layouts" / "a4-24up-70x37.toml"
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> dict[str, Path | str]:
+def ws(tmp_path_factory, make_demo_home) -> dict[str, Path | str]:
     root = tmp_path_factory.mktemp("bounded")
-    home = root / "ws"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAGSMITH_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        with pytest.raises(SystemExit) as exc:
-            main(["--home", str(home), "demo", "--units", "2", "--tear-rate", "0"])
-    assert exc.value.code == 0
+    home = make_demo_home(root)
     manifest = next((home / "exports").glob("*.manifest.jsonl"))
     huge = root / "huge"  # 2 GiB of zeros, sparse
     with open(huge, "wb") as fh:

@@ -24,15 +24,10 @@ KEY_SET = "aurora-dw600-2026"
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> dict[str, Path | str]:
+def ws(tmp_path_factory, make_demo_home) -> dict[str, Path | str]:
     """A demo workspace (2 encoded units, a signed manifest, a label PDF) and a resolver public key."""
     root = tmp_path_factory.mktemp("outputs")
-    home = root / "ws"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAGSMITH_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        with pytest.raises(SystemExit) as exc:
-            main(["--home", str(home), "demo", "--units", "2", "--tear-rate", "0"])
-    assert exc.value.code == 0
+    home = make_demo_home(root)
     manifest = next((home / "exports").glob("*.manifest.jsonl"))
     pem = x25519.X25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -26,7 +26,8 @@ from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.keystore import init_keystore, open_keystore
 from tagsmith.provision import station
 from tagsmith.provision.encode import EncodeContext, process_tag
-from tagsmith.provision.qa import QaSession, create_plan, release_check
+from tagsmith.provision.qa import QaSession
+from tagsmith.provision.qa_plan import create_plan, release_check
 from tagsmith.provision.simpool import SimChipPool, random_uid
 from tagsmith.provision.workspace import Workspace
 
