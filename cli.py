@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -64,13 +65,13 @@ app = typer.Typer(
 class State:
     """Global options, stored by the callback; nothing is opened until a command needs it."""
 
-    home: Optional[Path] = None
+    home: Path | None = None
     verbose: int = 0
-    user: Optional[str] = None  # who signs QA plans, scans, reports and overrides (default: the OS user)
+    user: str | None = None  # who signs QA plans, scans, reports and overrides (default: the OS user)
 
     @property
     def workspace(self):  # -> provision.workspace.Workspace (imported lazily to keep --help fast)
-        from tagsmith.provision.workspace import Workspace
+        from tagsmith.workspace import Workspace
 
         return Workspace.resolve(self.home)
 
@@ -139,13 +140,13 @@ def _print_version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     home: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--home", envvar="TAGSMITH_HOME", help="Workspace directory (database, keystore, exports)."),
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                          help="Repeat for more: -v info, -vv debug, -vvv APDU traffic.")] = 0,
     user: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--user", envvar="TAGSMITH_USER",
                      help="Who is recorded on QA plans, scans, reports and overrides (default: the OS login)."),
     ] = None,
@@ -212,16 +213,16 @@ def _refuse_key_on_command_line(option: str, value: str | None, instead: str) ->
 @sun_app.command("verify")
 def sun_verify(
     url: Annotated[str, typer.Argument(help="The URL exactly as the tag produced it.")],
-    file_key: Annotated[Optional[str], typer.Option("--file-key-file", help=f"SDM file-read key of this tag: {KEY_SOURCE_HELP}.")] = None,
-    meta_key: Annotated[Optional[str], typer.Option("--meta-key-file", help=f"SDM meta-read key (needed for encrypted PICC data): {KEY_SOURCE_HELP}.")] = None,
-    file_key_argv: Annotated[Optional[str], typer.Option("--file-key", hidden=True)] = None,
-    meta_key_argv: Annotated[Optional[str], typer.Option("--meta-key", hidden=True)] = None,
+    file_key: Annotated[str | None, typer.Option("--file-key-file", help=f"SDM file-read key of this tag: {KEY_SOURCE_HELP}.")] = None,
+    meta_key: Annotated[str | None, typer.Option("--meta-key-file", help=f"SDM meta-read key (needed for encrypted PICC data): {KEY_SOURCE_HELP}.")] = None,
+    file_key_argv: Annotated[str | None, typer.Option("--file-key", hidden=True)] = None,
+    meta_key_argv: Annotated[str | None, typer.Option("--meta-key", hidden=True)] = None,
     picc_param: Annotated[str, typer.Option("--picc-param", help="Query parameter holding encrypted PICC data.")] = "picc_data",
     mac_param: Annotated[str, typer.Option("--mac-param", help="Query parameter holding the SUN MAC.")] = "cmac",
     enc_param: Annotated[str, typer.Option("--enc-param", help="Query parameter holding encrypted file data.")] = "enc",
     uid_param: Annotated[str, typer.Option("--uid-param", help="Query parameter holding a plain UID mirror.")] = "uid",
     ctr_param: Annotated[str, typer.Option("--ctr-param", help="Query parameter holding a plain counter mirror.")] = "ctr",
-    mac_input_from: Annotated[Optional[str], typer.Option("--mac-input-from", help="The MAC covers the text from this parameter's value up to the MAC value "
+    mac_input_from: Annotated[str | None, typer.Option("--mac-input-from", help="The MAC covers the text from this parameter's value up to the MAC value "
                                                                                      "('/': from the URL's path, as the shipped product's template).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -254,9 +255,9 @@ def sun_verify(
 @sun_app.command("template")
 def sun_template(
     template: Annotated[str, typer.Argument(help="URL template, e.g. 'https://id.example.com/01/{gtin}/21/{serial}?p={picc}&c={cmac}'.")],
-    gtin: Annotated[Optional[str], typer.Option("--gtin", help="Value for {gtin}.")] = None,
-    serial: Annotated[Optional[str], typer.Option("--serial", help="Value for {serial}.")] = None,
-    lot: Annotated[Optional[str], typer.Option("--lot", help="Value for {lot}.")] = None,
+    gtin: Annotated[str | None, typer.Option("--gtin", help="Value for {gtin}.")] = None,
+    serial: Annotated[str | None, typer.Option("--serial", help="Value for {serial}.")] = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Value for {lot}.")] = None,
     meta_read: Annotated[int, typer.Option("--meta-read", min=0, max=15,
                                            help="SDM meta-read key number (default 1, as the station's products).")] = 1,
     file_read: Annotated[int, typer.Option("--file-read", min=0, max=15,
@@ -361,8 +362,8 @@ def keys_init(
         "--scrypt-cost", "--kdf-n",
         help="scrypt cost N of the file backend: a power of two, 1024 (throwaway keystores) to 1048576; "
              "default 131072 (2^17).")] = 2**17,
-    module: Annotated[Optional[str], typer.Option("--module", help="PKCS#11 module path (pkcs11 backend).")] = None,
-    token_label: Annotated[Optional[str], typer.Option("--token-label", help="PKCS#11 token label.")] = None,
+    module: Annotated[str | None, typer.Option("--module", help="PKCS#11 module path (pkcs11 backend).")] = None,
+    token_label: Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create the workspace's keystore and the line's Ed25519 manifest key."""
@@ -392,7 +393,7 @@ def keys_init(
 def keys_create(
     ctx: typer.Context,
     product: ProductOpt,
-    system_id: Annotated[Optional[str], typer.Option(
+    system_id: Annotated[str | None, typer.Option(
         "--system-id", help="AN10922 system identifier, hex, as in the product file's [keys] system_id "
                             "(default: the key set id's bytes).")] = None,
     as_json: JsonFlag = False,
@@ -401,7 +402,7 @@ def keys_create(
     wanted = _key_set_system_id(ctx, product, None if system_id is None else _hex_arg(system_id, "--system-id"))
     with _open_keys(ctx) as store:
         info = store.create_key_set(product, wanted)
-    emit(info.to_json(), as_json, lambda: _render_key_set(info))
+    emit(info.to_dict(), as_json, lambda: _render_key_set(info))
 
 
 def _key_set_system_id(ctx: typer.Context, key_set: str, given: bytes | None) -> bytes | None:
@@ -458,8 +459,8 @@ def keys_import(
     ctx: typer.Context,
     product: ProductOpt,
     slot: SlotOpt,
-    file: Annotated[Optional[Path], typer.Option("--file", exists=True, dir_okay=False, help="Read the hex key from this file (default: stdin).")] = None,
-    key_version: Annotated[Optional[int], typer.Option("--version", help="Version to store it as (default: next).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", exists=True, dir_okay=False, help="Read the hex key from this file (default: stdin).")] = None,
+    key_version: Annotated[int | None, typer.Option("--version", help="Version to store it as (default: next).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Import a master key made elsewhere (hex from a file or stdin, never an argument)."""
@@ -494,7 +495,7 @@ def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List key sets: slot roles, versions and fingerprints (never key bytes)."""
     with _open_keys(ctx) as store:
         infos = store.key_sets()
-        data = {"backend": store.backend, "key_sets": [i.to_json() for i in infos]}
+        data = {"backend": store.backend, "key_sets": [i.to_dict() for i in infos]}
 
     def render() -> None:
         if not infos:
@@ -613,7 +614,7 @@ def keys_derive(
     product: ProductOpt,
     slot: SlotOpt,
     uid: Annotated[str, typer.Option("--uid", help="Chip UID, 7 bytes hex.")],
-    key_version: Annotated[Optional[int], typer.Option("--version", help="Key version (default: current).")] = None,
+    key_version: Annotated[int | None, typer.Option("--version", help="Key version (default: current).")] = None,
     reveal: Annotated[bool, typer.Option("--reveal", help="Confirm printing a secret chip key (audited).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -648,13 +649,13 @@ def keys_manifest_key(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @keys_app.command("diversify")
 def keys_diversify(
-    key_file: Annotated[Optional[str], typer.Option("--key-file", help=f"The AES-128 master key: {KEY_SOURCE_HELP}.")] = None,
-    uid: Annotated[Optional[str], typer.Option("--uid", help="UID, hex (M = UID || AID || system id).")] = None,
-    aid: Annotated[Optional[str], typer.Option("--aid", help="AID, hex.")] = None,
-    system_id: Annotated[Optional[str], typer.Option(
+    key_file: Annotated[str | None, typer.Option("--key-file", help=f"The AES-128 master key: {KEY_SOURCE_HELP}.")] = None,
+    uid: Annotated[str | None, typer.Option("--uid", help="UID, hex (M = UID || AID || system id).")] = None,
+    aid: Annotated[str | None, typer.Option("--aid", help="AID, hex.")] = None,
+    system_id: Annotated[str | None, typer.Option(
         "--system-id", help="AN10922 system identifier, hex, as in the product file's [keys] system_id.")] = None,
-    m_input: Annotated[Optional[str], typer.Option("--input", help="The whole diversification input M, hex.")] = None,
-    master_argv: Annotated[Optional[str], typer.Option("--master", hidden=True)] = None,
+    m_input: Annotated[str | None, typer.Option("--input", help="The whole diversification input M, hex.")] = None,
+    master_argv: Annotated[str | None, typer.Option("--master", hidden=True)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """AN10922 AES-128 diversification of a given master (a calculator: no keystore involved)."""
@@ -688,7 +689,7 @@ app.add_typer(manifest_app, name="manifest")
 
 AllowIncompleteOpt = Annotated[bool, typer.Option(
     "--allow-incomplete", help="Go ahead although units are still being encoded (needs --reason; recorded).")]
-IncompleteReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="Why going ahead is right (recorded).")]
+IncompleteReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why going ahead is right (recorded).")]
 
 
 def _who(ctx: typer.Context) -> str:
@@ -742,7 +743,7 @@ def _batch_dict(store, batch) -> dict[str, Any]:
                   "receipt": m.receipt, "superseded_by": m.superseded_by} for m in store.manifests(batch.id)]
     return {"id": batch.id, "product": batch.product_id, "product_sha256": batch.product_sha256, "lot": batch.lot,
             "line": batch.line, "quantity": batch.quantity, "state": batch.state, "created_at": batch.created_at,
-            "closed_at": batch.closed_at, "progress": store.batch_progress(batch.id).as_dict(),
+            "closed_at": batch.closed_at, "progress": store.batch_progress(batch.id).to_dict(),
             "manifests": manifests, "uploaded": any(m["uploaded"] for m in manifests)}
 
 
@@ -803,8 +804,8 @@ def batch_create(
     ctx: typer.Context,
     product: Annotated[str, typer.Option("--product", help="Product id (its current version is used).")],
     quantity: Annotated[int, typer.Option("--quantity", help="Number of serials to mint.")],
-    lot: Annotated[Optional[str], typer.Option("--lot", help="Batch/lot number, AI (10).")] = None,
-    line: Annotated[Optional[str], typer.Option("--line", help="Production line name.")] = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Batch/lot number, AI (10).")] = None,
+    line: Annotated[str | None, typer.Option("--line", help="Production line name.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a batch and mint its serials."""
@@ -817,7 +818,7 @@ def batch_create(
 
 @batch_app.command("list")
 def batch_list(ctx: typer.Context,
-               product: Annotated[Optional[str], typer.Option("--product", help="Only this product's batches.")] = None,
+               product: Annotated[str | None, typer.Option("--product", help="Only this product's batches.")] = None,
                as_json: JsonFlag = False) -> None:
     """List batches with their progress."""
     with _store(ctx) as store:
@@ -870,7 +871,7 @@ _UNIT_COLUMNS = ["serial", "UID", "state", "station", "key versions", "floor"]
 
 @batch_app.command("units")
 def batch_units(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(metavar="ID")],
-                unit_state: Annotated[Optional[str], typer.Option("--state", help="Only units in this state: "
+                unit_state: Annotated[str | None, typer.Option("--state", help="Only units in this state: "
                                                                   "allocated, encoding, encoded, verified, voided.")] = None,
                 as_json: JsonFlag = False) -> None:
     """List the batch's units in allocation order: serial, UID, state, station, key versions, replay floor."""
@@ -881,7 +882,7 @@ def batch_units(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(meta
         raise ConfigError(f"--state must be one of {', '.join(UNIT_STATES)}")
     with _store(ctx) as store:
         store.batch(batch_id)  # an unknown batch is not found, not empty
-        rows = [u.to_json() for u in store.units(batch_id, (unit_state,) if unit_state else None)]
+        rows = [u.to_dict() for u in store.units(batch_id, (unit_state,) if unit_state else None)]
     emit(rows, as_json, lambda: _table(f"Units of batch {batch_id}" + (f" ({unit_state})" if unit_state else ""),
                                        _UNIT_COLUMNS, [_unit_row(u) for u in rows])
          if rows else _print(f"batch {_esc(batch_id)} has no {_esc(unit_state or '')} units".replace("  ", " ")))
@@ -893,7 +894,7 @@ def unit_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(metavar="SE
     """One unit's record and its journal (allocation, steps, encoding, verifications, taps, QA, labels, void)."""
     with _store(ctx) as store:
         unit = store.find_unit(ref)
-        data = {**unit.to_json(), "events": [e.to_json() for e in store.unit_events(unit.id)]}
+        data = {**unit.to_dict(), "events": [e.to_dict() for e in store.unit_events(unit.id)]}
 
     def render() -> None:
         for key, value in data.items():
@@ -927,7 +928,7 @@ def unit_void(ctx: typer.Context, serial: Annotated[str, typer.Argument(metavar=
                              "with tagsmith tag reset; void a lost encoded chip with --encoded")
         unit = store.void_unit(unit.id, reason, by=_who(ctx),
                                states=IN_PROGRESS + (DONE if encoded else ()))
-    data = unit.to_json()
+    data = unit.to_dict()
     emit(data, as_json, lambda: _print(f"unit {_esc(unit.serial)} voided by {_esc(unit.voided_by)}: {_esc(reason)}"))
 
 
@@ -949,7 +950,7 @@ def manifest_export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     force: ForceOpt = False,
     without_qa: Annotated[bool, typer.Option("--without-qa", help="Release without an accepted QA decision (needs --reason).")] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is released without QA or with units mid-encoding (recorded).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it is released without QA or with units mid-encoding (recorded).")] = None,
     allow_incomplete: AllowIncompleteOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -985,12 +986,11 @@ def manifest_export(
 @manifest_app.command("verify")
 def manifest_verify(
     file: Annotated[Path, typer.Argument(help="Manifest file (FILE.sig beside it).")],
-    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="PEM of the line's manifest key.")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="PEM of the line's manifest key.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check a manifest's signature, schema and consistency; exit 6 with the reason if anything is off."""
     from tagsmith.batches.verify import verify_manifest
-
     from tagsmith.limits import PEM_BYTES, read_text_limited
 
     report = verify_manifest(file, read_text_limited(public_key, PEM_BYTES, "--public-key") if public_key else None)
@@ -1023,7 +1023,7 @@ def manifest_merge(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Manifests of the same batch from several stations.")],
     out: Annotated[str, typer.Option("--out", help="Merged manifest to write (an existing one only with --force).")],
-    public_key: Annotated[Optional[list[Path]], typer.Option(
+    public_key: Annotated[list[Path] | None, typer.Option(
         "--public-key", help="PEM of a station's manifest key the inputs may be signed with (repeatable; "
                              "the line's own key is always accepted).")] = None,
     force: ForceOpt = False,
@@ -1061,7 +1061,7 @@ AllowSimulatorSignatureSimOpt = Annotated[bool, typer.Option(
     "--allow-simulator-signature",
     help="Also accept the test signing key of tagsmith's simulated chips (--sim implies it).")]
 ReaderOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--reader", "-r", envvar="TAGSMITH_READER",
                  help="PC/SC reader name or a unique part of it, or an nfcpy path (usb:…, tty:…, udp:host:port)."),
 ]
@@ -1148,11 +1148,11 @@ def sim_serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="vpcd slot port: 35963 is 'Virtual PCD 00 00'.")] = 35963,
     host: Annotated[str, typer.Option("--host", help="Host where pcscd's vpcd listens.")] = "127.0.0.1",
     count: Annotated[int, typer.Option("--count", "-n", min=0, help="Placements before stopping (0: until Ctrl-C).")] = 0,
-    uids: Annotated[Optional[list[str]], typer.Option(
+    uids: Annotated[list[str] | None, typer.Option(
         "--uid", help="7-byte UID in hex; repeat to cycle through several (same UID, same chip).")] = None,
     tear_rate: Annotated[float, typer.Option(
         "--tear-rate", min=0.0, max=1.0, help="Chance per APDU that the chip leaves the field.")] = 0.0,
-    idle_timeout: Annotated[Optional[float], typer.Option(
+    idle_timeout: Annotated[float | None, typer.Option(
         "--idle-timeout", help="Also remove a chip after this many seconds without an APDU.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -1189,7 +1189,7 @@ labels_app = typer.Typer(help="QR door labels: PDF sheets and rolls, ZPL for Zeb
                          no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
 LabelBatchOpt = Annotated[str, typer.Option("--batch", help="Batch id.")]
-SerialRangeOpt = Annotated[Optional[str], typer.Option("--serials", help="Only units FROM..TO (batch order, inclusive).")]
+SerialRangeOpt = Annotated[str | None, typer.Option("--serials", help="Only units FROM..TO (batch order, inclusive).")]
 
 
 def _labels_store(ctx: typer.Context):  # -> batches.db.BatchStore; never creates a database
@@ -1202,7 +1202,7 @@ def _labels_store(ctx: typer.Context):  # -> batches.db.BatchStore; never create
     return BatchStore(path)
 
 
-def _batch_labels(store, batch_id: str, serials: Optional[str]) -> tuple[Any, list[tuple[int, Any]]]:
+def _batch_labels(store, batch_id: str, serials: str | None) -> tuple[Any, list[tuple[int, Any]]]:
     """The batch's product and (unit id, LabelData) of its encoded/verified units, in batch order."""
     from tagsmith.batches.records import DONE
     from tagsmith.labels.jobs import parse_serial_range, select_for_print
@@ -1221,14 +1221,14 @@ def labels_print(
     ctx: typer.Context,
     batch: LabelBatchOpt,
     out: Annotated[str, typer.Option("--out", help="Output file (zpl: also tcp://HOST:9100 or a device such as /dev/usb/lp0).")],
-    layout: Annotated[Optional[str], typer.Option("--layout", help="Layout name or TOML file (default: the product's).")] = None,
+    layout: Annotated[str | None, typer.Option("--layout", help="Layout name or TOML file (default: the product's).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="pdf | zpl | png | svg (png/svg: previews, one file per label).")] = "pdf",
     serials: SerialRangeOpt = None,
     reprint: Annotated[bool, typer.Option("--reprint", help="Also print units that have a label already.")] = False,
     proof: Annotated[bool, typer.Option(
         "--proof", help="A proof to look at, not the print: recorded as a proof, so a later print run still prints "
                         "these units (a PDF of a roll layout is always a proof).")] = False,
-    dpi: Annotated[Optional[int], typer.Option("--dpi", help="Printer dpi for zpl (203 or 300); pixel dpi for png.")] = None,
+    dpi: Annotated[int | None, typer.Option("--dpi", help="Printer dpi for zpl (203 or 300); pixel dpi for png.")] = None,
     force: ForceOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -1286,7 +1286,7 @@ def labels_check(
     pdf: Annotated[Path, typer.Argument(help="Label PDF to rasterise and decode.")],
     batch: LabelBatchOpt,
     serials: SerialRangeOpt = None,
-    layout: Annotated[Optional[str], typer.Option(
+    layout: Annotated[str | None, typer.Option(
         "--layout", help="Layout the PDF was printed with (default: the product's): each cell is decoded.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -1416,16 +1416,16 @@ def station_run(
     batch: Annotated[str, typer.Option("--batch", help="Batch to encode.")],
     reader: ReaderOption = None,
     sim: Annotated[bool, typer.Option("--sim", help="Simulated chips in-process instead of a reader.")] = False,
-    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Stop after N units are done.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N units are done.")] = None,
     sim_tear_rate: Annotated[float, typer.Option("--sim-tear-rate", min=0.0, max=1.0,
                                                  help="Share of simulated placements lifted mid-encode.")] = 0.0,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for simulated chips and tears.")] = None,
-    station_name: Annotated[Optional[str], typer.Option("--station", help="Station name (default: host name).")] = None,
-    label_printer: Annotated[Optional[str], typer.Option(
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for simulated chips and tears.")] = None,
+    station_name: Annotated[str | None, typer.Option("--station", help="Station name (default: host name).")] = None,
+    label_printer: Annotated[str | None, typer.Option(
         "--label-printer", help="Print each unit's ZPL label: a file, a device path or tcp://HOST:9100.")] = None,
-    layout: Annotated[Optional[str], typer.Option("--layout", help="Label layout (default: the product's).")] = None,
+    layout: Annotated[str | None, typer.Option("--layout", help="Label layout (default: the product's).")] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Label printer resolution: 203 or 300.")] = 203,
-    wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
+    wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
     allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -1508,8 +1508,8 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
         raise AssertionError("the station loop ended without its summary")
 
     if as_json:
-        summary = consume(lambda event: print(json.dumps(event.to_json()), flush=True))
-        print(json.dumps(summary.to_json()), flush=True)
+        summary = consume(lambda event: print(json.dumps(event.to_dict()), flush=True))
+        print(json.dumps(summary.to_dict()), flush=True)
         return summary
     if console.is_terminal:
         from rich.live import Live
@@ -1525,7 +1525,7 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
         summary = consume(lambda event: _print(_outcome_line(event)))
     if summary.complete is not None:
         _print("[bold green]batch complete: {} of {}[/]".format(*summary.complete))
-    s = summary.to_json()
+    s = summary.to_dict()
     rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
              if s["tags"] else "")
     where = f" at station {_esc(view.station)}" if view.station else ""
@@ -1539,8 +1539,8 @@ def _drive_station(events: Any, view: _OperatorView, as_json: bool) -> Any:
 def tag_verify(
     ctx: typer.Context,
     reader: ReaderOption = None,
-    sim: Annotated[Optional[str], typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
+    sim: Annotated[str | None, typer.Option("--sim", help="UID of a simulated chip in this workspace.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="A tapped SUN URL to check as the resolver would.")] = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a tag.")] = 10.0,
     allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
@@ -1571,7 +1571,7 @@ def tag_verify(
 
             with open_reader(reader) as device, device.wait_for_tag(wait) as connection:
                 report = check_connection(store, keys, connection, allow_simulator_signature=allow_simulator_signature)
-    emit(report.to_json(), as_json, lambda: _render_check(report))
+    emit(report.to_dict(), as_json, lambda: _render_check(report))
     raise_for(report)  # 6 failed, 7 replay or unit state, 8 unknown chip
 
 
@@ -1581,7 +1581,7 @@ def _render_check(report: Any) -> None:
     table = Table(box=None, show_header=False)
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
-    for key, value in report.to_json().items():
+    for key, value in report.to_dict().items():
         table.add_row(_esc(key), _esc(value))
     _print_table(table)
     _print("[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] {_esc(report.reason)}")
@@ -1624,7 +1624,7 @@ def tag_refusals(
     """Chips that refused an authentication here: no station authenticates them again until cleared."""
     with _store(ctx) as store:
         failures = store.auth_failures(include_cleared=include_cleared)
-    rows = [f.to_json() for f in failures]
+    rows = [f.to_dict() for f in failures]
     emit(rows, as_json, lambda: _table(
         "Chips refused (never authenticated again)", ["UID", "serial", "status", "station", "at", "cleared"],
         [[r["uid"], r["serial"] or "-", r["status"], r["station"] or "-", r["at"][:19].replace("T", " "),
@@ -1647,7 +1647,7 @@ def tag_clear_refusal(
         raise ConfigError("the chip counts every refused authentication: add --yes to let a station try it once more")
     with _store(ctx) as store:
         cleared = store.clear_auth_failure(_hex_arg(uid, "UID"), reason)
-    emit(cleared.to_json(), as_json, lambda: _print(
+    emit(cleared.to_dict(), as_json, lambda: _print(
         f"[bold green]cleared[/] {cleared.uid.hex().upper()}: the next station will authenticate it once more"))
 # ---------------------------------------------------------------- end section: station
 
@@ -1675,20 +1675,20 @@ def _qa_plan_text(data: dict[str, Any]) -> str:
 @qa_app.command("plan")
 def qa_plan(
     ctx: typer.Context,
-    batch: Annotated[Optional[str], typer.Option("--batch", help="Batch id: draw (or show) its recorded plan.")] = None,
-    lot_size: Annotated[Optional[int], typer.Option("--lot-size", help="Just compute the plan for a lot of N.")] = None,
-    aql: Annotated[Optional[str], typer.Option("--aql", help="AQL in percent: 0.065, 0.10, 0.25, 0.65 (default), 1.0.")] = None,
-    level: Annotated[Optional[str], typer.Option("--level", help="Inspection level: S-1..S-4, I, II (default), III.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Batch id: draw (or show) its recorded plan.")] = None,
+    lot_size: Annotated[int | None, typer.Option("--lot-size", help="Just compute the plan for a lot of N.")] = None,
+    aql: Annotated[str | None, typer.Option("--aql", help="AQL in percent: 0.065, 0.10, 0.25, 0.65 (default), 1.0.")] = None,
+    level: Annotated[str | None, typer.Option("--level", help="Inspection level: S-1..S-4, I, II (default), III.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Draw a new plan for a decided (resubmitted) batch.")] = False,
     inspection: Annotated[str, typer.Option("--inspection", help="auto (the product's switching state) or normal.")] = "auto",
-    seed: Annotated[Optional[int], typer.Option("--seed", hidden=True, help="Seed for the draw (tests).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", hidden=True, help="Seed for the draw (tests).")] = None,
     allow_incomplete: AllowIncompleteOpt = False,
     reason: IncompleteReasonOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The ISO 2859-1 single sampling plan for a lot size, or a batch's recorded plan and serials to pull."""
     from tagsmith import ConfigError
-    from tagsmith.provision.qa_plan import DEFAULT_AQL, create_plan, as_sampling_plan
+    from tagsmith.provision.qa_plan import DEFAULT_AQL, as_sampling_plan, create_plan
     from tagsmith.provision.sampling import normal_plan
 
     if (batch is None) == (lot_size is None):
@@ -1696,13 +1696,13 @@ def qa_plan(
     if inspection not in ("auto", "normal"):
         raise ConfigError("--inspection must be auto or normal")
     if lot_size is not None:
-        data = normal_plan(lot_size, aql or DEFAULT_AQL, level or "II").to_json()
+        data = normal_plan(lot_size, aql or DEFAULT_AQL, level or "II").to_dict()
     else:
         with _store(ctx) as store:
             record = create_plan(store, batch, aql=aql, level=level, new=new, seed=seed, user=state(ctx).user,
                                  inspection=None if inspection == "auto" else inspection,
                                  incomplete_reason=_incomplete_reason(allow_incomplete, reason))
-        data = {**as_sampling_plan(record).to_json(), **record.to_json()}
+        data = {**as_sampling_plan(record).to_dict(), **record.to_dict()}
     emit(data, as_json, lambda: _print(_qa_plan_text(data)))
 
 
@@ -1718,20 +1718,20 @@ def _qa_unit_line(result) -> str:
 def qa_scan(
     ctx: typer.Context,
     batch: QaBatchOpt,
-    reader: Annotated[Optional[str], typer.Option("--reader", "-r", help="Reader to tap sample units on.")] = None,
+    reader: Annotated[str | None, typer.Option("--reader", "-r", help="Reader to tap sample units on.")] = None,
     sim: Annotated[bool, typer.Option("--sim", help="Read the sample units' simulated chips from the workspace.")] = False,
-    labels: Annotated[Optional[Path], typer.Option("--labels", exists=True, dir_okay=False,
+    labels: Annotated[Path | None, typer.Option("--labels", exists=True, dir_okay=False,
                                                    help="Label URLs, one per line (default: stdin, a handheld scanner).")] = None,
-    station: Annotated[Optional[str], typer.Option("--station", help="QA station name to record.")] = None,
-    wait: Annotated[Optional[float], typer.Option("--wait", help="Seconds to wait for each tap (default: forever).")] = None,
+    station: Annotated[str | None, typer.Option("--station", help="QA station name to record.")] = None,
+    wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait for each tap (default: forever).")] = None,
     allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Scan sample units: tap the chip, scan its door label; decide as soon as the plan allows. Exit 6 on reject."""
     from tagsmith import ConfigError, VerificationError
     from tagsmith.encoders.connection import TagRemovedError
-    from tagsmith.provision.qa import QaSession, scan_simulated
     from tagsmith.limits import LABEL_SCAN_CHARS
+    from tagsmith.provision.qa import QaSession, scan_simulated
 
     if (reader is None) == (not sim):
         raise ConfigError("give --reader NAME or --sim")
@@ -1751,7 +1751,7 @@ def qa_scan(
         return line.strip() if line else None
 
     def show(result) -> None:
-        emit(result.to_json(), as_json, lambda: _print(_qa_unit_line(result)))
+        emit(result.to_dict(), as_json, lambda: _print(_qa_unit_line(result)))
 
     with _store(ctx) as store, _open_keys(ctx) as keys:
         session = QaSession(store, keys, batch, station=station,
@@ -1787,7 +1787,7 @@ def qa_scan(
                     say("Remove the tag")
                     device.wait_for_removal(wait)
         tally = session.tally
-    data = {"event": "decision", "batch": batch, "plan_id": plan.id, **tally.to_json(),
+    data = {"event": "decision", "batch": batch, "plan_id": plan.id, **tally.to_dict(),
             "pending": [] if tally.decision else session.pending}
     if tally.decision == "reject":
         if as_json:
@@ -1832,7 +1832,7 @@ def qa_switching(
 
     with _store(ctx) as store:
         current = (record_corrective_action if corrective_action else switching_state)(store, product)
-    data = {"product": product, **current.to_json()}
+    data = {"product": product, **current.to_dict()}
     emit(data, as_json, lambda: _print(
         f"product {_esc(product)}: [bold]{_esc(data['inspection'])}[/] inspection after {data['lots']} lot(s); "
         f"switching score {_esc(data['score'])}" + ("; eligible for reduced" if data["reduced_eligible"] else "")))
@@ -1845,8 +1845,8 @@ def demo(
     units: Annotated[int, typer.Option("--units", min=1, max=10000, help="Units in the demo batch.")] = 50,
     tear_rate: Annotated[float, typer.Option("--tear-rate", min=0.0, max=0.9,
                                              help="Share of placements lifted mid-encode (resumed later).")] = 0.2,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible chips and tears.")] = None,
-    home: Annotated[Optional[Path], typer.Option("--home", help="Workspace to use if it holds no data yet.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible chips and tears.")] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Workspace to use if it holds no data yet.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the whole line on simulated chips: keystore, product, batch, station, labels, manifest, QA."""
@@ -1862,7 +1862,7 @@ def demo(
 
     report = run_demo(home or state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)
     report.program = _program_name()
-    data = report.to_json()
+    data = report.to_dict()
     emit(data, as_json, lambda: _render_demo(data))
 
 

@@ -16,10 +16,11 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -28,8 +29,7 @@ from tagsmith import ConfigError, NotFoundError, StateError
 from .gs1 import validate_lot
 from .product import Product, parse_product
 from .qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
-from .records import (IN_PROGRESS, AuthFailure, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit,
-                      UnitEvent)
+from .records import IN_PROGRESS, AuthFailure, Batch, BatchProgress, ManifestRecord, ProductRecord, Unit, UnitEvent
 from .walsync import WalSync
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -263,7 +263,7 @@ class BatchStore:
         except OSError as exc:
             raise StateError(f"could not sync the database {self.path} to disk: {exc.strerror or exc}") from None
 
-    def __enter__(self) -> "BatchStore":
+    def __enter__(self) -> BatchStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -297,7 +297,7 @@ class BatchStore:
             self._stations_pending.clear()
 
     @contextmanager
-    def snapshot(self) -> Iterator["BatchStore"]:
+    def snapshot(self) -> Iterator[BatchStore]:
         """A read transaction: every query inside sees the same committed state (WAL snapshot)."""
         self.conn.execute("BEGIN")
         try:
@@ -662,7 +662,7 @@ class BatchStore:
         return self._change(unit_id, station, ("allocated", "encoding"), "encoding", "encoding_started", None,
                             {"encoding_at": None}, encoding=True)
 
-    def step_journal(self, unit_id: int, station: str) -> "StepJournal":
+    def step_journal(self, unit_id: int, station: str) -> StepJournal:
         """A journal of one unit's personalisation steps, committed with the placement's outcome."""
         return StepJournal(self, unit_id, station)
 
@@ -688,7 +688,7 @@ class BatchStore:
             raise self._refusal(unit_id, ("encoding",), f"step {steps[0][0]}")
 
     def mark_encoded(self, unit_id: int, key_versions: dict[int, int], read_counter: int, station: str,
-                     journal: "StepJournal | None" = None) -> Unit:
+                     journal: StepJournal | None = None) -> Unit:
         """The chip is personalised: record its key versions and SDM read counter.
 
         The ``journal``'s pending steps are committed in the same transaction, before the change.
@@ -786,7 +786,7 @@ class BatchStore:
 
     def _change(self, unit_id: int, station: str | None, allowed: tuple[str, ...], new_state: str | None,
                 event: str, detail: dict[str, Any] | None, columns: dict[str, Any], encoding: bool = False,
-                journal: "StepJournal | None" = None, sync: bool = False) -> Unit:
+                journal: StepJournal | None = None, sync: bool = False) -> Unit:
         """One unit state change, its event and its columns in one transaction (None = now).
 
         The allowed states and the open batch are conditions of the UPDATE itself, which returns

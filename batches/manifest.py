@@ -16,16 +16,16 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
 from tagsmith import ConfigError, StateError, VerificationError, __version__
-
 from tagsmith.keystore.signing import load_ec_key
 
 from .db import BatchStore, utc_now

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from tagsmith import ConfigError
-from tagsmith.limits import SMALL_FILE_BYTES, loads_toml, read_limited
 from tagsmith.keystore.model import slot_role
+from tagsmith.limits import SMALL_FILE_BYTES, loads_toml, read_limited
 
 if TYPE_CHECKING:
     from tagsmith.encoders.ntag424.template import SunTemplate
@@ -23,7 +24,7 @@ from .gs1 import check_stem, normalise_gtin
 from .serials import SerialFormat
 
 PLACEHOLDERS = frozenset({"gtin", "serial", "lot", "picc", "cmac", "enc", "uid", "ctr", "mac_input"})
-SLOTS = range(0, 5)  # NTAG 424 DNA application keys 0..4
+SLOTS = range(5)  # NTAG 424 DNA application keys 0..4
 MAX_SYSTEM_ID = 23  # AN10922 M = UID(7) || slot(1) || system id, at most 31 bytes (keystore.model.MAX_SYSTEM_ID)
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _FIELD = re.compile(r"\{([^{}]*)\}")
@@ -78,7 +79,7 @@ class Product:
     def text(self) -> str:
         return self.source.decode("utf-8")
 
-    def check_fits_chip(self, lot: str | None = None) -> "SunTemplate":
+    def check_fits_chip(self, lot: str | None = None) -> SunTemplate:
         """Refuse a URL template the station could not encode: no SUN MAC, or too long for the NDEF file.
 
         Checked with a serial of this product's (fixed) length and ``lot`` (a 1-character lot when

@@ -35,7 +35,7 @@ class QaPlanRecord:
     created_at: str
     created_by: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"plan_id": self.id, "batch": self.batch_id, "product": self.product_id, "lot_size": self.lot_size,
                 "level": self.level, "aql": self.aql, "inspection": self.inspection,
                 "switching_state": self.switching_state, "code_letter": self.code_letter,

@@ -67,7 +67,7 @@ class Unit:
         """The unit's replay floor: the highest SDM read counter recorded for the chip; a genuine tap must exceed it."""
         return max(self.read_counter or 0, self.verified_counter or 0)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The unit as ``batch units`` and ``unit show`` print it (``floor``: what a tap must exceed)."""
         return {"serial": self.serial, "uid": self.uid.hex().upper(), "batch": self.batch_id, "state": self.state,
                 "station": self.station, "key_versions": {str(k): v for k, v in sorted(self.key_versions.items())},
@@ -77,7 +77,7 @@ class Unit:
                 "voided_by": self.voided_by}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Unit":
+    def from_row(cls, row: dict[str, Any]) -> Unit:
         versions = json.loads(row["key_versions"]) if row["key_versions"] else {}
         return cls(
             id=row["id"], batch_id=row["batch_id"], serial=row["serial"], uid=bytes(row["uid"]),
@@ -97,7 +97,7 @@ class UnitEvent:
     station: str | None
     at: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"event": self.event, "detail": self.detail, "station": self.station, "at": self.at}
 
 
@@ -119,7 +119,7 @@ class AuthFailure:
         return (f"its chip refused an authentication (status {self.status}) at {self.station or 'a station'} "
                 f"on {self.at[:10]}: never tried again (an engineer may clear it: tagsmith tag refusals)")
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {"uid": self.uid.hex().upper(), "serial": self.serial, "key_no": self.key_no, "status": self.status,
                 "station": self.station, "at": self.at, "cleared_at": self.cleared_at,
                 "clear_reason": self.clear_reason}
@@ -142,7 +142,7 @@ class BatchProgress:
         """Serials not yet allocated (voided units keep theirs burnt)."""
         return self.quantity - self.allocated
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "quantity": self.quantity, "minted": self.minted,
                 "allocated": self.allocated, "remaining": self.remaining, "done": self.done,
                 "by_state": {s: self.by_state.get(s, 0) for s in UNIT_STATES}}

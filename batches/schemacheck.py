@@ -9,7 +9,8 @@ factory install, and checks a million records faster than a general interpreter 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any, str], None]
 _TYPES: dict[str, Callable[[Any], bool]] = {

@@ -17,8 +17,9 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from tagsmith import ConfigError, StateError, TagsmithError, VerificationError

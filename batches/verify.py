@@ -14,10 +14,11 @@ import csv
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from Crypto.Signature import eddsa
 
@@ -122,7 +123,7 @@ def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, A
 
 
 def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "r", encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         for number, line in enumerate(f, start=2):
             try:
@@ -132,7 +133,7 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _csv_records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "r", encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         reader = csv.reader(f)
         if tuple(next(reader, ())) != CSV_COLUMNS:
@@ -194,7 +195,7 @@ Fields = tuple[str, str, str, str, bool, str | None]  # serial, uid, url, encode
 
 def _jsonl_units(path: Path, check: Check) -> Iterator[Fields]:
     match = _CANONICAL.fullmatch
-    with open(path, "r", encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         for number, line in enumerate(f, start=2):
             m = match(line)

@@ -14,8 +14,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tagsmith.batches.db import BatchStore
 from tagsmith.batches.manifest import ed25519_signer, export_manifest, generate_ed25519

@@ -30,7 +30,7 @@ from tagsmith.keystore import init_keystore  # noqa: E402
 from tagsmith.provision import station  # noqa: E402
 from tagsmith.provision.demo import example_product_path  # noqa: E402
 from tagsmith.provision.encode import EncodeContext  # noqa: E402
-from tagsmith.provision.workspace import Workspace  # noqa: E402
+from tagsmith.workspace import Workspace  # noqa: E402
 
 SELECT_APP = bytes.fromhex("00A4040007D276000085010100")
 

@@ -11,8 +11,9 @@ field: 0x80100016, 0x80100069, or a successful call with no response), :class:`R
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NoReturn
+from typing import NoReturn
 
 from smartcard import scard
 from smartcard.Exceptions import SmartcardException
@@ -22,7 +23,6 @@ from tagsmith import ReaderError
 
 from .connection import ReaderUnavailableError, TagRemovedError, split_response
 from .reader import GET_UID_APDU, NoTagError, ReaderInfo, select_reader
-
 
 #: How long one blocking PC/SC wait lasts, so Ctrl-C and deadlines are honoured between slices.
 _WAIT_SLICE_MS = 250

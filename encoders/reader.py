@@ -9,8 +9,9 @@ imports neither until a reader is opened, so it stays cheap and testable without
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from tagsmith import ConfigError, NotFoundError, ReaderError
 

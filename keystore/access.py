@@ -8,8 +8,9 @@ and token label and takes the user PIN from ``TAGSMITH_PKCS11_PIN``. Prompting i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError
 
@@ -19,14 +20,14 @@ from .file import DEFAULT_SCRYPT_N, FileKeystore, parse_header
 from .storage import locked, read_bytes
 
 if TYPE_CHECKING:
-    from tagsmith.provision.workspace import Workspace
+    from tagsmith.workspace import Workspace
 
 ENV_PASSPHRASE = "TAGSMITH_KEYSTORE_PASSPHRASE"
 ENV_PIN = "TAGSMITH_PKCS11_PIN"
 BACKENDS = ("file", "pkcs11")
 
 
-def keystore_backend(workspace: "Workspace") -> str:
+def keystore_backend(workspace: Workspace) -> str:
     """Which backend the workspace's keystore uses (reads only its unencrypted header)."""
     path = workspace.keystore
     raw = read_bytes(path)
@@ -35,7 +36,7 @@ def keystore_backend(workspace: "Workspace") -> str:
     return str(parse_header(path, raw).get("backend"))
 
 
-def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin: str | None = None,
+def open_keystore(workspace: Workspace, passphrase: str | None = None, *, pin: str | None = None,
                   ask: Callable[[str], str | None] | None = None) -> Keystore:
     """Open the workspace's keystore; every failure is a one-line KeystoreError or NotFoundError.
 
@@ -70,7 +71,7 @@ def open_keystore(workspace: "Workspace", passphrase: str | None = None, *, pin:
     raise KeystoreError(f"keystore {path} names an unknown backend {backend!r}")
 
 
-def init_keystore(workspace: "Workspace", backend: str = "file", *, passphrase: str | None = None,
+def init_keystore(workspace: Workspace, backend: str = "file", *, passphrase: str | None = None,
                   scrypt_n: int = DEFAULT_SCRYPT_N, module: str | None = None, token_label: str | None = None,
                   pin: str | None = None) -> Keystore:
     """Create the workspace's keystore (refused when one exists: it would orphan its keys)."""

@@ -23,9 +23,10 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tagsmith import KeystoreError, VerificationError
 
@@ -36,7 +37,7 @@ OPERATIONS = frozenset({"init", "create", "import", "rotate", "export", "derive-
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _who() -> str:

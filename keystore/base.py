@@ -11,16 +11,28 @@ from __future__ import annotations
 import contextlib
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError
 
 from .audit import AuditLog, utc_now
 from .diversify import cmac_subkeys, diversification_input, padded_diversification_block
 from .model import (
-    MAX_VERSION, SLOTS, ChipKeys, KeyPolicy, KeyRef, KeySetInfo, KeyVersionInfo, check_key_set_id,
-    check_slot, check_system_id, check_uid, check_version, fingerprint_from_kcv,
+    MAX_VERSION,
+    SLOTS,
+    ChipKeys,
+    KeyPolicy,
+    KeyRef,
+    KeySetInfo,
+    KeyVersionInfo,
+    check_key_set_id,
+    check_slot,
+    check_system_id,
+    check_uid,
+    check_version,
+    fingerprint_from_kcv,
 )
 from .storage import atomic_write, digest, locked, read_bytes
 
@@ -90,7 +102,7 @@ class Keystore(ABC):
     def close(self) -> None:
         """Release backend resources (token sessions)."""
 
-    def __enter__(self) -> "Keystore":
+    def __enter__(self) -> Keystore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +194,7 @@ class Keystore(ABC):
         policy = policy or KeyPolicy.default()
         with self._transaction():
             self._meta["key_sets"][key_set] = {
-                "system_id": sid.hex().upper(), "policy": policy.to_json(), "created": utc_now(),
+                "system_id": sid.hex().upper(), "policy": policy.to_dict(), "created": utc_now(),
                 "slots": {str(s): {"current": 0, "versions": {}} for s in SLOTS}}
             for slot in SLOTS:
                 self._add_version(key_set, slot, 1, None, "generated")

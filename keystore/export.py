@@ -19,9 +19,9 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from Crypto.Cipher import AES, PKCS1_OAEP
 from Crypto.Hash import SHA256
@@ -191,7 +191,7 @@ def _payload(info: KeySetInfo, masters: Mapping[int, Mapping[int, bytes]]) -> by
             for slot in info.policy.resolver_slots() for v in info.versions[slot]]
     return canonical({"format": PAYLOAD_FORMAT, "version": EXPORT_VERSION, "key_set": info.key_set,
                       "system_id": info.system_id.hex().upper(), "diversification": DIVERSIFICATION_SCHEME,
-                      "policy": info.policy.to_json(),
+                      "policy": info.policy.to_dict(),
                       "current_versions": {str(s): v for s, v in info.current.items()}, "keys": keys})
 
 

@@ -101,7 +101,7 @@ class FileKeystore(Keystore):
 
     @classmethod
     def create(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N,
-               audit: AuditLog | None = None) -> "FileKeystore":
+               audit: AuditLog | None = None) -> FileKeystore:
         """A new, empty keystore with a fresh manifest key, written to ``path``."""
         check_passphrase(passphrase)
         if scrypt_n & (scrypt_n - 1) or not MIN_SCRYPT_N <= scrypt_n <= MAX_SCRYPT_N:
@@ -115,7 +115,7 @@ class FileKeystore(Keystore):
         return store
 
     @classmethod
-    def open(cls, path: Path, raw: bytes, passphrase: str, *, audit: AuditLog | None = None) -> "FileKeystore":
+    def open(cls, path: Path, raw: bytes, passphrase: str, *, audit: AuditLog | None = None) -> FileKeystore:
         """Decrypt the keystore read from ``path`` as ``raw``; all or nothing."""
         doc = parse_header(path, raw)
         header = {k: v for k, v in doc.items() if k not in ("ciphertext", "tag")}

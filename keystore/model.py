@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from tagsmith import ConfigError
 
@@ -39,7 +39,7 @@ class SlotRole(str, enum.Enum):
     SPARE = "spare"
 
     @classmethod
-    def _missing_(cls, value: object) -> "SlotRole | None":
+    def _missing_(cls, value: object) -> SlotRole | None:
         """Read the names older key sets, exports and product files hold."""
         return LEGACY_ROLE_NAMES.get(value) if isinstance(value, str) else None
 
@@ -68,7 +68,7 @@ class SlotPolicy:
     role: SlotRole
     diversified: bool
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {"slot": self.slot, "role": self.role.value, "diversified": self.diversified}
 
 
@@ -90,14 +90,14 @@ class KeyPolicy:
             raise ConfigError("the sdm-meta-read key cannot be diversified: the resolver needs it before it knows the UID")
 
     @classmethod
-    def default(cls) -> "KeyPolicy":
+    def default(cls) -> KeyPolicy:
         """Slot 0 app master, 1 SDM meta read (shared), 2 SDM file read, 3 proprietary-file write, 4 spare."""
         roles = [SlotRole.APP_MASTER, SlotRole.SDM_META_READ, SlotRole.SDM_FILE_READ,
                  SlotRole.PROPRIETARY_WRITE, SlotRole.SPARE]
         return cls(tuple(SlotPolicy(i, r, r is not SlotRole.SDM_META_READ) for i, r in enumerate(roles)))
 
     @classmethod
-    def from_json(cls, items: list[dict]) -> "KeyPolicy":
+    def from_json(cls, items: list[dict]) -> KeyPolicy:
         """The policy a keystore records; parsed and checked once per distinct policy (a station asks per chip)."""
         try:
             spec = tuple((i["slot"], i["role"], i["diversified"]) for i in items)
@@ -112,8 +112,8 @@ class KeyPolicy:
             _PARSED_POLICIES[spec] = policy
         return policy
 
-    def to_json(self) -> list[dict]:
-        return [s.to_json() for s in self.slots]
+    def to_dict(self) -> list[dict]:
+        return [s.to_dict() for s in self.slots]
 
     def slot_for(self, role: SlotRole) -> int:
         return next(s.slot for s in self.slots if s.role is role)
@@ -202,14 +202,14 @@ class KeySetInfo:
     versions: Mapping[int, tuple[KeyVersionInfo, ...]]
     created: str
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {
             "key_set": self.key_set,
             "system_id": self.system_id.hex().upper(),
             "diversification": DIVERSIFICATION_SCHEME,
             "created": self.created,
             "slots": [
-                {**p.to_json(), "current_version": self.current[p.slot],
+                {**p.to_dict(), "current_version": self.current[p.slot],
                  "versions": [{"version": v.version, "fingerprint": v.fingerprint, "origin": v.origin,
                                "created": v.created} for v in self.versions[p.slot]]}
                 for p in self.policy.slots

@@ -25,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pkcs11
 from Crypto.Cipher import AES
@@ -41,6 +42,7 @@ from .access import ENV_PIN
 from .audit import AuditLog
 from .base import Keystore, Loc
 from .file import FORMAT, FORMAT_VERSION, parse_header
+
 ED25519_OID = "1.3.101.112"
 
 
@@ -61,7 +63,7 @@ class Pkcs11Keystore(Keystore):
 
     @classmethod
     def create(cls, path: Path, module: str, token_label: str, pin: str | None, *,
-               audit: AuditLog | None = None) -> "Pkcs11Keystore":
+               audit: AuditLog | None = None) -> Pkcs11Keystore:
         """Bind a new keystore to a token (initialised beforehand) and make the manifest key in it."""
         doc = {"meta": {"key_sets": {}},
                "pkcs11": {"module": str(module), "token_label": token_label, "namespace": secrets.token_hex(4)}}
@@ -77,7 +79,7 @@ class Pkcs11Keystore(Keystore):
         return store
 
     @classmethod
-    def open(cls, path: Path, raw: bytes, pin: str | None, *, audit: AuditLog | None = None) -> "Pkcs11Keystore":
+    def open(cls, path: Path, raw: bytes, pin: str | None, *, audit: AuditLog | None = None) -> Pkcs11Keystore:
         """The keystore described by ``raw``.
 
         With a PIN, the token is logged into now, so a wrong PIN fails here and not at the first

@@ -8,9 +8,9 @@ stays free of the database; the CLI (or the station) supplies both from the batc
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from tagsmith import ConfigError, NotFoundError
 

@@ -12,8 +12,8 @@ The tests check every candidate against segno's own ``make_qr(..., mask=k)``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import segno
 

@@ -25,7 +25,7 @@ TIMEOUT_S = 5.0
 class _Closing:
     target: str
 
-    def __enter__(self) -> "_Closing":
+    def __enter__(self) -> _Closing:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -42,7 +42,7 @@ class FileSink(_Closing):
         self.target = str(path)
         device = self._is_device(Path(path))
         try:
-            self._file: BinaryIO = open(path, "wb" if device else "ab")  # noqa: SIM115 - closed by close()
+            self._file: BinaryIO = open(path, "wb" if device else "ab")
         except OSError as exc:
             raise PrinterError(f"cannot open label printer {self.target}: {exc.strerror or exc}") from None
 

@@ -11,10 +11,10 @@ case-sensitive in GS1 Digital Link, so the path is never changed).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import segno
 from segno import consts

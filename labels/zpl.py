@@ -9,8 +9,8 @@ height it left behind; ``^CI28`` makes text fields UTF-8; ``^`` and ``~`` in dat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from tagsmith import ConfigError
 

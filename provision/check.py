@@ -29,7 +29,7 @@ class CheckReport:
     url: str | None = None
     check: str | None = None  # the check that failed: picc, unit, state, url, mac, replay
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

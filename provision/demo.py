@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 from tagsmith import TagsmithError
 from tagsmith.batches.db import BatchStore
@@ -23,13 +23,13 @@ from tagsmith.batches.records import DONE
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME, init_keystore
 
+from ..workspace import Workspace
 from . import station
 from .encode import EncodeContext, Outcome, process_tag
 from .labelling import UnitLabels
 from .qa import QaSession, scan_simulated
 from .qa_plan import create_plan, release_check
 from .simpool import SimChipPool, random_uid, sim_pool
-from .workspace import Workspace
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
 DEMO_SCRYPT_N = 2 ** 14  # below the 2^17 default on purpose: a throwaway keystore, and the demo stays quick
@@ -72,8 +72,8 @@ class DemoReport:
         out.append(f"{home} qa report --batch {self.batch_id} --out {self.home / 'exports' / 'qa-report.html'}")
         return out
 
-    def to_json(self) -> dict:
-        summary = self.summary.to_json() if self.summary else {}
+    def to_dict(self) -> dict:
+        summary = self.summary.to_dict() if self.summary else {}
         return {"home": str(self.home), "product": self.product_id, "batch": self.batch_id, "station": summary,
                 "manifest": str(self.manifest) if self.manifest else None, "lines": self.lines,
                 "seconds": round(self.seconds, 2), "commands": self.commands()}

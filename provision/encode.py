@@ -22,8 +22,13 @@ from tagsmith.batches.product import Product
 from tagsmith.batches.records import Unit
 from tagsmith.encoders.connection import Connection, TagRemovedError
 from tagsmith.encoders.ntag424.errors import AuthenticationDelayError, AuthenticationError, PermissionDeniedError
-from tagsmith.encoders.ntag424.files import (CC_FILE_NO, CC_NDEF_WRITE_ACCESS_OFFSET, NDEF_FILE_NO, AccessRights,
-                                            cc_ndef_write_access)
+from tagsmith.encoders.ntag424.files import (
+    CC_FILE_NO,
+    CC_NDEF_WRITE_ACCESS_OFFSET,
+    NDEF_FILE_NO,
+    AccessRights,
+    cc_ndef_write_access,
+)
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
@@ -65,7 +70,7 @@ class Outcome:
         """This placement finished writing the chip (fresh or resumed): a unit to label."""
         return self.result in ("encoded", "resumed")
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {"event": "tag", "result": self.result, "uid": self.uid, "serial": self.serial,
                 "reason": self.reason, "apdus": self.apdus, "ms": round(self.seconds * 1000, 2),
                 "io_ms": round(self.io_seconds * 1000, 2), "read_counter": self.read_counter, "url": self.url}
@@ -86,7 +91,7 @@ class EncodeContext:
 
     @classmethod
     def for_batch(cls, store: BatchStore, keys: KeyProvider, batch_id: str, station: str, *,
-                  allow_simulator_signature: bool = False, encoding: bool = True) -> "EncodeContext":
+                  allow_simulator_signature: bool = False, encoding: bool = True) -> EncodeContext:
         """The context for one batch: the exact product version and lot it was created with.
 
         ``encoding`` False is for reading units back (tag verify, QA): closing a batch stops
@@ -138,7 +143,7 @@ class _Tag:
     rendered: RenderedTemplate | None = None  # the unit's NDEF, rendered once per tag
     journal: StepJournal | None = None  # steps the chip confirmed, committed with the outcome
 
-    def render(self, ctx: "EncodeContext") -> RenderedTemplate:
+    def render(self, ctx: EncodeContext) -> RenderedTemplate:
         assert self.unit is not None
         if self.rendered is None:
             self.rendered = ctx.render(self.unit.serial)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tagsmith import ConfigError
 
-from .workspace import Workspace
+from ..workspace import Workspace
 
 
 def check_output(path: str | os.PathLike[str], workspace: Workspace, *, force: bool, option: str = "--out") -> Path:

@@ -37,7 +37,7 @@ class Check:
     detail: str
     key: str | None = None  # originality: whose key verified the signature (a Signer value)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "passed": self.passed, "detail": self.detail}
         return data if self.key is None else {**data, "key": self.key}
 
@@ -110,10 +110,10 @@ class UnitInspection:
         failed = [f"{c.name}: {c.detail}" for c in self.checks if c.passed is False]
         return "; ".join(failed) if failed else "all checks passed"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"event": "unit", "serial": self.serial, "uid": self.uid.hex().upper() if self.uid else None,
                 "passed": self.passed, "counted": self.counted, "reason": self.reason, "note": self.note,
-                "read_counter": self.read_counter, "checks": [c.to_json() for c in self.checks]}
+                "read_counter": self.read_counter, "checks": [c.to_dict() for c in self.checks]}
 
 
 def _dl(url: str | None, what: str) -> tuple[Any, str | None]:
@@ -142,7 +142,7 @@ class Tally:
             return "accept"
         return None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"sample_size": self.sample_size, "accept": self.accept, "reject": self.reject,
                 "inspected": self.inspected, "defects": self.defects, "decision": self.decision}
 
@@ -334,7 +334,7 @@ class QaSession:
         result = self.store.record_qa_result(
             plan_id=self.plan.id, batch_id=self.batch_id, unit_id=inspection.unit_id, serial=inspection.serial,
             uid=inspection.uid, passed=inspection.passed, counted=inspection.counted, reason=inspection.reason,
-            checks=[c.to_json() for c in inspection.checks], chip_url=inspection.chip_url,
+            checks=[c.to_dict() for c in inspection.checks], chip_url=inspection.chip_url,
             label_url=inspection.label_url, read_counter=inspection.read_counter, station=self.station,
             inspector=self.inspector)
         self.results.append(result)
@@ -353,7 +353,7 @@ class QaSession:
         before = switching_state(self.store, self.plan.product_id)
         if not self.plan.resubmission and Inspection(before.inspection) is not Inspection.DISCONTINUED:
             switching = before.after_lot(as_sampling_plan(self.plan), tally.defects, tally.decision == "accept")
-        self.store.record_qa_decision(record, switching.to_json() if switching else None, expected_lots=before.lots)
+        self.store.record_qa_decision(record, switching.to_dict() if switching else None, expected_lots=before.lots)
         self.decided = record
         return record
 

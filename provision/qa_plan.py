@@ -45,7 +45,7 @@ def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingSta
     """After discontinuation, record the supplier's corrective action: sampling resumes at tightened."""
     current = switching_state(store, product_id)
     resumed = current.corrective_action()
-    store.set_qa_switching(product_id, resumed.to_json(), expected_lots=current.lots)
+    store.set_qa_switching(product_id, resumed.to_dict(), expected_lots=current.lots)
     return resumed
 
 

@@ -77,7 +77,7 @@ class SamplingPlan:
     def hundred_percent(self) -> bool:
         return self.sample_size == self.lot_size
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {"lot_size": self.lot_size, "level": self.level, "aql": self.aql, "inspection": self.inspection,
                 "code_letter": self.code_letter, "plan_letter": self.plan_letter,
                 "table_sample_size": self.table_sample_size, "sample_size": self.sample_size,
@@ -193,7 +193,7 @@ class SwitchingState:
     lots: int = 0
 
     def after_lot(self, plan: SamplingPlan, defects: int, accepted: bool, *, steady_production: bool = True,
-                  reduced_approved: bool = False) -> "SwitchingState":
+                  reduced_approved: bool = False) -> SwitchingState:
         """The state after one lot on original inspection under ``plan``."""
         state = Inspection(self.inspection)
         if state is Inspection.DISCONTINUED:
@@ -231,19 +231,19 @@ class SwitchingState:
     def reduced_eligible(self) -> bool:
         return self.inspection == Inspection.NORMAL.value and self.score >= SCORE_FOR_REDUCED
 
-    def corrective_action(self) -> "SwitchingState":
+    def corrective_action(self) -> SwitchingState:
         """After discontinuation, the supplier's corrective action resumes sampling at tightened."""
         if self.inspection != Inspection.DISCONTINUED.value:
             raise StateError(f"sampling is not discontinued (it is {self.inspection})")
         return SwitchingState(Inspection.TIGHTENED.value, (), 0, 0, self.lots)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {"inspection": self.inspection, "recent": list(self.recent), "score": self.score,
                 "rejected_on_tightened": self.rejected_on_tightened, "lots": self.lots,
                 "reduced_eligible": self.reduced_eligible}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "SwitchingState":
+    def from_json(cls, data: dict | None) -> SwitchingState:
         if not data:
             return cls()
         return cls(data["inspection"], tuple(bool(x) for x in data["recent"]), int(data["score"]),

@@ -29,7 +29,7 @@ from tagsmith import StateError
 from tagsmith.encoders.connection import TagRemovedError
 from tagsmith.encoders.simulator import NvState, SimulatedNtag424
 
-from .workspace import Workspace
+from ..workspace import Workspace
 
 
 def random_uid(rng: _random.Random) -> bytes:
@@ -37,7 +37,7 @@ def random_uid(rng: _random.Random) -> bytes:
     return b"\x04" + bytes(rng.getrandbits(8) for _ in range(6))
 
 
-def sim_pool(ws: Workspace) -> "SimChipPool":
+def sim_pool(ws: Workspace) -> SimChipPool:
     """Where simulated chips of a workspace live between commands."""
     return SimChipPool(ws.home / "sim-chips")
 

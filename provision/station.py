@@ -9,15 +9,13 @@ from __future__ import annotations
 import random as _random
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol
-
-from typing import TYPE_CHECKING
-
-from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.reader import Reader
+from typing import TYPE_CHECKING, Protocol
 
 from tagsmith.batches.records import DONE, IN_PROGRESS
+from tagsmith.encoders.connection import Connection
+from tagsmith.encoders.reader import Reader
 
 from .encode import EncodeContext, Outcome, process_tag
 
@@ -61,7 +59,7 @@ class Summary:
     def done(self) -> int:
         return sum(self.counts.get(r, 0) for r in DONE_RESULTS)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         per_min = 60 * self.done / self.seconds if self.seconds else 0.0
         return {"event": "summary", "counts": self.counts, "tags": self.tags, "done": self.done,
                 "seconds": round(self.seconds, 3), "per_minute": round(per_min, 1),
@@ -157,6 +155,7 @@ class SimulatedSource:
         if self.pool is not None:
             return self.pool.new_chip(self.rng)
         from tagsmith.encoders.simulator import SimulatedNtag424
+
         from .simpool import random_uid
 
         return SimulatedNtag424(uid=random_uid(self.rng))

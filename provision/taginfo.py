@@ -8,9 +8,10 @@ answers with the batch database, when there is one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tagsmith import ChipError
 from tagsmith.encoders.connection import Connection

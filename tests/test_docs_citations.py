@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def repository_files() -> list[Path]:
                   and p.resolve() != THIS and "tests/vectors/" not in p.relative_to(ROOT).as_posix())
 
 
-@lru_cache(maxsize=None)
+@cache
 def sections(name: str) -> frozenset[str]:
     """Numbers of the headings of docs/reference/NAME (fenced code skipped); empty if it is missing."""
     path = REFERENCE / name

@@ -7,7 +7,7 @@ zero IV; CMAC is NIST SP 800-38B; MACt keeps the odd-index bytes 1, 3, ..., 15 o
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 from . import fastaes
 

@@ -11,7 +11,7 @@ takes cryptography's one-shot CMAC.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC

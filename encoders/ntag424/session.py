@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from tagsmith import ConfigError
 from tagsmith.encoders.apdu import SW, build_apdu, native

@@ -10,7 +10,8 @@ keyed by keys and parameter names.
 from __future__ import annotations
 
 import hmac
-from typing import Callable, NamedTuple, Union
+from collections.abc import Callable
+from typing import NamedTuple, Union
 
 from tagsmith import ConfigError, VerificationError
 

@@ -134,7 +134,7 @@ class FileSettings:
         body = bytes([self.file_option]) + self.access_rights
         return body + (self.sdm.encode() if self.sdm is not None else b"")
 
-    def without_sdm(self) -> "FileSettings":
+    def without_sdm(self) -> FileSettings:
         """The same settings with SDM switched off (FileOption bit 6 cleared)."""
         return replace(self, sdm=None)
 

@@ -10,7 +10,6 @@ UID standing in for the message hash.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import hmac
 

@@ -20,8 +20,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from tagsmith.encoders.connection import ReaderUnavailableError, TagRemovedError
 
@@ -157,7 +158,7 @@ class VirtualCard:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             try:
                 chunk = sock.recv(size - len(buf))
-            except socket.timeout:
+            except TimeoutError:
                 if not buf and self._idle_expired():
                     return None
                 continue

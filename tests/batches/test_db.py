@@ -436,7 +436,7 @@ def test_a_cleared_refusal_is_kept_and_a_new_refusal_is_recorded_afresh(store, p
     refused = store.record_auth_failure(uid, 0, "91AD", "st3")  # refused again: the new refusal stands
     assert (refused.status, refused.station, refused.cleared_at) == ("91AD", "st3", None)
     assert store.auth_failure(uid) == refused
-    assert '"status": "91AD"' in json.dumps(refused.to_json()) and uid.hex().upper() in json.dumps(refused.to_json())
+    assert '"status": "91AD"' in json.dumps(refused.to_dict()) and uid.hex().upper() in json.dumps(refused.to_dict())
 
 
 def test_timestamps_are_utc_iso8601_with_milliseconds(monkeypatch):

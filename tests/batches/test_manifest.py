@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tagsmith import ConfigError, VerificationError
-from tagsmith.batches.manifest import (ed25519_signer, export_manifest, generate_ed25519, load_schema,
-                                       signature_path)
+from tagsmith.batches.manifest import ed25519_signer, export_manifest, generate_ed25519, load_schema, signature_path
 from tagsmith.batches.schemacheck import SchemaViolation, compile_schema
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME as DIVERSIFICATION

@@ -105,7 +105,7 @@ class Platform(BaseHTTPRequestHandler):
     attempts = 0
     received: dict[str, dict] = {}
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         type(self).attempts += 1
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.attempts <= self.fail_first:
@@ -210,7 +210,7 @@ def test_upload_refuses_credentials_in_the_url_and_a_receipt_that_is_not_json(st
     class NotJson(BaseHTTPRequestHandler):
         posts = 0
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             type(self).posts += 1
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
 
 from tagsmith import ConfigError
 from tagsmith.batches.product import load_product, parse_product
-
-from pathlib import Path
 
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 TEXT = DISHWASHER.read_text()

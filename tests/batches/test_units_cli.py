@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tagsmith.batches.db import BatchStore
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 ENV = {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase", "TAGSMITH_USER": "Eng. Kim"}

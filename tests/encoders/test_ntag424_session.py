@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tagsmith import ConfigError
-from tagsmith.encoders.ntag424 import CommMode, Ntag424Session, SecureChannel, compile_template, verify_originality
-from tagsmith.encoders.ntag424 import errors
+from tagsmith.encoders.ntag424 import CommMode, Ntag424Session, SecureChannel, compile_template, errors, verify_originality
 from tagsmith.encoders.ntag424.originality import Signer
 
 

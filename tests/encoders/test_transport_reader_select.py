@@ -3,8 +3,7 @@
 import pytest
 
 from tagsmith import ConfigError, NotFoundError
-from tagsmith.encoders.reader import (AmbiguousReaderError, ReaderNotFoundError, is_nfcpy_path,
-                                      select_reader)
+from tagsmith.encoders.reader import AmbiguousReaderError, ReaderNotFoundError, is_nfcpy_path, select_reader
 
 READERS = ["ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 00",
            "ACS ACR1252 Dual Reader [ACR1252 Dual Reader SAM] 00 01",

@@ -11,7 +11,7 @@ import pytest
 from Crypto.PublicKey import ECC, RSA
 
 from tagsmith.keystore import init_keystore
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 PASSPHRASE = "test passphrase 1"
 TEST_KDF_N = 2**10  # the floor the library accepts; production default is 2**15

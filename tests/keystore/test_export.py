@@ -9,9 +9,8 @@ import pytest
 from Crypto.PublicKey import ECC, RSA
 
 from tagsmith import ConfigError, KeystoreError, VerificationError
-from tagsmith.keystore import KeyRef
+from tagsmith.keystore import KeyRef, export
 from tagsmith.keystore.audit import read_audit
-from tagsmith.keystore import export
 from tagsmith.keystore.export import WRAP_RSA, WRAP_X25519, unwrap_export
 from tagsmith.keystore.file import canonical
 

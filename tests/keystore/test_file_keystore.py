@@ -19,7 +19,7 @@ from tagsmith.keystore.audit import check_log, read_audit
 from tagsmith.keystore.diversify import diversification_input, diversify_aes128
 from tagsmith.keystore.model import fingerprint_from_kcv
 from tagsmith.keystore.signing import verify_manifest
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 UID = bytes.fromhex("04A1B2C3D4E5F6")
 UID2 = bytes.fromhex("04010203040506")
@@ -34,7 +34,7 @@ def populated(file_store):
 
 def _state(workspace, passphrase) -> list[dict]:
     with open_keystore(workspace, passphrase) as store:
-        return [i.to_json() for i in store.key_sets()]
+        return [i.to_dict() for i in store.key_sets()]
 
 
 # ---- normal use ---------------------------------------------------------------------------
@@ -237,7 +237,7 @@ KILL_CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from tagsmith.keystore import open_keystore
-    from tagsmith.provision.workspace import Workspace
+    from tagsmith.workspace import Workspace
 
     real = getattr(os, sys.argv[3])
 
@@ -310,7 +310,7 @@ def test_an_old_keystore_opens_and_is_rewritten_at_the_current_cost(populated, w
     old = json.loads(workspace.keystore.read_text())
     assert old["version"] == 1 and old["kdf"]["n"] == 2**10
     with open_keystore(workspace, passphrase) as store:
-        assert [i.to_json() for i in store.key_sets()] == expected  # read as it is
+        assert [i.to_dict() for i in store.key_sets()] == expected  # read as it is
         store.rotate("prod", 2)
     new = json.loads(workspace.keystore.read_text())
     assert new["version"] == 2 and new["kdf"]["n"] == 2**17 and new["kdf"]["salt"] != old["kdf"]["salt"]

@@ -18,7 +18,7 @@ from tagsmith.cli import app
 from tagsmith.keystore import open_keystore
 from tagsmith.keystore.audit import read_audit
 from tagsmith.keystore.export import unwrap_export
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 IMPORTED = {slot: bytes.fromhex(h) for slot, h in enumerate([
     "5A1E0000000000000000000000000A00", "5A1E1111111111111111111111111A11", "5A1E2222222222222222222222222A22",

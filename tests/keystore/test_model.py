@@ -12,7 +12,7 @@ def test_default_policy_shares_only_the_meta_read_key():
                                               SlotRole.PROPRIETARY_WRITE, SlotRole.SPARE]
     assert [s.diversified for s in policy.slots] == [True, False, True, True, True]
     assert policy.resolver_slots() == (1, 2)
-    assert KeyPolicy.from_json(policy.to_json()) == policy
+    assert KeyPolicy.from_json(policy.to_dict()) == policy
 
 
 @pytest.mark.parametrize(("old", "new"), [("ndef-write", "proprietary-write"), ("write", "proprietary-write"),
@@ -20,9 +20,9 @@ def test_default_policy_shares_only_the_meta_read_key():
 def test_policy_reads_the_slot_names_older_files_hold(old, new):
     """Key sets and exports said ndef-write/spare, product files write/change-config: one vocabulary now."""
     legacy = [dict(item, role=old) if item["slot"] == (4 if new == "spare" else 3) else item
-              for item in KeyPolicy.default().to_json()]
+              for item in KeyPolicy.default().to_dict()]
     assert KeyPolicy.from_json(legacy) == KeyPolicy.default()
-    assert [s["role"] for s in KeyPolicy.default().to_json()][3:] == ["proprietary-write", "spare"]
+    assert [s["role"] for s in KeyPolicy.default().to_dict()][3:] == ["proprietary-write", "spare"]
 
 
 def test_slot_role_names_the_vocabulary():
@@ -71,8 +71,8 @@ def test_parse_key_hex_accepts_spacing_and_never_echoes():
 
 
 def test_a_malformed_recorded_policy_is_a_config_error():
-    good = KeyPolicy.default().to_json()
-    assert KeyPolicy.from_json(good) is KeyPolicy.from_json(KeyPolicy.default().to_json())  # parsed once
+    good = KeyPolicy.default().to_dict()
+    assert KeyPolicy.from_json(good) is KeyPolicy.from_json(KeyPolicy.default().to_dict())  # parsed once
     for bad in ([{"slot": 0}], [{"slot": 0, "role": ["app-master"], "diversified": True}], None,
                 [{"slot": 0, "role": "no-such-role", "diversified": True}],
                 [{"slot": "zero", "role": "app-master", "diversified": True}]):

@@ -15,7 +15,7 @@ from tagsmith.keystore import KeyRef, open_keystore
 from tagsmith.keystore.diversify import diversify_aes128
 from tagsmith.keystore.export import unwrap_export
 from tagsmith.keystore.signing import verify_manifest
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 pytestmark = pytest.mark.softhsm
 

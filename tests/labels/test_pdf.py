@@ -88,8 +88,9 @@ def test_long_text_shrinks_to_fit_its_line(make_units, tmp_path):
     layout = load_layout("letter-30up-5160")
     unit = make_units(1)[0]
     long = type(unit)(url=unit.url, serial=unit.serial, model="M" * 60, gtin=unit.gtin, name=unit.name)
-    from tagsmith.labels.place import place_label, place_qr
     from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from tagsmith.labels.place import place_label, place_qr
 
     label = place_label(layout, long, place_qr(layout, layout.fit(qr.plan(unit.url))))
     model = next(t for t in label.texts if t.text.startswith("MMM"))

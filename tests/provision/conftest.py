@@ -12,7 +12,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import Product, load_product
 from tagsmith.keystore import init_keystore
 from tagsmith.provision.encode import EncodeContext
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 PASSPHRASE = "station-test-pass-123"
 DISHWASHER = Path(_batches.__file__).parent / "products" / "dishwasher.toml"

@@ -20,7 +20,7 @@ from tagsmith.keystore import open_keystore
 from tagsmith.provision import station
 from tagsmith.provision.encode import EncodeContext
 from tagsmith.provision.simpool import SimChipPool
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 PASSPHRASE = "station-test-pass-123"
 
@@ -63,7 +63,7 @@ def main(home: str, batch_id: str, name: str, count: str, seed: str, pool_dir: s
         source = station.SimulatedSource(int(count), seed=int(seed))
     print(json.dumps({"event": "start"}), flush=True)
     for event in station.run(ctx, source):
-        print(json.dumps(event.to_json()), flush=True)
+        print(json.dumps(event.to_dict()), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.keystore import open_keystore
 from tagsmith.provision.encode import process_tag
 from tagsmith.provision.simpool import sim_pool
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 FACTORY_KEY = bytes(16)

@@ -21,7 +21,7 @@ from tagsmith.encoders.ntag424.files import KEY_FREE, AccessRights, cc_ndef_writ
 from tagsmith.encoders.ntag424.session import CC_FILE_ID, NDEF_FILE_ID, Ntag424Session
 from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.provision.simpool import sim_pool
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 CC_NDEF_WRITE = 0x0E  # offset of the NDEF file's write access byte in the CC

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tagsmith.keystore import open_keystore
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))

@@ -13,7 +13,7 @@ from tagsmith.batches.verify import read_header
 from tagsmith.encoders.ntag424.sun import verify_sun_url
 from tagsmith.encoders.ntag424.template import compile_template
 from tagsmith.keystore import open_keystore
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"

@@ -9,8 +9,15 @@ import pytest
 
 from tagsmith import ConfigError, StateError
 from tagsmith.provision import sampling
-from tagsmith.provision.sampling import (Inspection, SwitchingState, TableNotAvailable, code_letter, draw_sample,
-                                         normal_plan, plan_for)
+from tagsmith.provision.sampling import (
+    Inspection,
+    SwitchingState,
+    TableNotAvailable,
+    code_letter,
+    draw_sample,
+    normal_plan,
+    plan_for,
+)
 
 TABLES = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "iso2859-tables.json").read_text())
 ROWS = TABLES["code_letters_by_lot_size"]
@@ -55,8 +62,8 @@ def test_level_ii_plans_at_every_code_letter_boundary(aql):
 
 
 def test_hundred_percent_and_examples_from_the_reference():
-    assert normal_plan(2000, "0.65").to_json() | {} == {
-        **normal_plan(2000, "0.65").to_json(), "code_letter": "K", "sample_size": 125, "accept": 2, "reject": 3}
+    assert normal_plan(2000, "0.65").to_dict() | {} == {
+        **normal_plan(2000, "0.65").to_dict(), "code_letter": "K", "sample_size": 125, "accept": 2, "reject": 3}
     small = normal_plan(150, "0.065")
     assert small.sample_size == 150 and small.hundred_percent and (small.accept, small.reject) == (0, 1)
     assert normal_plan(1201, 1.0).accept == 3
@@ -145,7 +152,7 @@ def test_switching_score_with_ac_two_or_more():
 
 def test_state_round_trips_through_json():
     s = feed(SwitchingState(), [True, False, True])
-    assert SwitchingState.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert SwitchingState.from_json(json.loads(json.dumps(s.to_dict()))) == s
     assert SwitchingState.from_json(None) == SwitchingState()
     assert Inspection(s.inspection) is Inspection.NORMAL
 
@@ -166,7 +173,7 @@ def test_discontinued_product_resumes_at_tightened_only_through_corrective_actio
     product = load_product(example_product_path())
     with BatchStore(home / "tagsmith.db") as store:
         store.add_product(product)
-        store.set_qa_switching(product.id, SwitchingState("discontinued", (), 0, 5, 12).to_json())
+        store.set_qa_switching(product.id, SwitchingState("discontinued", (), 0, 5, 12).to_dict())
     runner = CliRunner()
     shown = runner.invoke(app, ["--home", str(home), "qa", "switching", "--product", product.id, "--json"])
     assert shown.exit_code == 0 and _json.loads(shown.stdout)["inspection"] == "discontinued"

@@ -29,7 +29,7 @@ from tagsmith.provision.encode import EncodeContext, process_tag
 from tagsmith.provision.qa import QaSession
 from tagsmith.provision.qa_plan import create_plan, release_check
 from tagsmith.provision.simpool import SimChipPool, random_uid
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 PASSPHRASE = "qa-test-passphrase"
 PRODUCT = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"

@@ -14,7 +14,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.verify import read_manifest
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.provision.simpool import sim_pool
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 ENV = {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}

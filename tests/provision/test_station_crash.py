@@ -102,7 +102,7 @@ def test_sigkill_of_the_sim_station_cli_keeps_chip_files_in_step(tmp_path):
     from tagsmith.batches.db import BatchStore
     from tagsmith.keystore import open_keystore
     from tagsmith.provision.encode import EncodeContext
-    from tagsmith.provision.workspace import Workspace
+    from tagsmith.workspace import Workspace
 
     tagsmith = str(Path(sys.executable).with_name("tagsmith"))
     env = {**os.environ, "TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}

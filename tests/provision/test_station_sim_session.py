@@ -15,7 +15,7 @@ from pathlib import Path
 from tagsmith.batches.db import BatchStore
 from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.provision.simpool import SimChipPool
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 ENV = {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}

@@ -18,7 +18,7 @@ from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import load_product
 from tagsmith.encoders.nfcpy import Type4Emulator
 from tagsmith.encoders.simulator.chip import SimulatedNtag424
-from tagsmith.provision.workspace import Workspace
+from tagsmith.workspace import Workspace
 
 PRODUCT = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 TAGSMITH = shutil.which("tagsmith") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tagsmith")

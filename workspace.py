@@ -26,7 +26,7 @@ class Workspace:
     home: Path
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike[str] | None = None) -> "Workspace":
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
         chosen = home or os.environ.get(ENV_HOME) or default_home()
         return cls(Path(chosen).expanduser().absolute())
 
@@ -59,7 +59,7 @@ class Workspace:
         their lock, journal or temp files (``keystore.json.lock``, ``tagsmith.db-wal``, ...)."""
         return (self.database, self.keystore, self.audit_log, self.products, self.sim_chips)
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         """Create the workspace directory (private to the user: it holds the keystore)."""
         if self.home.exists() and not self.home.is_dir():
             from tagsmith import ConfigError
