@@ -315,7 +315,7 @@ def parse_digital_link(uri: str) -> DigitalLink:
     start = _key_path(parts)
     if start < 0:
         raise DigitalLinkError("no GS1 Digital Link keys found in the path info")
-    pairs = list(zip(parts[start::2], parts[start + 1::2]))
+    pairs = list(zip(parts[start::2], parts[start + 1::2], strict=False))  # an odd tail is no pair
     key = pairs[0][0]
     alternatives = AIS[key].keys or ((),)
     qualifiers = [ai for ai, _ in pairs[1:]]
@@ -352,7 +352,7 @@ def parse_digital_link(uri: str) -> DigitalLink:
 def _in_order(qualifiers: list[str], sequence: tuple[str, ...]) -> bool:
     """True when ``qualifiers`` is an ordered subset of ``sequence`` without repeats."""
     positions = [sequence.index(q) if q in sequence else -1 for q in qualifiers]
-    return all(p >= 0 for p in positions) and all(a < b for a, b in zip(positions, positions[1:]))
+    return all(p >= 0 for p in positions) and all(a < b for a, b in zip(positions, positions[1:], strict=False))
 
 
 def _decoded(ai: str, raw: str, query: bool) -> str:

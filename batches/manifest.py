@@ -2,9 +2,10 @@
 
 A manifest is a header and one record per encoded unit (never a key), written as JSON Lines
 or CSV (see docs/manifest.md and manifest.schema.json). Export streams the database cursor to a
-temporary file while hashing it, fsyncs, signs the SHA-256 digest with the line's Ed25519
-manifest key (a ``signer`` callable from the keystore), renames both files into place and only
-then records the manifest in the database: a crash at any moment leaves nothing recorded.
+temporary file while hashing it, fsyncs, signs the SHA-256 digest with the line's manifest key,
+renames both files into place and only then records the manifest in the database: a crash at any
+moment leaves nothing recorded. This module holds no signature algorithm: the caller passes a
+``signer`` (the keystore's) to write and a :class:`Verifier` (keystore/signing.py's) to check.
 """
 
 from __future__ import annotations
@@ -20,25 +21,35 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from Crypto.PublicKey import ECC
-from Crypto.Signature import eddsa
+from tagsmith import ConfigError, StateError, __version__
+from tagsmith.atomicfile import fsync_dir, synced_file
 
-from tagsmith import ConfigError, StateError, VerificationError, __version__
-from tagsmith.keystore.signing import load_ec_key
-
-from .db import BatchStore, utc_now
 from .gs1 import UnitUrls
 from .records import ManifestRecord
+from .store import Store, utc_now
 
 SCHEMA_NAME = "tagsmith-manifest"
 SCHEMA_VERSION = 1
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("serial", "uid", "url", "key_versions", "encoded_at", "station", "encode_counter",
                "verified_counter", "qa")
+SIGNATURE_ALGORITHM = "Ed25519"  # the .sig format's one algorithm (docs/manifest.md), implemented by the keystore
 Signer = Callable[[bytes], bytes]
 _CHUNK = 2000  # records per write: bounded memory, few system calls
+
+
+class Verifier(Protocol):
+    """How a manifest's signature is checked, handed in by the caller (``keystore.signing.MANIFEST_VERIFIER``)."""
+
+    def public_key(self, pem: str) -> bytes:
+        """The key's canonical bytes, by which keys are compared; VerificationError when ``pem`` is not one."""
+        ...
+
+    def is_valid(self, public_key: bytes, data: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is the holder of ``public_key``'s signature of ``data``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -61,27 +72,8 @@ def load_schema() -> dict[str, Any]:
     return json.loads(resources.files("tagsmith.batches").joinpath("manifest.schema.json").read_text())
 
 
-# ---------------------------------------------------------------- Ed25519 helpers
-def ed25519_signer(private_pem: str | bytes) -> tuple[Signer, str]:
-    """A signer and its public key PEM from an Ed25519 private key (tests, tools without a keystore)."""
-    key = load_ec_key(private_pem, "Ed25519")
-    if not key.has_private():
-        raise ConfigError("the manifest signing key must be an Ed25519 private key")
-    return eddsa.new(key, "rfc8032").sign, key.public_key().export_key(format="PEM")
-
-
-def generate_ed25519() -> tuple[str, str]:
-    """A new Ed25519 key pair as (private PEM, public PEM)."""
-    key = ECC.generate(curve="Ed25519")
-    return key.export_key(format="PEM"), key.public_key().export_key(format="PEM")
-
-
-def _public_key(pem: str) -> ECC.EccKey:
-    return load_ec_key(pem, "Ed25519", error=VerificationError).public_key()
-
-
 # ---------------------------------------------------------------- writing
-def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
+def export_manifest(store: Store, batch_id: str, out: str | Path, *, signer: Signer, public_key_pem: str,
                     fmt: str = "jsonl", sdm_layout: Mapping[str, Any] | None = None,
                     diversification: str, qa: Mapping[str, Any] | None = None,
                     system_id: bytes | None = None) -> ExportResult:
@@ -98,11 +90,11 @@ def export_manifest(store: BatchStore, batch_id: str, out: str | Path, *, signer
         product = store.batch_product(batch_id)
         summary = store.export_summary(batch_id)
         urls = UnitUrls(product.resolver, product.gtin, batch.lot if product.lot_in_url else None)
-        header = {
+        header: dict[str, Any] = {
             "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "manifest_id": uuid.uuid4().hex,
             "kind": "export", "created_at": utc_now(), "tool": {"name": "tagsmith", "version": __version__},
             "product": {"id": product.id, "name": product.name, "model": product.model, "gtin": product.gtin,
-                        "sha256": product.sha256},
+                        "sha256": product.sha256, "secure_messaging": product.secure_messaging},
             "batch": {"id": batch.id, "lot": batch.lot, "line": batch.line, "quantity": batch.quantity},
             "url": {"resolver": product.resolver, "template": product.url_template,
                     "lot_in_url": product.lot_in_url, "unit_url": urls.prefix + "{serial}"},
@@ -198,18 +190,16 @@ def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any,
     both_tmp = out.with_name(f".{out.name}.sig-both.{os.getpid()}.tmp")
     digest, written = hashlib.sha256(), 0
     try:
-        with open(tmp, "wb", opener=_private) as f:
+        with synced_file(tmp) as f:
             for text, n in _chunks(header, records, fmt):
                 data = text.encode("utf-8")
                 digest.update(data)
                 f.write(data)
                 written += n
-            f.flush()
-            os.fsync(f.fileno())
         if written != header["counts"]["units"]:
             raise StateError(f"wrote {written} records but the header counts {header['counts']['units']}")
         signature = signer(digest.digest())
-        sig = {"manifest_id": header["manifest_id"], "algorithm": "Ed25519", "signed": "sha256-digest",
+        sig = {"manifest_id": header["manifest_id"], "algorithm": SIGNATURE_ALGORITHM, "signed": "sha256-digest",
                "sha256": digest.hexdigest(), "public_key": public_key_pem,
                "signature": base64.b64encode(signature).decode()}
         _write_synced(sig_tmp, sig)
@@ -219,23 +209,16 @@ def write_signed(out: Path, header: dict[str, Any], records: Iterable[tuple[Any,
             os.replace(both_tmp, signature_path(out))
         os.replace(tmp, out)
         os.replace(sig_tmp, signature_path(out))
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     finally:
         for leftover in (tmp, sig_tmp, both_tmp):
             leftover.unlink(missing_ok=True)
     return digest.hexdigest(), written
 
 
-def _private(path: str, flags: int) -> int:
-    """Open a new file 0600 whatever the umask: manifests name every chip of a batch."""
-    return os.open(path, flags, 0o600)
-
-
 def _write_synced(path: Path, sig: dict[str, Any]) -> None:
-    with open(path, "w", opener=_private) as f:
-        f.write(json.dumps(sig, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    with synced_file(path) as f:  # private: manifests name every chip of a batch
+        f.write((json.dumps(sig, indent=2) + "\n").encode())
 
 
 def _current_entry(out: Path) -> dict[str, Any] | None:
@@ -269,10 +252,3 @@ def signature_entry(document: Any, sha256: str) -> dict[str, Any]:
         return previous
     return document if "previous" not in document else {}
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,31 +13,40 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tagsmith import ConfigError, NotFoundError, VerificationError, __version__
 
-from .db import BatchStore, utc_now
-from .manifest import CSV_COLUMNS, SCHEMA_NAME, SCHEMA_VERSION, Signer, _public_key, write_signed
+from .manifest import CSV_COLUMNS, SCHEMA_NAME, SCHEMA_VERSION, Signer, Verifier, write_signed
 from .records import ManifestRecord
+from .store import Store, utc_now
 from .verify import VerifyReport, read_manifest, verify_manifest
 
 _SAME = ("product", "batch", "url", "sdm", "keys", "schema_version")
 MAX_REPORTED = 50
 
 
+class ConflictKind(StrEnum):
+    """How two manifests of one batch disagree about a unit."""
+
+    SERIAL_TWO_UIDS = "serial-two-uids"
+    UID_TWO_SERIALS = "uid-two-serials"
+    UNIT_DIFFERS = "unit-differs"
+
+
 @dataclass(frozen=True)
 class Conflict:
-    kind: str  # serial-two-uids | uid-two-serials | unit-differs
+    kind: ConflictKind
     serial: str
     uid: str
     sources: tuple[str, str]
 
     def __str__(self) -> str:
-        text = {"serial-two-uids": f"serial {self.serial} has two UIDs",
-                "uid-two-serials": f"UID {self.uid} has two serials",
-                "unit-differs": f"unit {self.serial} / {self.uid} has two different records"}[self.kind]
+        text = {ConflictKind.SERIAL_TWO_UIDS: f"serial {self.serial} has two UIDs",
+                ConflictKind.UID_TWO_SERIALS: f"UID {self.uid} has two serials",
+                ConflictKind.UNIT_DIFFERS: f"unit {self.serial} / {self.uid} has two different records"}[self.kind]
         return f"{text} ({self.sources[0]} vs {self.sources[1]})"
 
 
@@ -60,9 +69,9 @@ class MergeResult:
 
 
 def merge_manifests(paths: Sequence[str | Path], out: str | Path, *, signer: Signer, public_key_pem: str,
-                    trusted_keys: Sequence[str] = (), fmt: str | None = None,
-                    store: BatchStore | None = None) -> MergeResult:
-    """Merge verified manifests of one batch into ``out``; refuses conflicts, loses no unit.
+                    verifier: Verifier, trusted_keys: Sequence[str] = (), fmt: str | None = None,
+                    store: Store | None = None) -> MergeResult:
+    """Merge manifests of one batch, each verified with ``verifier``, into ``out``; refuses conflicts, loses no unit.
 
     Every input must be signed by the line's own key (``public_key_pem``, the key the result is signed
     with) or one of ``trusted_keys``: re-signing an input signed by anyone else would vouch for it.
@@ -70,8 +79,8 @@ def merge_manifests(paths: Sequence[str | Path], out: str | Path, *, signer: Sig
     if len(paths) < 2:
         raise ConfigError("merge needs at least two manifests")
     files = [Path(p) for p in paths]
-    trusted = [_public_key(pem) for pem in (public_key_pem, *trusted_keys)]
-    reports = tuple(_verify_trusted(p, trusted) for p in files)
+    trusted = [verifier.public_key(pem) for pem in (public_key_pem, *trusted_keys)]
+    reports = tuple(_verify_trusted(p, trusted, verifier) for p in files)
     first = reports[0].header
     for report in reports[1:]:
         for field in _SAME:
@@ -96,10 +105,10 @@ def merge_manifests(paths: Sequence[str | Path], out: str | Path, *, signer: Sig
     return MergeResult(header["manifest_id"], out, sha256, written, duplicates, reports)
 
 
-def _verify_trusted(path: Path, trusted: list[Any]) -> VerifyReport:
+def _verify_trusted(path: Path, trusted: list[bytes], verifier: Verifier) -> VerifyReport:
     """Verify ``path`` and require that its signer is one of the ``trusted`` public keys."""
-    report = verify_manifest(path)
-    if _public_key(report.public_key_pem) not in trusted:
+    report = verify_manifest(path, verifier=verifier)
+    if verifier.public_key(report.public_key_pem) not in trusted:
         raise VerificationError(f"{path.name} is signed by a key that is neither the line's manifest key nor one "
                                 "given with --public-key: not merged")
     return report
@@ -120,18 +129,18 @@ def _index(files: list[Path]) -> tuple[dict[str, Any], int]:
         for record in read_manifest(path)[2]:
             serial, uid = int(record["serial"], 36), int(record["uid"], 16)
             seen = by_serial.get(serial)
-            found = None
+            found: ConflictKind | None = None
             if seen is not None:
                 if seen[0] != uid:
-                    found = "serial-two-uids"
+                    found = ConflictKind.SERIAL_TWO_UIDS
                 elif seen[1] != _fingerprint(record):
-                    found = "unit-differs"
+                    found = ConflictKind.UNIT_DIFFERS
                 else:
                     duplicates += 1
                     continue
                 where = (files[seen[2]].name, path.name)
             elif by_uid.get(uid, serial) != serial:
-                found, where = "uid-two-serials", (files[by_serial[by_uid[uid]][2]].name, path.name)
+                found, where = ConflictKind.UID_TWO_SERIALS, (files[by_serial[by_uid[uid]][2]].name, path.name)
             if found:
                 total += 1
                 if len(conflicts) < MAX_REPORTED:
@@ -162,7 +171,7 @@ def _distinct(files: list[Path]) -> Iterator[tuple[Any, ...]]:
                 yield tuple(record[c] for c in CSV_COLUMNS)
 
 
-def _known_batch(store: BatchStore, batch_id: str) -> bool:
+def _known_batch(store: Store, batch_id: str) -> bool:
     try:
         store.batch(batch_id)
     except NotFoundError:

@@ -1,7 +1,7 @@
 """Product files: the TOML a line engineer keeps under version control, validated into a Product.
 
 Every problem is one ConfigError line that names the file and the field. The SHA-256 of the
-file's bytes identifies the exact version; each batch records it (see db.BatchStore).
+file's bytes identifies the exact version; each batch records it (see the store's create_batch).
 """
 
 from __future__ import annotations
@@ -11,24 +11,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tagsmith import ConfigError
-from tagsmith.keystore.model import slot_role
+from tagsmith.keyslots import MAX_SYSTEM_ID, SLOTS, slot_role
 from tagsmith.limits import SMALL_FILE_BYTES, loads_toml, read_limited
 
-if TYPE_CHECKING:
-    from tagsmith.encoders.ntag424.template import SunTemplate
-
 from .gs1 import check_stem, normalise_gtin
+from .product_links import EpcisSite, ResolverLink, parse_epcis, parse_links
 from .serials import SerialFormat
 
 PLACEHOLDERS = frozenset({"gtin", "serial", "lot", "picc", "cmac", "enc", "uid", "ctr", "mac_input"})
-SLOTS = range(5)  # NTAG 424 DNA application keys 0..4
-MAX_SYSTEM_ID = 23  # AN10922 M = UID(7) || slot(1) || system id, at most 31 bytes (keystore.model.MAX_SYSTEM_ID)
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _FIELD = re.compile(r"\{([^{}]*)\}")
-_TOP = {"id", "name", "model", "gtin", "url", "serial", "keys", "label"}
+_TOP = {"id", "name", "model", "gtin", "url", "serial", "keys", "label", "epcis", "links", "secure_messaging"}
+#: The chip's secure messaging: AES (the factory mode) or LRP, which the station switches each chip to for
+#: good before personalising it (NT4H2421Gx §10.5.1; docs/reference/lrp.md §7)
+SECURE_MESSAGING = ("aes", "lrp")
 _SECTIONS = {
     "url": {"resolver", "template", "lot_in_url"},
     "serial": {"format", "prefix", "digits", "length"},
@@ -39,7 +38,7 @@ _SECTIONS = {
 
 @dataclass(frozen=True)
 class KeySlot:
-    """One application key of the chip: its number, what it is for (a keystore ``SlotRole`` value), the version to write."""
+    """One application key of the chip: its number, what it is for (a ``keyslots.SlotRole`` value), the version to write."""
 
     slot: int
     role: str
@@ -74,32 +73,17 @@ class Product:
     label_layout: str
     sha256: str
     source: bytes
+    epcis: EpcisSite = EpcisSite()  # optional [epcis]: where the line is, for EPCIS events
+    links: tuple[ResolverLink, ...] = ()  # optional [[links]]: what the brand's resolver offers per serial
+    secure_messaging: str = "aes"  # "aes" or "lrp": the mode its chips run (LRP is irreversible on the chip)
+
+    @property
+    def lrp(self) -> bool:
+        return self.secure_messaging == "lrp"
 
     @property
     def text(self) -> str:
         return self.source.decode("utf-8")
-
-    def check_fits_chip(self, lot: str | None = None) -> SunTemplate:
-        """Refuse a URL template the station could not encode: no SUN MAC, or too long for the NDEF file.
-
-        Checked with a serial of this product's (fixed) length and ``lot`` (a 1-character lot when
-        the batch is not known yet), so a product or batch is refused before any chip is allocated.
-        Returns the compiled template.
-        """
-        from tagsmith.encoders.ntag424.template import compile_template
-
-        template = compile_template(self.url_template)
-        if "cmac" not in template.slot_names:
-            raise ConfigError(f"product {self.id}: url.template has no {{cmac}}: a tap could not be verified "
-                              "(add {picc} and {cmac}, or {uid}, {ctr} and {cmac})")
-        serial = self.serial.sequential(1) if self.serial.kind == "sequential" else self.serial.random_serials(1)[0]
-        sample_lot = (lot or "1") if self.lot_in_url else None
-        try:
-            template.render(gtin=self.gtin, serial=serial, lot=sample_lot)
-        except ConfigError as exc:
-            where = f"with lot {lot!r}" if lot and self.lot_in_url else f"with {len(serial)}-character serials"
-            raise ConfigError(f"product {self.id}: url.template does not fit the chip {where}: {exc}") from None
-        return template
 
 
 def load_product(path: str | Path) -> Product:
@@ -139,7 +123,15 @@ def _build(doc: dict[str, Any], data: bytes) -> Product:
         serial=_field("serial", lambda: _serial(serial)), keys=_keys(keys),
         label_layout=_text(label, "layout", "label.layout"),
         sha256=hashlib.sha256(data).hexdigest(), source=data,
+        epcis=_field("epcis", lambda: parse_epcis(doc.get("epcis"))), links=parse_links(doc.get("links")),
+        secure_messaging=_secure_messaging(doc.get("secure_messaging", "aes")),
     )
+
+
+def _secure_messaging(value: Any) -> str:
+    if value not in SECURE_MESSAGING:
+        raise ConfigError(f"secure_messaging: {value!r} must be \"aes\" or \"lrp\"")
+    return str(value)
 
 
 def _field(name: str, build: Any) -> Any:

@@ -7,7 +7,23 @@ frozen and free of SQL like them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class QaStatus(StrEnum):
+    """A sample unit's QA result, as its unit record and the manifest carry it."""
+
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class QaDecision(StrEnum):
+    """A plan's decision (accept or reject); a manifest released without acceptance says ``override``."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    OVERRIDE = "override"
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,7 @@ class QaResultRecord:
 class QaDecisionRecord:
     plan_id: str
     batch_id: str
-    decision: str  # accept | reject
+    decision: str  # a QaDecision value: accept | reject
     defects: int
     inspected: int
     decided_at: str

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-UNIT_STATES = ("allocated", "encoding", "encoded", "verified", "voided")
-IN_PROGRESS = ("allocated", "encoding")
-DONE = ("encoded", "verified")
+from .qarecords import QaStatus
+
+
+class UnitState(StrEnum):
+    """A unit's life: a serial allocated to a chip, written, read back, and possibly voided (stored as text)."""
+
+    ALLOCATED = "allocated"
+    ENCODING = "encoding"
+    ENCODED = "encoded"
+    VERIFIED = "verified"
+    VOIDED = "voided"
+
+
+class BatchState(StrEnum):
+    """A batch allocates serials while open; closing it stops allocation and encoding."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+UNIT_STATES = tuple(UnitState)
+# Plain strings: the store formats IN_PROGRESS into its SQL text, where a member's repr would not do.
+IN_PROGRESS = (UnitState.ALLOCATED.value, UnitState.ENCODING.value)
+DONE = (UnitState.ENCODED, UnitState.VERIFIED)
 
 
 @dataclass(frozen=True)
@@ -32,13 +54,13 @@ class Batch:
     line: str | None
     quantity: int
     allocated: int
-    state: str  # open | closed
+    state: str  # a BatchState value
     created_at: str
     closed_at: str | None
 
     @property
     def is_open(self) -> bool:
-        return self.state == "open"
+        return self.state == BatchState.OPEN
 
 
 @dataclass(frozen=True)
@@ -49,12 +71,12 @@ class Unit:
     batch_id: str
     serial: str
     uid: bytes
-    state: str
+    state: UnitState
     station: str | None
     key_versions: dict[int, int] = field(default_factory=dict, hash=False)
     read_counter: int | None = None  # SDM read counter when encoding finished
     verified_counter: int | None = None  # the highest read counter seen in a verified SUN (station, tag verify, QA)
-    qa_status: str | None = None  # pass | fail
+    qa_status: QaStatus | None = None
     allocated_at: str = ""
     encoded_at: str | None = None
     verified_at: str | None = None
@@ -81,10 +103,11 @@ class Unit:
         versions = json.loads(row["key_versions"]) if row["key_versions"] else {}
         return cls(
             id=row["id"], batch_id=row["batch_id"], serial=row["serial"], uid=bytes(row["uid"]),
-            state=row["state"], station=row["station"],
+            state=UnitState(row["state"]), station=row["station"],
             key_versions={int(k): int(v) for k, v in versions.items()},
             read_counter=row["read_counter"], verified_counter=row["verified_counter"],
-            qa_status=row["qa_status"], allocated_at=row["allocated_at"], encoded_at=row["encoded_at"],
+            qa_status=QaStatus(row["qa_status"]) if row["qa_status"] else None,
+            allocated_at=row["allocated_at"], encoded_at=row["encoded_at"],
             verified_at=row["verified_at"], voided_at=row["voided_at"], void_reason=row["void_reason"],
             voided_by=row.get("voided_by"))
 
@@ -119,7 +142,7 @@ class AuthFailure:
         return (f"its chip refused an authentication (status {self.status}) at {self.station or 'a station'} "
                 f"on {self.at[:10]}: never tried again (an engineer may clear it: tagsmith tag refusals)")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"uid": self.uid.hex().upper(), "serial": self.serial, "key_no": self.key_no, "status": self.status,
                 "station": self.station, "at": self.at, "cleared_at": self.cleared_at,
                 "clear_reason": self.clear_reason}
@@ -145,7 +168,7 @@ class BatchProgress:
     def to_dict(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "quantity": self.quantity, "minted": self.minted,
                 "allocated": self.allocated, "remaining": self.remaining, "done": self.done,
-                "by_state": {s: self.by_state.get(s, 0) for s in UNIT_STATES}}
+                "by_state": {s: self.by_state.get(s, 0) for s in UnitState}}
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from tagsmith import ConfigError, StateError, TagsmithError, VerificationError
 
-from .db import BatchStore
-from .manifest import signature_path
+from .manifest import Verifier, signature_path
+from .store import Store
 from .verify import check_signature, read_header
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,15 @@ def check_url(url: str) -> str:
     raise ConfigError(f"upload URL {url!r} must be https:// (plain http only to localhost)")
 
 
-def upload_manifest(path: str | Path, url: str, *, store: BatchStore | None = None, attempts: int = 6,
-                    backoff: float = 0.5, timeout: float = 60.0,
+def upload_manifest(path: str | Path, url: str, *, verifier: Verifier, store: Store | None = None,
+                    attempts: int = 6, backoff: float = 0.5, timeout: float = 60.0,
                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Send the manifest and its signature; return the platform's receipt (and record it)."""
+    """Send the manifest and its signature (checked with ``verifier`` first); return the platform's receipt."""
     path, url = Path(path), check_url(url)
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise ConfigError(f"set {TOKEN_ENV} to the platform's upload token")
-    sig, sha256 = check_signature(path)  # never send a manifest that does not verify here
+    sig, sha256 = check_signature(path, verifier=verifier)  # never send a manifest that does not verify here
     fmt, header = read_header(path)
     manifest_id = header["manifest_id"]
     headers = {

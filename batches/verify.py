@@ -14,20 +14,28 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from Crypto.Signature import eddsa
-
 from tagsmith import NotFoundError, VerificationError
 from tagsmith.limits import MANIFEST_LINE_BYTES, MIB, SIGNATURE_BYTES
 
-from .manifest import CSV_COLUMNS, SCHEMA_NAME, _public_key, load_schema, signature_entry, signature_path
+from .manifest import (
+    CSV_COLUMNS,
+    SCHEMA_NAME,
+    SIGNATURE_ALGORITHM,
+    Verifier,
+    load_schema,
+    signature_entry,
+    signature_path,
+)
 from .schemacheck import Check, SchemaViolation, compile_schema
 from .serials import MODULUS
+
+Records = Generator[dict[str, Any], None, None]  # streamed from the open file; close() releases it
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_signature(path: Path, public_key_pem: str | None = None) -> tuple[dict[str, Any], str]:
-    """Check the detached signature of ``path``; returns (signature document, sha256 hex)."""
+def check_signature(path: Path, public_key_pem: str | None = None, *,
+                    verifier: Verifier) -> tuple[dict[str, Any], str]:
+    """Check the detached signature of ``path`` with ``verifier``; returns (signature document, sha256 hex)."""
     sig_file = signature_path(path)
     if not Path(path).is_file():
         raise NotFoundError(f"no manifest file {path}")
@@ -78,17 +87,15 @@ def check_signature(path: Path, public_key_pem: str | None = None) -> tuple[dict
         embedded = sig["public_key"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise VerificationError(f"signature file {sig_file.name} is damaged: {exc}") from None
-    if sig.get("algorithm") != "Ed25519" or sig.get("signed") != "sha256-digest":
+    if sig.get("algorithm") != SIGNATURE_ALGORITHM or sig.get("signed") != "sha256-digest":
         raise VerificationError(f"signature file {sig_file.name}: unsupported algorithm {sig.get('algorithm')!r}")
     if sha256 != sig.get("sha256"):
         raise VerificationError(f"manifest {path.name} changed after it was signed (SHA-256 {sha256[:16]}...)")
-    key = _public_key(embedded)
-    if public_key_pem is not None and _public_key(public_key_pem) != key:
+    key = verifier.public_key(embedded)
+    if public_key_pem is not None and verifier.public_key(public_key_pem) != key:
         raise VerificationError(f"manifest {path.name} was signed by a different key than the one given")
-    try:
-        eddsa.new(key, "rfc8032").verify(bytes.fromhex(sha256), signature)
-    except ValueError:
-        raise VerificationError(f"manifest {path.name}: the Ed25519 signature is not valid") from None
+    if not verifier.is_valid(key, bytes.fromhex(sha256), signature):
+        raise VerificationError(f"manifest {path.name}: the {SIGNATURE_ALGORITHM} signature is not valid")
     return sig, sha256
 
 
@@ -99,7 +106,7 @@ def read_header(path: Path) -> tuple[str, dict[str, Any]]:
     return fmt, header
 
 
-def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, Any]]]:
+def read_manifest(path: Path) -> tuple[str, dict[str, Any], Records]:
     """(format, header, records) of a manifest; records stream from the open file."""
     with open(path, "rb") as raw:  # text mode would decode ahead of the first line
         first_bytes = raw.readline(MANIFEST_LINE_BYTES + 1)  # bounded: a header is under 2 KiB
@@ -122,7 +129,7 @@ def read_manifest(path: Path) -> tuple[str, dict[str, Any], Iterator[dict[str, A
     return fmt, header, (_jsonl_records if fmt == "jsonl" else _csv_records)(path)
 
 
-def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+def _jsonl_records(path: Path) -> Records:
     with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         for number, line in enumerate(f, start=2):
@@ -132,7 +139,7 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
                 raise VerificationError(f"{path.name} line {number}: not valid JSON: {exc.msg}") from None
 
 
-def _csv_records(path: Path) -> Iterator[dict[str, Any]]:
+def _csv_records(path: Path) -> Records:
     with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         reader = csv.reader(f)
@@ -142,7 +149,7 @@ def _csv_records(path: Path) -> Iterator[dict[str, Any]]:
             if len(row) != len(CSV_COLUMNS):
                 raise VerificationError(f"{path.name} line {number}: {len(row)} columns, expected {len(CSV_COLUMNS)}")
             try:
-                record: dict[str, Any] = dict(zip(CSV_COLUMNS, row))
+                record: dict[str, Any] = dict(zip(CSV_COLUMNS, row, strict=True))
                 record["key_versions"] = {k: int(v) for k, _, v in
                                           (p.partition("=") for p in row[3].split(";") if p)}
                 for name in ("encode_counter", "verified_counter"):
@@ -154,10 +161,10 @@ def _csv_records(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def verify_manifest(path: str | Path, public_key_pem: str | None = None) -> VerifyReport:
-    """Check signature, schema and consistency; raise VerificationError with the first reason found."""
+def verify_manifest(path: str | Path, public_key_pem: str | None = None, *, verifier: Verifier) -> VerifyReport:
+    """Check signature (with ``verifier``), schema and consistency; raise VerificationError with the first reason found."""
     path = Path(path)
-    sig, sha256 = check_signature(path, public_key_pem)
+    sig, sha256 = check_signature(path, public_key_pem, verifier=verifier)
     fmt, header, records = read_manifest(path)
     check_header, check_unit = _checks()
     if header.get("schema") != SCHEMA_NAME:

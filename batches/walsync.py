@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 #: The helper's program (``python -I -S -c``): argv[1] is the WAL path.
 HELPER_CODE = r"""
@@ -60,6 +61,13 @@ def helper_env() -> dict[str, str]:
     return {name: os.environ[name] for name in HELPER_ENV_KEEP if name in os.environ}
 
 
+def _pipes(helper: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The helper's stdin and stdout (always piped by ``_spawn``)."""
+    if helper.stdin is None or helper.stdout is None:
+        raise OSError(errno.EIO, "the database sync helper has no pipes")
+    return helper.stdin, helper.stdout
+
+
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)  # any descriptor of the file flushes its pages (fsync(2))
     try:
@@ -73,7 +81,7 @@ class WalSync:
 
     def __init__(self, database: Path) -> None:
         self.wal = f"{database}-wal"
-        self._helper: subprocess.Popen | None = None
+        self._helper: subprocess.Popen[bytes] | None = None
         self._pending = False
 
     def sync(self) -> None:
@@ -89,7 +97,7 @@ class WalSync:
             _fsync(self.wal)
             return
         try:
-            helper.stdin.write(b"s")
+            _pipes(helper)[0].write(b"s")
         except OSError:
             self._ended()
         self._pending = True
@@ -99,14 +107,14 @@ class WalSync:
         if not self._pending:
             return
         self._pending = False
-        line = self._helper.stdout.readline() if self._helper else b""
+        line = _pipes(self._helper)[1].readline() if self._helper else b""
         if not line:
             self._ended()
         code, _, message = line.decode(errors="replace").strip().partition(" ")
         if code != "0":
             raise OSError(int(code) if code.isdigit() else errno.EIO, message or "fsync failed")
 
-    def _spawn(self) -> subprocess.Popen | None:
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
         """Start the helper (None when no process can start); ``HELPER_CODE`` is read at each start."""
         try:
             self._helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", HELPER_CODE, self.wal],
@@ -125,9 +133,10 @@ class WalSync:
     def _reap(self) -> None:
         helper, self._helper = self._helper, None
         if helper is not None:
+            stdin, stdout = _pipes(helper)
             with contextlib.suppress(OSError):  # a helper already gone: nothing to tell it
-                helper.stdin.close()  # EOF: a live helper exits
-            helper.stdout.close()
+                stdin.close()  # EOF: a live helper exits
+            stdout.close()
             helper.wait()
 
     def close(self) -> None:

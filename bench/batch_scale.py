@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tagsmith.batches.db import BatchStore
-from tagsmith.batches.manifest import ed25519_signer, export_manifest, generate_ed25519
+from tagsmith.batches.manifest import export_manifest
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import open_store
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME
+from tagsmith.keystore.signing import MANIFEST_VERIFIER, ed25519_signer, generate_ed25519
+from tagsmith.provision.catalog import create_batch, register_product
 from tagsmith.provision.demo import example_product_path
+from tagsmith.workspace import Workspace
 
 PRODUCT = example_product_path()
 
@@ -54,32 +57,32 @@ def main() -> None:
     parser.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="tagsmith-bench-"))
-    db_path, manifest = work / "bench.db", work / f"manifest.{args.format}"
+    workspace, manifest = Workspace(work), work / f"manifest.{args.format}"
     private, public = generate_ed25519()
     n = args.units
 
     def setup() -> str:
-        with BatchStore(db_path) as store:
-            store.add_product(load_product(PRODUCT))
+        with open_store(workspace) as store:
+            register_product(store, load_product(PRODUCT))
         return "ok"
 
     def mint() -> str:
-        with BatchStore(db_path) as store:
-            return store.create_batch("aurora-dw600", n, lot="BENCH", batch_id="bench").id
+        with open_store(workspace) as store:
+            return create_batch(store, "aurora-dw600", n, lot="BENCH", batch_id="bench").id
 
     def encode() -> int:
         chips = ((bytes([4]) + i.to_bytes(6, "big"), {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, i % 1000) for i in range(n))
-        with BatchStore(db_path) as store:
+        with open_store(workspace) as store:
             return store.bulk_encoded("bench", chips, "bench-station")
 
     def export() -> int:
         signer, pem = ed25519_signer(private)
-        with BatchStore(db_path) as store:
+        with open_store(workspace) as store:
             return export_manifest(store, "bench", manifest, signer=signer, public_key_pem=pem, fmt=args.format,
                                    diversification=DIVERSIFICATION_SCHEME).units
 
     def verify() -> int:
-        return verify_manifest(manifest, public).units
+        return verify_manifest(manifest, public, verifier=MANIFEST_VERIFIER).units
 
     print(f"tagsmith batch scale: {n:,} units in {work}")
     in_child("setup", setup)

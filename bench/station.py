@@ -24,10 +24,11 @@ from pathlib import Path
 WORKDIR = tempfile.mkdtemp(prefix="tagsmith-bench-station-")
 os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(WORKDIR, "pcscd.comm")  # before any PC/SC call
 
-from tagsmith.batches.db import BatchStore  # noqa: E402
 from tagsmith.batches.product import load_product  # noqa: E402
+from tagsmith.batches.store import open_store  # noqa: E402
 from tagsmith.keystore import init_keystore  # noqa: E402
 from tagsmith.provision import station  # noqa: E402
+from tagsmith.provision.catalog import create_batch, register_product  # noqa: E402
 from tagsmith.provision.demo import example_product_path  # noqa: E402
 from tagsmith.provision.encode import EncodeContext  # noqa: E402
 from tagsmith.workspace import Workspace  # noqa: E402
@@ -40,9 +41,9 @@ def context(quantity: int, name: str) -> EncodeContext:
     keys = init_keystore(ws, "file", passphrase="bench-pass-123", scrypt_n=2**10)
     product = load_product(example_product_path())
     keys.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
-    store = BatchStore(ws.database)
-    store.add_product(product)
-    batch = store.create_batch(product.id, quantity)
+    store = open_store(ws)
+    register_product(store, product)
+    batch = create_batch(store, product.id, quantity)
     return EncodeContext.for_batch(store, keys, batch.id, "bench", allow_simulator_signature=True)
 
 

@@ -1,8 +1,11 @@
-"""Benchmark SUN verification: tagsmith's verifier against a straightforward baseline, same run, same URLs.
+"""Benchmark SUN verification: tagsmith's verifier against a straightforward baseline, same run, same URLs;
+then LRP taps beside AES ones.
 
-Run: .venv/bin/python bench/sun_verify.py [--taps N]
-Builds N valid SUN URLs (distinct UIDs and counters, encrypted PICC data, empty MAC input),
+Run: .venv/bin/python bench/sun_verify.py [--taps N] [--lrp-taps M]
+Builds N valid AES SUN URLs (distinct UIDs and counters, encrypted PICC data, empty MAC input),
 verifies them all with each implementation and prints verifications per second and µs per tap.
+Then builds M LRP URLs the same way (an LRP tap costs about 128 single-use AES keys, so M is
+smaller) and prints LRP's µs per tap beside AES's and their ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from Crypto.Cipher import AES
 from Crypto.Hash import CMAC
 
 from tagsmith.encoders.ntag424 import SunVerifier, crypto, verify_sun_url
+from tagsmith.encoders.ntag424.lrp import Lrp
+from tagsmith.encoders.ntag424.lrp_sun import LRP_SUN
 
 META_KEY, FILE_KEY = bytes.fromhex("A0" * 16), bytes.fromhex("B1" * 16)
 BASE = "https://id.example.com/01/09506000134352/21/{serial}?p={picc}&c={mac}"
@@ -29,6 +34,18 @@ def build_urls(count: int) -> list[str]:
         picc = crypto.cbc_encrypt(META_KEY, b"\xc7" + uid + ctr.to_bytes(3, "little") + os.urandom(5))
         _, mac_key = crypto.sdm_session_keys(FILE_KEY, uid, ctr)
         mac = crypto.mac_t(mac_key, b"")
+        urls.append(BASE.format(serial=n, picc=picc.hex().upper(), mac=mac.hex().upper()))
+    return urls
+
+
+def build_lrp_urls(count: int) -> list[str]:
+    """Make ``count`` valid LRP SUN URLs: PICCRand || LRICB(PICC data), SDMMAC under the tap's LRP session key."""
+    meta, file_key, urls = Lrp.from_key(META_KEY, 0), LRP_SUN.file_key(FILE_KEY), []
+    for n in range(count):
+        uid, ctr, picc_rand = b"\x04" + n.to_bytes(3, "big") + os.urandom(3), n + 1, os.urandom(8)
+        plain = b"\xc7" + uid + ctr.to_bytes(3, "little") + os.urandom(5)
+        picc = picc_rand + meta.encrypt(plain, picc_rand, pad=False)[0]
+        mac = file_key.mac(uid + ctr.to_bytes(3, "little"), b"")
         urls.append(BASE.format(serial=n, picc=picc.hex().upper(), mac=mac.hex().upper()))
     return urls
 
@@ -65,6 +82,7 @@ def measure(name: str, verify, urls: list[str], rounds: int = 15, slices: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=10_000)
+    parser.add_argument("--lrp-taps", type=int, default=500)
     args = parser.parse_args()
     urls = build_urls(args.taps)
     verifier = SunVerifier(meta_key=META_KEY, file_key=FILE_KEY, picc_param="p", mac_param="c")
@@ -76,6 +94,12 @@ def main() -> None:
                    lambda u: verify_sun_url(u, meta_key=META_KEY, file_key=FILE_KEY, picc_param="p", mac_param="c"),
                    urls)
     print(f"speed-up: {base / fast:.1f}x (SunVerifier.verify), {base / call:.1f}x (verify_sun_url)")
+    lrp_urls = build_lrp_urls(args.lrp_taps)
+    lrp_verifier = SunVerifier(meta_key=META_KEY, file_key=FILE_KEY, picc_param="p", mac_param="c", scheme=LRP_SUN)
+    assert all(lrp_verifier.verify(u).cmac_valid for u in lrp_urls)
+    print(f"{len(lrp_urls)} distinct LRP SUN URLs")
+    lrp = measure("SunVerifier.verify (LRP)", lrp_verifier.verify, lrp_urls, rounds=3)
+    print(f"LRP beside AES: {lrp:.0f} µs against {fast:.2f} µs per tap, {lrp / fast:.0f}x")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,8 @@ import nfc.tag
 from nfc.clf import LocalTarget, RemoteTarget
 from nfc.tag.tt4 import Type4Tag
 
-from tagsmith import ReaderError
-
 from .connection import ReaderUnavailableError, TagRemovedError, split_response
-from .reader import NoTagError
+from .reader import Closeable, NoTagError
 
 log = logging.getLogger(__name__)
 # nfcpy logs every frame it exchanges in hex at DEBUG (Type4Tag.transceive, the clf, the udp driver),
@@ -54,7 +52,7 @@ def _nfcpy_errors(reader: str) -> Iterator[None]:
         raise ReaderUnavailableError(f"Reader {reader!r} is no longer available (unplugged?): {exc}") from exc
 
 
-class NfcpyConnection:
+class NfcpyConnection(Closeable):
     """A connection to one ISO-DEP tag through nfcpy; implements :class:`~tagsmith.encoders.Connection`.
 
     ``timeout`` overrides the frame waiting time taken from the tag's ATS (seconds per block).
@@ -62,22 +60,15 @@ class NfcpyConnection:
 
     def __init__(self, reader: str, tag: Type4Tag, timeout: float | None = None) -> None:
         self.reader = reader
-        self._tag: Type4Tag | None = tag
+        self._tag = tag
         self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"NfcpyConnection({self.reader!r})"
 
-    def __enter__(self) -> NfcpyConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def transceive(self, apdu: bytes) -> tuple[bytes, int]:
         """Send one command APDU; return the response data and status word."""
-        if self._tag is None:
-            raise ReaderError("Connection to the tag is closed")
+        self._require_open()
         with _nfcpy_errors(self.reader):
             response = self._tag.transceive(bytearray(apdu), self.timeout)
         response = bytes(response or b"")
@@ -85,21 +76,18 @@ class NfcpyConnection:
 
     def get_uid(self) -> bytes:
         """The UID the tag gave during anticollision."""
-        if self._tag is None:
-            raise ReaderError("Connection to the tag is closed")
+        self._require_open()
         return bytes(self._tag.identifier)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Deselect the tag (S(DESELECT)); its volatile session state ends."""
-        tag, self._tag = self._tag, None
-        if tag is not None:
-            try:
-                tag.clf.exchange(bytearray(b"\xc2"), 0.1)
-            except (nfc.clf.CommunicationError, OSError):
-                pass
+        try:
+            self._tag.clf.exchange(bytearray(b"\xc2"), 0.1)
+        except (nfc.clf.CommunicationError, OSError):
+            pass
 
 
-class NfcpyReader:
+class NfcpyReader(Closeable):
     """A reader nfcpy opens by path (``usb:072f:2200``, ``tty:USB0:pn532``, ``udp:host:port``)."""
 
     def __init__(self, path: str, timeout: float | None = None) -> None:
@@ -116,13 +104,7 @@ class NfcpyReader:
     def __repr__(self) -> str:
         return f"NfcpyReader({self.name!r})"
 
-    def __enter__(self) -> NfcpyReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def _release(self) -> None:
         self._clf.close()
 
     def _sense(self, iterations: int = 1) -> Type4Tag | None:
@@ -181,8 +163,9 @@ class _IsoDepCard:
         self.last = bytes([(0x12 if self.pending else 0x02) | self.block]) + chunk
         return self.last
 
-    def frame(self, data: bytes) -> tuple[str, bytes | None]:
-        """Classify a reader frame: ("apdu", command) when an APDU is complete, else ("reply", frame)."""
+    def frame(self, data: bytes) -> tuple[str, bytes]:
+        """Classify a reader frame: ("apdu", command) when an APDU is complete, else ("reply", frame),
+        an empty frame meaning no answer."""
         pcb = data[0]
         if pcb & 0xE2 == 0x02:  # I-block
             self.block ^= 1
@@ -202,7 +185,7 @@ class _IsoDepCard:
             return "reply", self._i_block()
         if pcb & 0xF7 == 0xC2:  # S(DESELECT)
             return "deselect", bytes([pcb])
-        return "reply", None  # unknown: stay silent, as a card does
+        return "reply", b""  # unknown: stay silent, as a card does
 
     def respond(self, response: bytes) -> bytes:
         self.pending = response
@@ -236,11 +219,11 @@ class Type4Emulator:
 
     def place(self) -> Type4Emulator:
         """Put the chip in the field: listen for a reader in a background thread."""
-        self._clf = nfc.ContactlessFrontend()
-        if not self._clf.open(self.path):
+        self._clf = clf = nfc.ContactlessFrontend()
+        if not clf.open(self.path):
             raise ReaderUnavailableError(f"Cannot open nfcpy device {self.path!r} to listen")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"type4-emulator:{self.path}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(clf,), name=f"type4-emulator:{self.path}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 1.0
         while not self._listening() and time.monotonic() < deadline:
@@ -269,10 +252,10 @@ class Type4Emulator:
         target.sel_res = bytearray(b"\x20")  # ISO 14443-4 compliant
         return target
 
-    def _serve(self) -> None:
+    def _serve(self, clf: nfc.ContactlessFrontend) -> None:
         while not self._stop.is_set():
             try:
-                activated = self._clf.listen(self._target(), 0.25)
+                activated = clf.listen(self._target(), 0.25)
             except nfc.clf.CommunicationError:
                 continue
             if activated is None or not activated.tt4_cmd or activated.tt4_cmd[0] != 0xE0:
@@ -281,14 +264,14 @@ class Type4Emulator:
             place = getattr(self.chip, "place", None)
             if callable(place):
                 place()
-            self._session(bytes(activated.tt4_cmd))
+            self._session(clf, bytes(activated.tt4_cmd))
 
-    def _session(self, rats: bytes) -> None:
+    def _session(self, clf: nfc.ContactlessFrontend, rats: bytes) -> None:
         card = _IsoDepCard(rats)
         send: bytes | None = ATS
         while not self._stop.is_set():
             try:
-                data = self._clf.exchange(bytearray(send) if send else None, 0.25)
+                data = clf.exchange(bytearray(send) if send else None, 0.25)
             except nfc.clf.TimeoutError:
                 send = None
                 continue
@@ -299,7 +282,7 @@ class Type4Emulator:
                 continue
             kind, frame = card.frame(bytes(data))
             if kind == "deselect":
-                self._clf.exchange(bytearray(frame), 0)
+                clf.exchange(bytearray(frame), 0)
                 return
             send = frame
             if kind == "apdu":

@@ -22,7 +22,7 @@ from smartcard.pcsc.PCSCExceptions import BaseSCardException
 from tagsmith import ReaderError
 
 from .connection import ReaderUnavailableError, TagRemovedError, split_response
-from .reader import GET_UID_APDU, NoTagError, ReaderInfo, select_reader
+from .reader import GET_UID_APDU, Closeable, NoTagError, ReaderInfo, select_reader
 
 #: How long one blocking PC/SC wait lasts, so Ctrl-C and deadlines are honoured between slices.
 _WAIT_SLICE_MS = 250
@@ -136,7 +136,7 @@ def open_reader(name: str | None = None) -> PcscReader:
         raise
 
 
-class PcscReader:
+class PcscReader(Closeable):
     """One PC/SC reader: waits for tags and hands out a :class:`PcscConnection` per tag."""
 
     def __init__(self, name: str, context: int) -> None:
@@ -146,17 +146,9 @@ class PcscReader:
     def __repr__(self) -> str:
         return f"PcscReader({self.name!r})"
 
-    def __enter__(self) -> PcscReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def _release(self) -> None:
         """Release the PC/SC context (and with it any connection still open)."""
-        if self._context is not None:
-            _release_context(self._context)
-            self._context = None  # type: ignore[assignment]
+        _release_context(self._context)
 
     def _event(self, timeout_ms: int, known: int) -> int | None:
         with _pyscard_errors("waiting for the reader", self.name):
@@ -214,27 +206,20 @@ class PcscReader:
             raise NoTagError(f"Tag not removed from reader {self.name!r} within {timeout:g} s")
 
 
-class PcscConnection:
+class PcscConnection(Closeable):
     """A connection to one tag through PC/SC; implements :class:`~tagsmith.encoders.Connection`."""
 
     def __init__(self, reader: str, card: int, protocol: int) -> None:
         self.reader = reader
-        self._card: int | None = card
+        self._card = card
         self._header = _PROTOCOL_HEADER.get(protocol, scard.SCARD_PCI_T1)
 
     def __repr__(self) -> str:
         return f"PcscConnection({self.reader!r})"
 
-    def __enter__(self) -> PcscConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def transceive(self, apdu: bytes) -> tuple[bytes, int]:
         """Send one command APDU; return the response data and status word."""
-        if self._card is None:
-            raise ReaderError("Connection to the tag is closed")
+        self._require_open()
         with _pyscard_errors("talking to the tag", self.reader):
             hresult, response = scard.SCardTransmit(self._card, self._header, list(apdu))
         if hresult != scard.SCARD_S_SUCCESS:
@@ -257,11 +242,9 @@ class PcscConnection:
             _fail(hresult, "reading the ATR", self.reader)
         return bytes(atr)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Disconnect and power the tag down (its volatile session state ends)."""
-        card, self._card = self._card, None
-        if card is not None:
-            try:
-                scard.SCardDisconnect(card, scard.SCARD_UNPOWER_CARD)
-            except (SmartcardException, BaseSCardException):  # tag or service gone: nothing to do
-                pass
+        try:
+            scard.SCardDisconnect(self._card, scard.SCARD_UNPOWER_CARD)
+        except (SmartcardException, BaseSCardException):  # tag or service gone: nothing to do
+            pass

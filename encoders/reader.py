@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from tagsmith import ConfigError, NotFoundError, ReaderError
 
@@ -49,6 +49,32 @@ class ReaderInfo:
                 "atr": self.atr.hex().upper() if self.atr else None}
 
 
+class Closeable:
+    """What every transport's reader and tag connection share, written once: ``close()`` releases
+    the link exactly once (a second call does nothing), ``with`` closes, and a closed connection
+    refuses to be used. A subclass releases its link in :meth:`_release`."""
+
+    closed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _require_open(self) -> None:
+        if self.closed:
+            raise ReaderError("Connection to the tag is closed")
+
+
 @runtime_checkable
 class TagConnection(Connection, Protocol):
     """A Connection to a tag a reader handed out; ``close`` releases it."""
@@ -56,6 +82,10 @@ class TagConnection(Connection, Protocol):
     def get_uid(self) -> bytes: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 @runtime_checkable
@@ -71,6 +101,10 @@ class Reader(Protocol):
     def wait_for_removal(self, timeout: float | None = None) -> None: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def select_reader(names: Iterable[str], wanted: str | None) -> str:

@@ -6,7 +6,7 @@ backend modules (``file``, ``pkcs11``) ever hold a master key.
 
 from .access import init_keystore, keystore_backend, open_keystore
 from .base import KeyProvider, Keystore
-from .model import DIVERSIFICATION_SCHEME, ChipKeys, KeyPolicy, KeyRef, KeySetInfo, SlotRole
+from .model import DIVERSIFICATION_SCHEME, ChipKeys, KeyPolicy, KeyRef, KeySetInfo
 
 __all__ = ["DIVERSIFICATION_SCHEME", "ChipKeys", "KeyPolicy", "KeyProvider", "KeyRef", "KeySetInfo", "Keystore",
-           "SlotRole", "init_keystore", "keystore_backend", "open_keystore"]
+           "init_keystore", "keystore_backend", "open_keystore"]

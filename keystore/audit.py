@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith import KeystoreError, VerificationError
+from tagsmith.atomicfile import append_synced
 
 from .storage import locked
 
 GENESIS = "0" * 64
-OPERATIONS = frozenset({"init", "create", "import", "rotate", "export", "derive-reveal", "unlock-failed"})
+OPERATIONS = frozenset({"init", "create", "import", "rotate", "export", "derive-reveal", "unlock-failed",
+                        "station-key", "bundle-export", "bundle-import"})
 
 
 def utc_now() -> str:
@@ -121,25 +123,10 @@ class AuditLog:
         """Write the records at the end of the log as one write; on any failure cut the log back to ``offset``."""
         data = b"".join(_line(e) + b"\n" for e in entries)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            append_synced(self.path, data, undo_to=offset)
         except OSError as exc:
             raise KeystoreError(f"cannot write the audit log {self.path}: {exc.strerror or exc}; "
                                 "nothing was done") from None
-        try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(28, "No space left on device")
-            os.fsync(fd)
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, offset)  # no torn record left behind
-                os.fsync(fd)
-            except OSError:
-                pass
-            raise KeystoreError(f"cannot write the audit log {self.path}: {exc.strerror or exc}; "
-                                "nothing was done") from None
-        finally:
-            os.close(fd)
         return len(data)
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Protocol
 
 from tagsmith import ConfigError, KeystoreError, NotFoundError, StateError
+from tagsmith.atomicfile import atomic_write
+from tagsmith.keyslots import SLOTS
 
 from .audit import AuditLog, utc_now
 from .diversify import cmac_subkeys, diversification_input, padded_diversification_block
 from .model import (
     MAX_VERSION,
-    SLOTS,
     ChipKeys,
     KeyPolicy,
     KeyRef,
@@ -34,7 +35,7 @@ from .model import (
     check_version,
     fingerprint_from_kcv,
 )
-from .storage import atomic_write, digest, locked, read_bytes
+from .storage import digest, locked, read_bytes
 
 Loc = tuple[str, int, int]  # (key set, slot, version) of one stored master key
 
@@ -96,9 +97,14 @@ class Keystore(ABC):
         """The manifest key's raw 32-byte Ed25519 public key."""
 
     @abstractmethod
+    def station_seed(self, create: bool) -> bytes | None:
+        """The 32-byte secret of this station's X25519 key (keystore.station); made once when ``create``."""
+
+    @abstractmethod
     def _serialise(self) -> bytes:
         """The keystore file's new contents."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release backend resources (token sessions)."""
 
@@ -154,7 +160,9 @@ class Keystore(ABC):
                   uid: bytes | None) -> bytes:
         loc = self._loc(rec, key_set, slot, version)
         if not policy.slots[slot].diversified:
-            return self._resolver_key(policy, loc)
+            if slot not in policy.resolver_slots():
+                raise KeystoreError(f"slot {slot} master keys never leave the keystore")
+            return self._extract_master(loc)
         if uid is None:
             raise ConfigError(f"slot {slot} of {key_set} is diversified per chip: a UID is needed")
         return self._diversify(loc, diversification_input(uid, slot, bytes.fromhex(rec["system_id"])))
@@ -246,26 +254,40 @@ class Keystore(ABC):
 
         return public_pem_from_raw(self._manifest_public_raw())
 
-    def export_for_resolver(self, key_set: str, recipient_public_pem: str, out: Path | None = None) -> bytes:
-        """The resolver's keys (meta-read and file-read masters, all versions), wrapped and signed.
+    # ---- for exports, station bundles and the station key (keystore/export.py, bundle.py, station.py)
+    def export_master(self, key_set: str, slot: int, version: int) -> bytes:
+        """A master's bytes, to be wrapped for a resolver or a station (a token's non-extractable one refuses)."""
+        return self._extract_master(self._loc(self._record(key_set), key_set, slot, version))
 
-        Written atomically to ``out`` (mode 0600) when given; the bytes are returned either way,
-        and only once the export is recorded in the audit log.
-        """
-        from .export import build_export
+    def record_export(self, op: str, fields: dict) -> None:
+        """Audit keys leaving the keystore: once this returns the record is written (else they must not leave)."""
+        self._commit([(op, fields)])
 
-        info = self.info(key_set)
-        masters = {slot: {v.version: self._resolver_key(info.policy, (key_set, slot, v.version)) for v in info.versions[slot]}
-                   for slot in info.policy.resolver_slots()}
-        blob, fields = build_export(info, masters, recipient_public_pem, self.sign_manifest,
-                                    self.manifest_public_key_pem())
-        self._commit([("export", dict(key_set=key_set, out=str(out) if out else None, **fields))])
-        if out is not None:
-            try:
-                atomic_write(Path(out), blob)
-            except OSError as exc:
-                raise KeystoreError(f"cannot write {out}: {exc.strerror or exc}") from None
-        return blob
+    @contextlib.contextmanager
+    def changing(self, records: list[tuple[str, dict]]) -> Iterator[None]:
+        """Steps written together with the audit ``records`` (filled in by the block), or undone together."""
+        with self._transaction():
+            yield
+            self._commit(records)
+
+    def add_key_set_record(self, key_set: str, system_id: str, policy: dict, created: str) -> None:
+        """Within :meth:`changing`: a key set made elsewhere, with no versions yet (kept if it is here)."""
+        empty = {str(s): {"current": 0, "versions": {}} for s in SLOTS}
+        self._meta["key_sets"].setdefault(check_key_set_id(key_set), {
+            "system_id": system_id, "policy": policy, "created": created, "slots": empty})
+
+    def add_imported_version(self, key_set: str, slot: int, version: int, key: bytes) -> str:
+        """Within :meth:`changing`: store a master made elsewhere; returns its fingerprint."""
+        self._add_version(key_set, slot, version, key, "imported")
+        return self._fp_of(key_set, slot, version)
+
+    def station_name(self) -> str | None:
+        """The name this station's key was made under (``keys station-key``), or None before."""
+        return str(self._meta["station"]["name"]) if "station" in self._meta else None
+
+    def name_station(self, name: str) -> None:
+        """Within :meth:`changing`: record the station key's name, once."""
+        self._meta["station"] = {"name": name, "created": utc_now()}
 
     # ---- shared machinery ---------------------------------------------------------------
     def _diversify(self, loc: Loc, m: bytes) -> bytes:
@@ -283,11 +305,6 @@ class Keystore(ABC):
     def _check_value(self, loc: Loc) -> bytes:
         """CMAC(K, 0^16) = E(K, K1): a one-way check value of a master, the source of its fingerprint."""
         return self._encrypt_ecb(loc, self._cmac_subkeys(loc)[0])
-
-    def _resolver_key(self, policy: KeyPolicy, loc: Loc) -> bytes:
-        if loc[1] not in policy.resolver_slots():
-            raise KeystoreError(f"slot {loc[1]} master keys never leave the keystore")
-        return self._extract_master(loc)
 
     def _record(self, key_set: str) -> dict:
         try:

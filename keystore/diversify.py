@@ -6,16 +6,17 @@ for a short M the standard CMAC would differ, so this is built from AES-ECB dire
 
 from __future__ import annotations
 
-from tagsmith.encoders.ntag424 import fastaes
-from tagsmith.encoders.ntag424.crypto import cmac_subkeys_from_l
+from collections.abc import Callable
+
+from tagsmith import fastaes
 
 DIV_CONSTANT_AES128 = 0x01
 MAX_INPUT = 31
 
 
-def cmac_subkeys(encrypt_block) -> tuple[bytes, bytes]:
+def cmac_subkeys(encrypt_block: Callable[[bytes], bytes]) -> tuple[bytes, bytes]:
     """K1 and K2 from L = E(K, 0^16) (NIST SP 800-38B), given the key's block encryption."""
-    return cmac_subkeys_from_l(encrypt_block(bytes(16)))
+    return fastaes.cmac_subkeys_from_l(encrypt_block(bytes(16)))
 
 
 def padded_diversification_block(m: bytes, k1: bytes, k2: bytes) -> bytes:
@@ -27,7 +28,7 @@ def padded_diversification_block(m: bytes, k1: bytes, k2: bytes) -> bytes:
         d, last = d + b"\x80" + bytes(31 - len(d)), k2
     else:
         last = k1
-    return d[:16] + bytes(a ^ b for a, b in zip(d[16:], last))
+    return d[:16] + bytes(a ^ b for a, b in zip(d[16:], last, strict=True))
 
 
 class Diversifier:

@@ -22,21 +22,29 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from Crypto.Cipher import AES, PKCS1_OAEP
 from Crypto.Hash import SHA256
-from Crypto.Protocol.DH import import_x25519_public_key, key_agreement
-from Crypto.Protocol.KDF import HKDF
 from Crypto.PublicKey import ECC, RSA
 from Crypto.Random import get_random_bytes
 
 from tagsmith import ConfigError, KeystoreError, VerificationError
+from tagsmith.atomicfile import atomic_write
 
 from .audit import utc_now
+from .base import Keystore
 from .diversify import diversification_input, diversify_aes128
 from .file import canonical
 from .model import DIVERSIFICATION_SCHEME, KeyPolicy, KeySetInfo
-from .signing import load_ec_key, public_key_fingerprint, verify_manifest
+from .signing import (
+    SIGNATURE_ALGORITHM,
+    load_x25519_key,
+    public_key_fingerprint,
+    verify_manifest,
+    x25519_unwrapping_key,
+    x25519_wrapping_key,
+)
 
 EXPORT_FORMAT, EXPORT_VERSION = "tagsmith-resolver-export", 1
 PAYLOAD_FORMAT = "tagsmith-resolver-keyset"
@@ -72,6 +80,25 @@ class ResolverKeySet:
         return diversify_aes128(master, diversification_input(uid, slot, self.system_id))
 
 
+def export_for_resolver(store: Keystore, key_set: str, recipient_public_pem: str, out: Path | None = None) -> bytes:
+    """The resolver's keys (meta-read and file-read masters, all versions), wrapped and signed.
+
+    Written atomically to ``out`` (mode 0600) when given; the bytes are returned either way,
+    and only once the export is recorded in the audit log.
+    """
+    info = store.info(key_set)
+    masters = {slot: {v.version: store.export_master(key_set, slot, v.version) for v in info.versions[slot]}
+               for slot in info.policy.resolver_slots()}
+    blob, fields = build_export(info, masters, recipient_public_pem, store.sign_manifest, store.manifest_public_key_pem())
+    store.record_export("export", dict(key_set=key_set, out=str(out) if out else None, **fields))
+    if out is not None:
+        try:
+            atomic_write(Path(out), blob)
+        except OSError as exc:
+            raise KeystoreError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return blob
+
+
 def build_export(info: KeySetInfo, masters: Mapping[int, Mapping[int, bytes]], recipient_pem: str,
                  sign: Callable[[bytes], bytes], signer_pem: str) -> tuple[bytes, dict]:
     """The signed, wrapped export file's bytes, and the audit fields describing it."""
@@ -79,12 +106,12 @@ def build_export(info: KeySetInfo, masters: Mapping[int, Mapping[int, bytes]], r
     payload = _payload(info, masters)
     payload_sha256 = hashlib.sha256(payload).hexdigest()
     cek = get_random_bytes(32)
-    header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "key_set": info.key_set, "created": utc_now(),
+    header: dict[str, Any] = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "key_set": info.key_set, "created": utc_now(),
               "payload_sha256": payload_sha256,
               "wrapping": {"scheme": scheme, "recipient_fingerprint": _recipient_fp(recipient),
-                           **_wrap_cek(scheme, recipient, cek)},
+                           **_wrap_cek(recipient, cek)},
               "cipher": {"name": "AES-256-GCM", "nonce": _b64(get_random_bytes(12))},
-              "signer": {"algorithm": "Ed25519", "public_key_fingerprint": public_key_fingerprint(signer_pem)}}
+              "signer": {"algorithm": SIGNATURE_ALGORITHM, "public_key_fingerprint": public_key_fingerprint(signer_pem)}}
     cipher = AES.new(cek, AES.MODE_GCM, nonce=base64.b64decode(header["cipher"]["nonce"]))
     cipher.update(canonical(header))
     body, tag = cipher.encrypt_and_digest(payload)
@@ -110,7 +137,7 @@ def unwrap_export(source: Path | str | bytes, private_key_pem: str, *,
     if wrapping.get("recipient_fingerprint") != _recipient_fp(private.public_key()):
         raise KeystoreError(f"this export is wrapped for resolver key {wrapping.get('recipient_fingerprint')}, "
                             f"not for the key given ({_recipient_fp(private.public_key())})")
-    cek = _unwrap_cek(scheme, private, wrapping)
+    cek = _unwrap_cek(private, wrapping)
     header = {k: v for k, v in doc.items() if k not in ("ciphertext", "tag", "signature")}
     try:
         cipher = AES.new(cek, AES.MODE_GCM, nonce=_unb64(doc["cipher"], "nonce"))
@@ -148,7 +175,7 @@ def _load_any(pem: str) -> tuple[str, RSA.RsaKey | ECC.EccKey]:
             raise ConfigError(f"the resolver's RSA key has {rsa.size_in_bits()} bits; at least {MIN_RSA_BITS} needed")
         return WRAP_RSA, rsa
     try:
-        return WRAP_X25519, load_ec_key(pem, "Curve25519")
+        return WRAP_X25519, load_x25519_key(pem)
     except ConfigError as exc:
         raise ConfigError(f"the resolver key must be an RSA or X25519 PEM key ({exc})") from None
 
@@ -157,28 +184,19 @@ def _recipient_fp(public: RSA.RsaKey | ECC.EccKey) -> str:
     return hashlib.sha256(public.export_key(format="DER")).hexdigest()[:16]
 
 
-def _x25519_kek(z: bytes, eph_raw: bytes, recipient_raw: bytes) -> bytes:
-    return HKDF(z, 32, eph_raw + recipient_raw, SHA256, context=HKDF_INFO)  # type: ignore[return-value]
-
-
-def _wrap_cek(scheme: str, recipient: RSA.RsaKey | ECC.EccKey, cek: bytes) -> dict:
-    if scheme == WRAP_RSA:
+def _wrap_cek(recipient: RSA.RsaKey | ECC.EccKey, cek: bytes) -> dict:
+    if isinstance(recipient, RSA.RsaKey):
         return {"wrapped_key": _b64(PKCS1_OAEP.new(recipient, hashAlgo=SHA256).encrypt(cek))}
-    eph = ECC.generate(curve="Curve25519")
-    eph_raw, rcpt_raw = eph.public_key().export_key(format="raw"), recipient.export_key(format="raw")
-    kek = key_agreement(eph_priv=eph, static_pub=recipient, kdf=lambda z: _x25519_kek(z, eph_raw, rcpt_raw))
+    eph_raw, kek = x25519_wrapping_key(recipient, HKDF_INFO)
     return {"ephemeral_public": _b64(eph_raw), "wrapped_key": _b64(AES.new(kek, AES.MODE_KW).seal(cek))}
 
 
-def _unwrap_cek(scheme: str, private: RSA.RsaKey | ECC.EccKey, wrapping: dict) -> bytes:
+def _unwrap_cek(private: RSA.RsaKey | ECC.EccKey, wrapping: dict) -> bytes:
     try:
         wrapped = _unb64(wrapping, "wrapped_key")
-        if scheme == WRAP_RSA:
+        if isinstance(private, RSA.RsaKey):
             return PKCS1_OAEP.new(private, hashAlgo=SHA256).decrypt(wrapped)
-        eph_raw = _unb64(wrapping, "ephemeral_public")
-        rcpt_raw = private.public_key().export_key(format="raw")
-        kek = key_agreement(static_priv=private, eph_pub=import_x25519_public_key(eph_raw),
-                            kdf=lambda z: _x25519_kek(z, eph_raw, rcpt_raw))
+        kek = x25519_unwrapping_key(private, _unb64(wrapping, "ephemeral_public"), HKDF_INFO)
         return AES.new(kek, AES.MODE_KW).unseal(wrapped)
     except ValueError:
         raise KeystoreError("cannot unwrap the export's key: wrong private key or the file was modified") from None

@@ -18,18 +18,18 @@ import binascii
 import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from Crypto.Cipher import AES
 from Crypto.Protocol.KDF import scrypt
-from Crypto.PublicKey import ECC
 from Crypto.Random import get_random_bytes
-from Crypto.Signature import eddsa
 
 from tagsmith import ConfigError, KeystoreError
 
 from .audit import AuditLog
 from .base import Keystore, Loc
 from .diversify import Diversifier
+from .signing import public_raw_from_seed, sign_with_seed
 from .storage import digest
 
 FORMAT = "tagsmith-keystore"
@@ -57,7 +57,7 @@ def _weakness(text: str) -> str | None:
     for width in range(1, len(text) // 2 + 1):
         if text == (text[:width] * (len(text) // width + 1))[:len(text)]:
             return "the same few characters repeated"
-    steps = {(ord(b) - ord(a)) for a, b in zip(text, text[1:])}
+    steps = {(ord(b) - ord(a)) for a, b in zip(text, text[1:], strict=False)}
     if steps <= {1, -9} or steps <= {-1, 9} or len(steps) == 1:
         return "a run of consecutive characters (like 1234... or abcd...)"
     return None
@@ -98,6 +98,8 @@ class FileKeystore(Keystore):
         self._masters: dict[str, str] = plain["secrets"]["masters"]
         self._diversifiers: dict[str, Diversifier] = {}  # expanded once per master, like the masters themselves
         self._manifest_seed = bytes.fromhex(plain["secrets"]["manifest_seed"])
+        station = plain["secrets"].get("station_seed")  # only once `keys station-key` has made it
+        self._station = bytes.fromhex(station) if station is not None else None
 
     @classmethod
     def create(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N,
@@ -106,7 +108,7 @@ class FileKeystore(Keystore):
         check_passphrase(passphrase)
         if scrypt_n & (scrypt_n - 1) or not MIN_SCRYPT_N <= scrypt_n <= MAX_SCRYPT_N:
             raise ConfigError(f"the scrypt cost N must be a power of two from 2^10 to 2^20, not {scrypt_n}")
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "backend": "file", "kdf": _new_kdf(scrypt_n),
+        header: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "backend": "file", "kdf": _new_kdf(scrypt_n),
                   "cipher": {"name": "AES-256-GCM"}}
         plain = {"meta": {"key_sets": {}},
                  "secrets": {"masters": {}, "manifest_seed": get_random_bytes(32).hex()}}
@@ -164,14 +166,19 @@ class FileKeystore(Keystore):
         self._masters.pop(_name(loc), None)
         self._diversifiers.pop(_name(loc), None)
 
-    def _manifest_key(self) -> ECC.EccKey:
-        return ECC.construct(curve="Ed25519", seed=self._manifest_seed)
-
     def _sign(self, data: bytes) -> bytes:
-        return eddsa.new(self._manifest_key(), "rfc8032").sign(data)
+        return sign_with_seed(self._manifest_seed, data)
 
     def _manifest_public_raw(self) -> bytes:
-        return self._manifest_key().public_key().export_key(format="raw")
+        return public_raw_from_seed(self._manifest_seed)
+
+    def station_seed(self, create: bool) -> bytes | None:
+        if self._station is None and create:
+            self._station = get_random_bytes(32)
+        return self._station
+
+    def close(self) -> None:
+        """Nothing to release: the file was read whole when the keystore was opened."""
 
     def _serialise(self) -> bytes:
         if self._upgrade_with is not None:  # a version-1 keystore: the current format and cost from now on
@@ -181,7 +188,10 @@ class FileKeystore(Keystore):
         header = {**self._header, "cipher": {"name": "AES-256-GCM", "nonce": _b64(get_random_bytes(12))}}
         if self._anchor is not None:
             header["audit"] = self._anchor
-        plain = {"meta": self._meta, "secrets": {"masters": self._masters, "manifest_seed": self._manifest_seed.hex()}}
+        secrets = {"masters": self._masters, "manifest_seed": self._manifest_seed.hex()}
+        if self._station is not None:
+            secrets["station_seed"] = self._station.hex()
+        plain = {"meta": self._meta, "secrets": secrets}
         cipher = AES.new(self._kek, AES.MODE_GCM, nonce=base64.b64decode(header["cipher"]["nonce"]))
         cipher.update(canonical(header))
         body, tag = cipher.encrypt_and_digest(json.dumps(plain).encode())
@@ -224,4 +234,4 @@ def _fields(path: Path, doc: dict) -> tuple[dict, bytes, bytes, bytes]:
 
 def _derive(passphrase: str, kdf: dict) -> bytes:
     secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
-    return scrypt(secret, base64.b64decode(kdf["salt"]), 32, N=kdf["n"], r=kdf["r"], p=kdf["p"])  # type: ignore[return-value]
+    return scrypt(secret, base64.b64decode(kdf["salt"]), 32, N=kdf["n"], r=kdf["r"], p=kdf["p"])

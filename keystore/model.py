@@ -9,55 +9,17 @@ knows the UID (docs/reference/ntag424.md §10.6). Versions 1..255 are ours; 0 is
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tagsmith import ConfigError
+from tagsmith.keyslots import MAX_SYSTEM_ID, SLOTS, SlotRole
 
-SLOTS = range(5)
 MIN_VERSION, MAX_VERSION = 1, 255
-MAX_SYSTEM_ID = 23  # AN10922 allows M up to 31 bytes; UID(7) and slot(1) take 8
 DIVERSIFICATION_SCHEME = "AN10922-AES128 M=UID(7)||slot(1)||system_id; sdm-meta-read shared"
 _KEY_SET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class SlotRole(str, enum.Enum):
-    """What a chip key slot is used for: one vocabulary for key sets, product files, manifests, exports.
-
-    Names say what the chip's access rights bind the key to. A station leaves the NDEF file's Write,
-    ReadWrite and Change rights on key 0, so key 3 guards only the proprietary file 03 (factory rights
-    Read 2 / Write 3 / ReadWrite 3, never changed) and key 4 guards nothing (SetConfiguration is key 0 only).
-    """
-
-    APP_MASTER = "app-master"
-    SDM_META_READ = "sdm-meta-read"
-    SDM_FILE_READ = "sdm-file-read"
-    PROPRIETARY_WRITE = "proprietary-write"
-    SPARE = "spare"
-
-    @classmethod
-    def _missing_(cls, value: object) -> SlotRole | None:
-        """Read the names older key sets, exports and product files hold."""
-        return LEGACY_ROLE_NAMES.get(value) if isinstance(value, str) else None
-
-
-#: Names slots 3 and 4 had before one vocabulary: key sets and exports said ``ndef-write`` / ``spare``,
-#: product files and manifests ``write`` / ``change-config``: key 3 writes neither the NDEF file nor
-#: anything but file 03, and key 4 changes no configuration.
-LEGACY_ROLE_NAMES = {"ndef-write": SlotRole.PROPRIETARY_WRITE, "write": SlotRole.PROPRIETARY_WRITE,
-                     "change-config": SlotRole.SPARE}
-
-
-def slot_role(name: object, where: str = "role") -> SlotRole:
-    """The role a name (current or legacy) means; a ConfigError naming the vocabulary otherwise."""
-    try:
-        return SlotRole(name)
-    except ValueError:
-        names = ", ".join(r.value for r in SlotRole)
-        raise ConfigError(f"{where}: unknown slot role {name!r} (one of: {names})") from None
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ from .access import ENV_PIN
 from .audit import AuditLog
 from .base import Keystore, Loc
 from .file import FORMAT, FORMAT_VERSION, parse_header
+from .signing import ED25519_OID, token_point
 
-ED25519_OID = "1.3.101.112"
+STATION_SEED_LABEL = b"tagsmith station X25519 secret\x00\x00"  # two AES blocks: the 32-byte seed
 
 
 class Pkcs11Keystore(Keystore):
@@ -230,6 +231,24 @@ class Pkcs11Keystore(Keystore):
         for obj in self._objects(self._loc_label(loc)):
             obj.destroy()
 
+    def station_seed(self, create: bool) -> bytes | None:
+        """The station's X25519 secret: AES-ECB of a fixed label under a non-extractable token key.
+
+        Tokens rarely offer X25519 (SoftHSM 2.6 does not), so the token keeps the root of the
+        secret and the X25519 private key exists in memory only while a bundle is unwrapped.
+        """
+        label = self._label("station")
+        with _token_errors("finding the station key"):
+            found = [o for o in self._objects(label) if o.object_class == ObjectClass.SECRET_KEY]
+            if not found and create:
+                found = [self._sess().generate_key(KeyType.AES, 256, store=True, capabilities=MechanismFlag.ENCRYPT,
+                                                   template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                                                             Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+                                                             Attribute.LABEL: label})]
+            if not found:
+                return None
+            return bytes(found[0].encrypt(STATION_SEED_LABEL, mechanism=Mechanism.AES_ECB))
+
     def _generate_manifest_key(self) -> None:
         label = self._label("manifest")
         with _token_errors("generating the Ed25519 manifest key (needs CKM_EC_EDWARDS_KEY_PAIR_GEN)"):
@@ -250,11 +269,8 @@ class Pkcs11Keystore(Keystore):
             return bytes(key.sign(data, mechanism=Mechanism.EDDSA))
 
     def _manifest_public_raw(self) -> bytes:
-        point = bytes(self._manifest_object(ObjectClass.PUBLIC_KEY)[Attribute.EC_POINT])
-        # CKA_EC_POINT is a DER OCTET STRING (04 20 || key) in SoftHSM; some tokens give the bare key.
-        if len(point) == 34 and point[:2] == b"\x04\x20":
-            point = point[2:]
-        if len(point) != 32:
+        point = token_point(bytes(self._manifest_object(ObjectClass.PUBLIC_KEY)[Attribute.EC_POINT]))
+        if point is None:
             raise KeystoreError("the token's manifest public key is not a 32-byte Ed25519 point")
         return point
 

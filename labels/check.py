@@ -148,8 +148,8 @@ def decode_cells(pdf: Path, pages: int, layout: Layout, progress: Progress | Non
     blank: dict[int, int] = {}
     done = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(lambda c: _decode_cell_chunk(pdf, *c, layout, dpi), chunks)
-        for (first, last), (found, empty) in zip(chunks, results):
+        results = pool.map(lambda c: _decode_cell_chunk(pdf, c[0], c[1], layout, dpi), chunks)
+        for (first, last), (found, empty) in zip(chunks, results, strict=True):
             seen.update(found)
             blank.update(empty)
             done += last - first + 1
@@ -190,9 +190,9 @@ def _decode_cell_chunk(pdf: Path, first: int, last: int, layout: Layout,
                     crops.append(crop)
         cells_with_code: set[tuple[int, int]] = set()
         for href, text in _zbar(crops):
-            _, page, cell = Path(href).stem.split("-")
-            found[int(page)][normalise_url(text)] += 1
-            cells_with_code.add((int(page), int(cell)))
+            _, page_text, cell_text = Path(href).stem.split("-")
+            found[int(page_text)][normalise_url(text)] += 1
+            cells_with_code.add((int(page_text), int(cell_text)))
         blank = {page: sum((page, cell) not in cells_with_code for cell in range(layout.per_page)) for page in found}
         return found, blank
 
@@ -227,7 +227,7 @@ def decode_pages(pdf: Path, pages: int, options: tuple[str, ...], only: list[int
     result: dict[int, Counter[str]] = {}
     total, done = sum(last - first + 1 for first, last in chunks), 0
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for (first, last), part in zip(chunks, pool.map(lambda c: _decode_chunk(pdf, c[0], c[1], options), chunks)):
+        for (first, last), part in zip(chunks, pool.map(lambda c: _decode_chunk(pdf, c[0], c[1], options), chunks), strict=True):
             result.update(part)
             done += last - first + 1
             if progress:

@@ -78,7 +78,7 @@ def select_for_print(units: Iterable[tuple[int, LabelData]], serial_range: tuple
 
 def render(labels: Sequence[LabelData], layout: Layout, fmt: str, out: str | Path,
            dpi: int | None = None, *, check: Callable[[Path], Path] = lambda path: path,
-           write: Callable[[Path, bytes], None] = lambda path, data: path.write_bytes(data)) -> RenderResult:
+           write: Callable[[Path, bytes], object] = lambda path, data: path.write_bytes(data)) -> RenderResult:
     """Write labels in one format: a PDF, a ZPL file or printer, or one PNG/SVG preview per label.
 
     Every file goes through ``check`` (all of them before the first is written) and is written with
@@ -113,6 +113,6 @@ def render(labels: Sequence[LabelData], layout: Layout, fmt: str, out: str | Pat
     path = Path(out)
     paths = [path] if len(labels) == 1 else [path.with_name(f"{path.stem}-{d.serial}{path.suffix}") for d in labels]
     checked = [check(p) for p in paths]
-    for data, target_path in zip(labels, checked):
+    for data, target_path in zip(labels, checked, strict=True):
         write(target_path, preview_bytes(data, layout, fmt, dpi=dpi or 300))
     return RenderResult(fmt, tuple(map(str, paths)), len(labels))

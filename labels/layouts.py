@@ -231,7 +231,8 @@ class _Reader:
 
 def _text_line(reader: _Reader, table: dict[str, Any]) -> TextLine:
     reader.only(table, {"text", "x", "y", "size", "bold", "align", "width"}, "text")
-    line = TextLine(text=reader.wrap(lambda t: check_text(t, "text line"), str(table.get("text", ""))), x=reader.num(table, "x", zero=True), y=reader.num(table, "y"),
+    line = TextLine(text=reader.wrap(lambda t: check_text(t, "text line"), str(table.get("text", ""))),
+                    x=reader.num(table, "x", zero=True), y=reader.num(table, "y"),
                     size=reader.num(table, "size", 8.0), bold=bool(table.get("bold", False)),
                     align=str(table.get("align", "left")),
                     width=reader.num(table, "width") if "width" in table else None)

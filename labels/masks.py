@@ -1,4 +1,4 @@
-"""QR mask selection, ~3x faster than segno's own: the 8 candidates by XOR, scored as packed bitmaps.
+"""QR mask selection faster than segno's own (docs/performance.md): the 8 candidates by XOR, scored as packed bitmaps.
 
 Masking flips data modules only, and the format information depends only on the error level and
 the mask, so ``symbol(mask k) = symbol(mask 0) XOR (reference(mask 0) XOR reference(mask k))`` for
@@ -44,7 +44,7 @@ def mask_xors(version: int, error: str) -> tuple[tuple[int, int], ...]:
     """Per mask k, the packed (rows, columns) XOR that turns a mask-0 symbol into its mask-k twin."""
     refs = [segno.make_qr("0", error=error, version=version, mask=k, boost_error=False).matrix for k in range(8)]
     size = len(refs[0])
-    packed = [(pack(row_ints(m), size), pack(row_ints(list(zip(*m))), size)) for m in refs]
+    packed = [(pack(row_ints(m), size), pack(row_ints(list(zip(*m, strict=True))), size)) for m in refs]
     return tuple((packed[0][0] ^ rows, packed[0][1] ^ cols) for rows, cols in packed)
 
 
@@ -85,7 +85,7 @@ def penalty(rows: int, cols: int, size: int) -> int:
 def best_mask(matrix: Sequence[Sequence[int]], version: int, error: str) -> tuple[int, list[int]]:
     """The lowest-penalty mask (ties: the lower number) and the symbol's rows under it, from segno's mask-0 matrix."""
     size = len(matrix)
-    rows0, cols0 = pack(row_ints(matrix), size), pack(row_ints(list(zip(*matrix))), size)
+    rows0, cols0 = pack(row_ints(matrix), size), pack(row_ints(list(zip(*matrix, strict=True))), size)
     scores = [(penalty(rows0 ^ xr, cols0 ^ xc, size), k) for k, (xr, xc) in enumerate(mask_xors(version, error))]
     _, k = min(scores)
     return k, unpack(rows0 ^ mask_xors(version, error)[k][0], size)

@@ -51,7 +51,7 @@ def render_pdf(labels: Sequence[LabelData], layout: Layout, out: str | Path | Bi
     canvas.setTitle(f"tagsmith labels ({layout.name})")
     canvas.setCreator(f"tagsmith {__version__}")
     pages = 0
-    for i, (data, symbol) in enumerate(zip(labels, symbols)):
+    for i, (data, symbol) in enumerate(zip(labels, symbols, strict=True)):
         if i and i % layout.per_page == 0:
             canvas.showPage()
         if i % layout.per_page == 0:

@@ -2,7 +2,8 @@
 
 Positions are millimetres from the label's top-left corner; text is placed by its baseline and
 shrunk (down to ``MIN_TEXT_PT``, then cut with an ellipsis) to stay inside its line's width, using
-Helvetica metrics so every output agrees on the layout.
+Helvetica metrics so every output agrees on the layout. :func:`text_width` is the package's one
+source of those metrics (reportlab's Helvetica AFM widths): the PNG preview sizes its fonts by it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class PlacedLabel:
     logo: Logo | None
 
 
+def text_width(text: str, font: str, size: float) -> float:
+    """Width in mm of ``text`` in a standard PDF font (Helvetica, Helvetica-Bold) at ``size`` points."""
+    return stringWidth(text, font, size) * PT_MM
+
+
 def place_qr(layout: Layout, fit: QrFit, dpi: int | None = None) -> PlacedQr:
     """Centre the symbol (with its quiet zone) in the layout's QR area, on whole dots when ``dpi`` is set."""
     offset = (layout.qr.size - fit.side) / 2
@@ -71,23 +77,23 @@ def _place_text(layout: Layout, line: TextLine, data: LabelData) -> PlacedText |
     font = "Helvetica-Bold" if line.bold else "Helvetica"
     room = line.width if line.width is not None else layout.label_width - line.x - RIGHT_MARGIN_MM
     size = line.size
-    width = stringWidth(text, font, size) * PT_MM
+    width = text_width(text, font, size)
     if width > room:
         size = max(MIN_TEXT_PT, size * room / width)
         text = _cut(text, font, size, room)
-        width = stringWidth(text, font, size) * PT_MM
+        width = text_width(text, font, size)
     x = line.x + (room - width) / 2 if line.align == "center" else line.x
     return PlacedText(text=text, x=x, y=line.y, size=size, bold=line.bold)
 
 
 def _cut(text: str, font: str, size: float, room: float) -> str:
     """Shorten text with an ellipsis until it fits (only when the minimum size is not enough)."""
-    if stringWidth(text, font, size) * PT_MM <= room:
+    if text_width(text, font, size) <= room:
         return text
     keep, over = 1, len(text)  # the longest prefix that fits with "...", by bisection (widths only grow)
     while over - keep > 1:
         mid = (keep + over) // 2
-        if stringWidth(text[:mid] + "...", font, size) * PT_MM > room:
+        if text_width(text[:mid] + "...", font, size) > room:
             over = mid
         else:
             keep = mid

@@ -13,11 +13,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image, ImageDraw, ImageFont
-from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from .layouts import Layout
 from .model import LabelData
-from .place import PT_MM, PlacedLabel, place_label, place_qr
+from .place import PT_MM, PlacedLabel, place_label, place_qr, text_width
 from .qr import QrSymbol, encode
 
 # Liberation Sans has Helvetica's metrics; other fonts are scaled down to the Helvetica width.
@@ -71,7 +70,7 @@ def render_png(data: LabelData, layout: Layout, dpi: int = 300) -> bytes:
     for t in label.texts:
         size = t.size * PT_MM * px
         font = _font(t.bold, size)
-        helvetica = stringWidth(t.text, t.font, t.size) * PT_MM * px
+        helvetica = text_width(t.text, t.font, t.size) * px
         if font.getlength(t.text) > helvetica > 0:
             font = _font(t.bold, size * helvetica / font.getlength(t.text))
         draw.text((t.x * px, t.y * px), t.text, fill=0, anchor="ls", font=font)

@@ -6,12 +6,13 @@ device such as ``/dev/usb/lp0``, or any other path, which is appended to.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 from urllib.parse import urlsplit
 
 from tagsmith import ConfigError
@@ -25,7 +26,7 @@ TIMEOUT_S = 5.0
 class _Closing:
     target: str
 
-    def __enter__(self) -> _Closing:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -40,9 +41,9 @@ class FileSink(_Closing):
 
     def __init__(self, path: str | Path) -> None:
         self.target = str(path)
-        device = self._is_device(Path(path))
+        self._device = self._is_device(Path(path))
         try:
-            self._file: BinaryIO = open(path, "wb" if device else "ab")
+            self._file: BinaryIO = open(path, "wb" if self._device else "ab", buffering=0)
         except OSError as exc:
             raise PrinterError(f"cannot open label printer {self.target}: {exc.strerror or exc}") from None
 
@@ -54,10 +55,16 @@ class FileSink(_Closing):
             return False
 
     def send(self, data: bytes) -> None:
+        """Write ``data``; a failed write to a file is cut back to where it began (no torn label left)."""
+        start = None if self._device else os.fstat(self._file.fileno()).st_size
+        view = memoryview(data)
         try:
-            self._file.write(data)
-            self._file.flush()
+            while view:  # unbuffered: a short write is retried, a failed one raises here and not at close
+                view = view[self._file.write(view):]
         except OSError as exc:
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._file.fileno(), start)
             raise PrinterError(f"writing to label printer {self.target} failed: {exc.strerror or exc}") from None
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import segno
 from segno import consts
@@ -143,7 +144,8 @@ def _shape(segments: Sequence[tuple[str, str]]) -> tuple[tuple[str, int], ...]:
     return tuple((m, len(t.encode("utf-8")) if m == "B" else len(t)) for t, m in segments)
 
 
-def _segno_content(segments: Sequence[tuple[str, str]]) -> list[tuple[str, int]]:
+def _segno_content(segments: Sequence[tuple[str, str]]) -> Any:
+    """The segments as segno takes them, (text, mode) pairs (its annotation names only str, int, bytes)."""
     return [(text, _MODES[mode]) for text, mode in segments]
 
 
@@ -152,7 +154,7 @@ def _version_for(shape: tuple[tuple[str, int], ...], error: str) -> int:
     """The version a segment shape needs; memoised because a batch's URLs share one shape."""
     dummy = [("0" * n if mode == "N" else "A" * n, mode) for mode, n in shape]
     try:
-        return segno.make_qr(_segno_content(dummy), error=error, boost_error=False, mask=0).version
+        return int(segno.make_qr(_segno_content(dummy), error=error, boost_error=False, mask=0).version)
     except segno.DataOverflowError:
         raise ConfigError(f"URL too long for any QR code at level {error} ({sum(n for _, n in shape)} characters)") from None
 
@@ -186,7 +188,7 @@ def _encode_args(args: tuple[str, str, bool]) -> QrSymbol:
 
 
 def encode_many(urls: Sequence[str], error: str = "M", compact: bool = True, workers: int = 1) -> list[QrSymbol]:
-    """Encode many URLs (about 1 ms each); ``workers > 1`` spreads batches of 200+ over processes.
+    """Encode many URLs; ``workers > 1`` spreads batches of 200+ over processes (docs/performance.md).
 
     One process is the default: on the 2-CPU bench machine, 10,000 labels took 20.1 s in one
     process and 21.2 s with two (pickling and pool start-up eat the gain).

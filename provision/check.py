@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tagsmith import NotFoundError, StateError, TagsmithError, VerificationError
-from tagsmith.batches.db import BatchStore, ReplayError
-from tagsmith.batches.gs1 import parse_digital_link
+from tagsmith.batches.gs1 import DigitalLink, parse_digital_link
 from tagsmith.batches.records import DONE
+from tagsmith.batches.store import ReplayError, Store
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import decrypt_picc_data
-from tagsmith.encoders.ntag424.template import compile_template
+from tagsmith.encoders.ntag424.template import RenderedTemplate, compile_template
 from tagsmith.keystore.base import KeyProvider
 
+from .catalog import sun_scheme
 from .encode import EncodeContext, TagRefused, _Tag, identify_tag, verify_as_phone, verify_unit_sun
 
 
@@ -29,11 +31,11 @@ class CheckReport:
     url: str | None = None
     check: str | None = None  # the check that failed: picc, unit, state, url, mac, replay
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def check_connection(store: BatchStore, keys: KeyProvider, connection: Connection, *,
+def check_connection(store: Store, keys: KeyProvider, connection: Connection, *,
                      allow_simulator_signature: bool = False) -> CheckReport:
     """Identify the tag, then verify its SUN as a phone tap; records the counter seen when it checks out."""
     session = Ntag424Session(connection)
@@ -45,7 +47,7 @@ def check_connection(store: BatchStore, keys: KeyProvider, connection: Connectio
     unit = store.unit_by_uid(uid)
     if unit is None:
         return CheckReport(False, "this UID is not a unit in this database", uid_hex)
-    if unit.state not in ("encoded", "verified"):
+    if unit.state not in DONE:
         return CheckReport(False, f"unit is {unit.state}, not encoded", uid_hex, unit.serial, unit.batch_id)
     ctx = EncodeContext.for_batch(store, keys, unit.batch_id, "check", encoding=False,
                                   allow_simulator_signature=allow_simulator_signature)
@@ -59,7 +61,7 @@ def check_connection(store: BatchStore, keys: KeyProvider, connection: Connectio
                        unit.batch_id, counter, url)
 
 
-def check_url(store: BatchStore, keys: KeyProvider, url: str, station: str = "check") -> CheckReport:
+def check_url(store: Store, keys: KeyProvider, url: str, station: str = "check") -> CheckReport:
     """Check a tapped SUN URL exactly as a resolver must (docs/resolver.md), then record its counter.
 
     In order: parse the Digital Link; decrypt the PICC data with the key set's shared meta-read
@@ -78,37 +80,38 @@ def check_url(store: BatchStore, keys: KeyProvider, url: str, station: str = "ch
     if unit is None:
         return CheckReport(False, f"the PICC data names chip {uid_hex}, which is not a unit in this database",
                            uid_hex, url=url, read_counter=counter, check="unit")
-    base = dict(uid=uid_hex, serial=unit.serial, batch=unit.batch_id, url=url, read_counter=counter)
+    base = CheckReport(False, "", uid_hex, unit.serial, unit.batch_id, counter, url)
     if unit.state not in DONE:
-        return CheckReport(False, f"unit {unit.serial} is {unit.state}, not encoded", check="state", **base)
+        return replace(base, reason=f"unit {unit.serial} is {unit.state}, not encoded", check="state")
     ctx = EncodeContext.for_batch(store, keys, unit.batch_id, station, encoding=False)
     rendered = ctx.render(unit.serial)
     wrong = _path_mismatch(link, ctx, unit.serial) or _static_mismatch(url, rendered)
     if wrong:
-        return CheckReport(False, wrong, check="url", **base)
-    result = verify_unit_sun(url, rendered, ctx.chip_keys(unit.uid, unit))
+        return replace(base, reason=wrong, check="url")
+    result = verify_unit_sun(url, rendered, ctx.chip_keys(unit.uid, unit), ctx.template.scheme)
     if not result.cmac_valid or result.uid != uid or result.read_counter != counter:
-        return CheckReport(False, f"SUN MAC does not verify with unit {unit.serial}'s keys", check="mac", **base)
+        return replace(base, reason=f"SUN MAC does not verify with unit {unit.serial}'s keys", check="mac")
     if counter is not None and counter <= unit.last_counter:
-        return CheckReport(False, _replay(counter, unit.last_counter), check="replay", **base)
+        return replace(base, reason=_replay(counter, unit.last_counter), check="replay")
     try:
         if counter is not None:
             store.record_counter(unit.id, counter, source="tag verify --url", station=station, refuse_replay=True)
     except ReplayError as exc:  # another check of the same tap won the race
-        return CheckReport(False, str(exc), check="replay", **base)
-    return CheckReport(True, "valid tap of this unit; its counter is the unit's new floor", **base)
+        return replace(base, reason=str(exc), check="replay")
+    return replace(base, ok=True, reason="valid tap of this unit; its counter is the unit's new floor")
 
 
 def _replay(counter: int, floor: int) -> str:
     return f"replay: read counter {counter} is not above the unit's floor {floor} (a tap already seen)"
 
 
-def _decrypt_picc(store: BatchStore, keys: KeyProvider, link, url: str) -> tuple[bytes, int | None] | CheckReport:
+def _decrypt_picc(store: Store, keys: KeyProvider, link: DigitalLink, url: str) -> tuple[bytes, int | None] | CheckReport:
     """(UID, counter) from the PICC data, with the shared meta-read key of a product version with the link's GTIN."""
     tried = False
     for product in store.product_versions_with_gtin(link.gtin or ""):
-        rendered = compile_template(product.url_template).render(gtin=product.gtin, serial=link.serial or "0",
-                                                                 lot=link.lot or "0")
+        scheme = sun_scheme(product)
+        rendered = compile_template(product.url_template, scheme).render(gtin=product.gtin,
+                                                                         serial=link.serial or "0", lot=link.lot or "0")
         name = rendered.verifier_params().get("picc_param")
         values = [v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if k == name]
         if name is None or len(values) != 1:
@@ -117,7 +120,7 @@ def _decrypt_picc(store: BatchStore, keys: KeyProvider, link, url: str) -> tuple
         meta_slot = next(s.slot for s in product.keys.slots if s.role == "sdm-meta-read")
         meta_key = keys.meta_read_key(product.keys.key_set, product.keys.versions()[meta_slot])
         try:
-            uid, counter = decrypt_picc_data(values[0], meta_key)
+            uid, counter = decrypt_picc_data(values[0], meta_key, scheme)
         except VerificationError:
             continue
         if uid is not None:
@@ -127,7 +130,7 @@ def _decrypt_picc(store: BatchStore, keys: KeyProvider, link, url: str) -> tuple
     return CheckReport(False, f"not a tap of ours: {why}", url=url, check="picc")
 
 
-def _path_mismatch(link, ctx: EncodeContext, serial: str) -> str | None:
+def _path_mismatch(link: DigitalLink, ctx: EncodeContext, serial: str) -> str | None:
     """Why the path does not name this unit (GTIN, serial, lot), or None."""
     for what, got, want in (("GTIN", link.gtin, ctx.product.gtin), ("serial", link.serial, serial),
                             ("lot", link.lot, ctx.lot if link.lot is not None else None)):
@@ -136,7 +139,7 @@ def _path_mismatch(link, ctx: EncodeContext, serial: str) -> str | None:
     return None
 
 
-def _static_mismatch(url: str, rendered) -> str | None:
+def _static_mismatch(url: str, rendered: RenderedTemplate) -> str | None:
     """Why the URL is not the unit's template outside the chip's mirrors (scheme, host, path, parameters), or None."""
     expected = rendered.url
     if len(url) != len(expected):
@@ -154,7 +157,7 @@ def _static_mismatch(url: str, rendered) -> str | None:
     return None
 
 
-def _masked(rendered) -> str:
+def _masked(rendered: RenderedTemplate) -> str:
     """The unit's URL with each mirror shown as dots: what a tap must look like."""
     url = list(rendered.url)
     start = len(rendered.ndef_file) - len(rendered.url)

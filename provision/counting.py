@@ -25,6 +25,8 @@ def command_name(apdu: bytes) -> str:
     """A readable name for a C-APDU (GetVersion's continuation frames keep their parent's name)."""
     if len(apdu) < 2:
         return "?"
+    if apdu[:2] == b"\x90\x71" and len(apdu) > 7 and apdu[6] and apdu[7] & 0x02:
+        return "AuthenticateLRPFirst"  # PCDcap2.1 bit 1 asks for LRP (docs/reference/lrp.md §4)
     table = _NATIVE_NAMES if apdu[0] == 0x90 else _ISO_NAMES
     return table.get(apdu[1], f"{apdu[0]:02X}{apdu[1]:02X}")
 

@@ -16,16 +16,19 @@ from importlib import resources
 from pathlib import Path
 
 from tagsmith import TagsmithError
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.manifest import export_manifest
 from tagsmith.batches.product import load_product
 from tagsmith.batches.records import DONE
+from tagsmith.batches.store import Store, open_store
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME, init_keystore
+from tagsmith.keystore.signing import MANIFEST_VERIFIER, SIGNATURE_ALGORITHM
 
 from ..workspace import Workspace
 from . import station
+from .catalog import create_batch, register_product
 from .encode import EncodeContext, Outcome, process_tag
+from .epcis_flow import export_epcis
 from .labelling import UnitLabels
 from .qa import QaSession, scan_simulated
 from .qa_plan import create_plan, release_check
@@ -46,6 +49,7 @@ class DemoReport:
     summary: station.Summary | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     manifest: Path | None = None
+    epcis: Path | None = None
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
     tap_url: str | None = None
@@ -64,6 +68,8 @@ class DemoReport:
                 out.append(f"{env} {home} tag verify --url '{self.tap_url}'")
         if self.manifest:
             out.append(f"{home} manifest verify {self.manifest}")
+        if self.epcis:
+            out.append(f"{home} epcis export --batch {self.batch_id} --out {self.epcis} --force")
         if any(line.startswith("foreign tag") for line in self.lines):  # its refusal is on record
             out.append(f"{home} tag refusals")
         pdf = self.home / "exports" / f"{self.batch_id}.labels.pdf"
@@ -75,7 +81,8 @@ class DemoReport:
     def to_dict(self) -> dict:
         summary = self.summary.to_dict() if self.summary else {}
         return {"home": str(self.home), "product": self.product_id, "batch": self.batch_id, "station": summary,
-                "manifest": str(self.manifest) if self.manifest else None, "lines": self.lines,
+                "manifest": str(self.manifest) if self.manifest else None,
+                "epcis": str(self.epcis) if self.epcis else None, "lines": self.lines,
                 "seconds": round(self.seconds, 2), "commands": self.commands()}
 
 
@@ -106,9 +113,9 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
     keystore.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
     say(f"keystore with key set {product.keys.key_set} (passphrase {DEMO_PASSPHRASE!r} and scrypt cost "
         f"N=2^{DEMO_SCRYPT_N.bit_length() - 1} instead of 2^17: demo only)")
-    with BatchStore(ws.database) as store:
-        store.add_product(product)
-        batch = store.create_batch(product.id, units, lot="DEMO-LOT-1", line="demo-line")
+    with open_store(ws) as store:
+        register_product(store, product)
+        batch = create_batch(store, product.id, units, lot="DEMO-LOT-1", line="demo-line")
         report.product_id, report.batch_id = product.id, batch.id
         say(f"product {product.id} ({product.name}), batch {batch.id} of {units} units")
         ctx = EncodeContext.for_batch(store, keystore, batch.id, DEMO_STATION, allow_simulator_signature=True)
@@ -117,7 +124,7 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
         for event in station.run(ctx, source):
             if isinstance(event, station.Summary):
                 report.summary = event
-            else:
+            elif isinstance(event, Outcome):  # the demo's own SQLite file never goes away
                 report.outcomes.append(event)
                 on_tag(event)
         say(f"station: {report.summary.done} units encoded and verified as a phone would" if report.summary else "")
@@ -133,8 +140,14 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
                                    sdm_layout=ctx.render(first.serial).sdm_layout(),
                                    diversification=DIVERSIFICATION_SCHEME, qa=release_check(store, batch.id))
         report.manifest = exported.path
-        verify_manifest(exported.path, keystore.manifest_public_key_pem())
-        line = f"manifest {exported.path.name}: {exported.units} units, released by QA, Ed25519-signed, verified"
+        verify_manifest(exported.path, keystore.manifest_public_key_pem(), verifier=MANIFEST_VERIFIER)
+        line = (f"manifest {exported.path.name}: {exported.units} units, released by QA, {SIGNATURE_ALGORITHM}-signed, "
+                "verified")
+        say(line)
+        report.lines.append(line)
+        epcis = export_epcis(store, batch.id, ws.exports / f"{batch.id}.epcis.jsonld")
+        report.epcis = epcis.path
+        line = f"EPCIS {epcis.path.name}: " + ", ".join(f"{n} {step}" for step, n in epcis.events.items())
         say(line)
         report.lines.append(line)
     report.seconds = time.perf_counter() - started
@@ -159,7 +172,7 @@ def foreign_tag(ctx: EncodeContext, seed: int | None, say: Callable[[str], None]
     return line
 
 
-def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int | None,
+def run_qa(store: Store, keystore, ws: Workspace, batch_id: str, seed: int | None,
            say: Callable[[str], None]) -> str:
     """ISO 2859-1 plan for the batch, then an inspector's scan of each sample unit: chip and door label."""
     plan = create_plan(store, batch_id, seed=seed)
@@ -175,7 +188,7 @@ def run_qa(store: BatchStore, keystore, ws: Workspace, batch_id: str, seed: int 
     return line
 
 
-def resolver_taps(store: BatchStore, keystore, pool: SimChipPool, outcomes: list[Outcome],
+def resolver_taps(store: Store, keystore, pool: SimChipPool, outcomes: list[Outcome],
                   say: Callable[[str], None]) -> str:
     """One unit tapped and checked as the resolver would, then the same URL again: a replay, refused.
 
@@ -196,7 +209,7 @@ def resolver_taps(store: BatchStore, keystore, pool: SimChipPool, outcomes: list
     return line
 
 
-def genuine_labels(store: BatchStore, batch_id: str, serials: list[str]) -> list[str]:
+def genuine_labels(store: Store, batch_id: str, serials: list[str]) -> list[str]:
     """The door-label URLs the batch's labels carry for ``serials`` (the demo's stand-in scanner)."""
     labels = UnitLabels(store.batch_product(batch_id), store.batch(batch_id).lot)
     return [labels.label(s).url for s in serials]
@@ -206,10 +219,10 @@ def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:
     """Tap the last encoded simulated unit as a phone would (the URL its chip gives now)."""
     from tagsmith.encoders.ntag424.session import Ntag424Session
 
-    done = [o for o in outcomes if o.personalised and o.uid]
-    if not done:
+    uids = [o.uid for o in outcomes if o.personalised and o.uid]
+    if not uids:
         return None
-    chip = pool.load(bytes.fromhex(done[-1].uid))
+    chip = pool.load(bytes.fromhex(uids[-1]))
     chip.place()
     url = Ntag424Session(chip).read_ndef_as_phone()
     chip.remove()
@@ -217,7 +230,7 @@ def phone_tap(pool: SimChipPool, outcomes: list[Outcome]) -> str | None:
     return url
 
 
-def print_labels(store: BatchStore, ctx: EncodeContext, ws: Workspace, batch_id: str,
+def print_labels(store: Store, ctx: EncodeContext, ws: Workspace, batch_id: str,
                  say: Callable[[str], None]) -> list[str]:
     """Door labels for the batch as one PDF, each recorded, then decoded back and compared (if zbar is here)."""
     from tagsmith.labels import jobs

@@ -3,25 +3,30 @@
 Round trips for a factory-fresh tag (each 5-15 ms of radio time on a real reader):
 select 1, GetVersion 3, Read_Sig 1, AuthenticateEV2First 2, WriteData 1, ChangeFileSettings 1,
 WriteData of the CC's NDEF write access byte 1, ChangeKey x5, ReadData (the SUN read) 1 = 16.
+An LRP product's fresh tag adds the switch inside the factory-key AES session, SetConfiguration
+option 05 1, AuthenticateLRPFirst 2, and a second NDEF WriteData 1 (48 characters of PICC data make
+the file 16 bytes longer than one tear-safe frame holds) = 20 (see :mod:`.factory_session`).
 A UID the database has never seen needs no GetKeyVersion probe: the one factory-key
 authentication says fresh or foreign, and a chip that refuses it is recorded so that no station
 ever tries it again. Slots 1-4 are proven changed by
 the chip's MACed ChangeKey responses, slots 1-2 again by the SUN verifying with our keys, key 0
 by its ChangeKey status. Every step the chip confirms is journaled, committed with the
-placement's outcome in one transaction (see :class:`~tagsmith.batches.db.StepJournal`).
+placement's outcome in one transaction (see :class:`~tagsmith.batches.store.StepJournal`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from tagsmith import ChipError, ConfigError, StateError, VerificationError
-from tagsmith.batches.db import BatchStore, StepJournal, check_station_name
 from tagsmith.batches.product import Product
-from tagsmith.batches.records import Unit
+from tagsmith.batches.records import BatchState, Unit, UnitState
+from tagsmith.batches.store import StepJournal, Store, check_station_name
 from tagsmith.encoders.connection import Connection, TagRemovedError
-from tagsmith.encoders.ntag424.errors import AuthenticationDelayError, AuthenticationError, PermissionDeniedError
+from tagsmith.encoders.ntag424.channel import SecureMessaging
 from tagsmith.encoders.ntag424.files import (
     CC_FILE_NO,
     CC_NDEF_WRITE_ACCESS_OFFSET,
@@ -32,29 +37,35 @@ from tagsmith.encoders.ntag424.files import (
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.encoders.ntag424.sun import SunResult, SunVerifier
+from tagsmith.encoders.ntag424.sunscheme import SunScheme
 from tagsmith.encoders.ntag424.template import RenderedTemplate, SunTemplate
 from tagsmith.keystore.base import KeyProvider
 from tagsmith.keystore.model import ChipKeys, check_same_system_id
 
+from .catalog import check_fits_chip
 from .counting import CountingConnection
+from .factory_session import TagRefused, authenticate_once, lrp_switch_journaled, switch_to_lrp
 from .plan import FACTORY_VERSION, Decision, KnownUnit, Verdict, decide
 
 FACTORY_KEY = bytes(16)
 
 
-class TagRefused(StateError):
-    """The tag is set aside without being written: foreign, counterfeit, or not for this batch."""
+class TagResult(StrEnum):
+    """What one placement at a station came to."""
 
-    def __init__(self, message: str, uid: bytes = b"") -> None:
-        super().__init__(message)
-        self.uid = uid  # the chip's UID when it was read before the refusal (for the operator)
+    ENCODED = "encoded"  # a fresh chip personalised and verified
+    RESUMED = "resumed"  # an interrupted chip finished and verified
+    VERIFIED = "verified"  # a unit already encoded, verified again
+    REFUSED = "refused"  # set aside without being written
+    FAILED = "failed"  # the chip or a check failed this placement
+    TORN = "torn"  # the tag left the field mid-way; it resumes when placed again
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one tag, for the operator, the JSON event stream and the benchmarks."""
 
-    result: str  # encoded | resumed | verified | refused | failed | torn
+    result: TagResult
     uid: str | None
     serial: str | None
     reason: str
@@ -68,9 +79,9 @@ class Outcome:
     @property
     def personalised(self) -> bool:
         """This placement finished writing the chip (fresh or resumed): a unit to label."""
-        return self.result in ("encoded", "resumed")
+        return self.result in (TagResult.ENCODED, TagResult.RESUMED)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"event": "tag", "result": self.result, "uid": self.uid, "serial": self.serial,
                 "reason": self.reason, "apdus": self.apdus, "ms": round(self.seconds * 1000, 2),
                 "io_ms": round(self.io_seconds * 1000, 2), "read_counter": self.read_counter, "url": self.url}
@@ -80,7 +91,7 @@ class Outcome:
 class EncodeContext:
     """Everything the per-tag procedure needs, resolved once per station run."""
 
-    store: BatchStore
+    store: Store
     keys: KeyProvider
     product: Product
     batch_id: str
@@ -90,7 +101,7 @@ class EncodeContext:
     template: SunTemplate = field(init=False)
 
     @classmethod
-    def for_batch(cls, store: BatchStore, keys: KeyProvider, batch_id: str, station: str, *,
+    def for_batch(cls, store: Store, keys: KeyProvider, batch_id: str, station: str, *,
                   allow_simulator_signature: bool = False, encoding: bool = True) -> EncodeContext:
         """The context for one batch: the exact product version and lot it was created with.
 
@@ -98,7 +109,7 @@ class EncodeContext:
         allocation and encoding only, so a closed batch is refused only to a station.
         """
         batch = store.batch(batch_id)
-        if encoding and batch.state != "open":
+        if encoding and batch.state != BatchState.OPEN:
             raise StateError(f"batch {batch.id} is {batch.state}: no station may encode for it")
         return cls(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch.id,
                    station=station, lot=batch.lot, allow_simulator_signature=allow_simulator_signature)
@@ -106,7 +117,7 @@ class EncodeContext:
     def __post_init__(self) -> None:
         check_station_name(self.station)  # before the first tag, not when its first event is recorded
         # before any tag: a batch recorded before product add / batch create made this check
-        self.template = self.product.check_fits_chip(self.lot)
+        self.template = check_fits_chip(self.product, self.lot)
         self.versions = self.product.keys.versions()
         self._check_key_policy()
 
@@ -193,23 +204,6 @@ def _check_serial_left(ctx: EncodeContext) -> None:
                          "(only its interrupted tags can still be placed)")
 
 
-def authenticate_once(store: BatchStore, session: Ntag424Session, uid: bytes, key: bytes, station: str,
-                      what: str) -> None:
-    """The tag's one authentication with key 0; a refusal is recorded and the tag set aside.
-
-    ``what`` says what a refusal means for this tag, for the operator.
-    A chip counts failed authentications and blocks key 0 for good at its limit, so a chip that
-    refuses the key (91AE), is already delaying wrong-key attempts (91AD) or runs LRP (919D) is
-    remembered by UID and never authenticated by any station again. Any other status (a memory
-    error, an aborted exchange) is no verdict on the key: it fails this placement only.
-    """
-    try:
-        session.authenticate_ev2_first(0, key)
-    except (AuthenticationError, AuthenticationDelayError, PermissionDeniedError) as exc:
-        store.record_auth_failure(uid, 0, f"{exc.sw:04X}", station)
-        raise TagRefused(f"{what} (status {exc.sw:04X}): set aside, never authenticated again") from None
-
-
 def personalise(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     """Write NDEF, SDM settings and the CC's write byte, change keys 1-4, then key 0, journaling each step.
 
@@ -256,13 +250,14 @@ def _change_slot(s: Ntag424Session, keys: ChipKeys, slot: int, probe: bool) -> b
     return True
 
 
-def verify_unit_sun(url: str, rendered: RenderedTemplate, keys: ChipKeys) -> SunResult:
-    """Verify a SUN URL with one unit's keys and its template's parameter names.
+def verify_unit_sun(url: str, rendered: RenderedTemplate, keys: ChipKeys, scheme: SunScheme) -> SunResult:
+    """Verify a SUN URL with one unit's keys, its template's parameter names and its chip's SUN scheme.
 
     A verifier of its own per call: the file-read key is diversified per chip, so caching
     verifiers by key would never hit and would keep every recent chip's key in memory.
     """
-    verifier = SunVerifier(meta_key=keys.meta_read_key, file_key=keys.file_read_key, **rendered.verifier_params())
+    verifier = SunVerifier(meta_key=keys.meta_read_key, file_key=keys.file_read_key, scheme=scheme,
+                           **rendered.verifier_params())
     return verifier.verify(url)
 
 
@@ -275,7 +270,7 @@ def verify_as_phone(ctx: EncodeContext, tag: _Tag) -> tuple[str, int]:
     if not rendered.matches_file(file_bytes):
         raise VerificationError(f"{unit.serial}: the NDEF on the tag is not this unit's URL")
     url = rendered.url_in_file(file_bytes)
-    result = verify_unit_sun(url, rendered, keys)
+    result = verify_unit_sun(url, rendered, keys, ctx.template.scheme)
     if not result.cmac_valid:
         raise VerificationError(f"{unit.serial}: SUN MAC does not verify with the unit's keys")
     if result.uid is not None and result.uid != tag.uid:
@@ -293,18 +288,26 @@ def _start(ctx: EncodeContext, tag: _Tag, fresh: bool) -> None:
     A fresh tag gets its serial only once the chip has accepted the factory key, so a foreign
     chip never burns one. The allocation's fsync overlaps the NDEF, settings and CC writes, which a
     fresh placement simply redoes; :func:`personalise` waits for it before the first key change.
+    An LRP product's chip is switched to LRP before any write unless it runs LRP already (a resumed
+    tag: its journal, or its 919D to AES authentication, says so).
     """
     what = ("not in this database and the chip refused the factory key 0" if tag.unit is None
             else f"{tag.unit.serial}: the chip refused the factory key 0")
-    authenticate_once(ctx.store, tag.session, tag.uid, FACTORY_KEY, ctx.station, what)
+    lrp = ctx.product.lrp
+    switched = lrp and not fresh and tag.unit is not None and lrp_switch_journaled(ctx.store, tag.unit.id)
+    mode = authenticate_once(ctx.store, tag.session, tag.uid, FACTORY_KEY, ctx.station, what, lrp=lrp,
+                             switched=switched)
     if fresh:
-        reset = tag.unit is not None and tag.unit.state == "voided"
+        reset = tag.unit is not None and tag.unit.state == UnitState.VOIDED
         tag.unit = ctx.store.allocate_unit(ctx.batch_id, tag.uid, ctx.station, after_reset=reset,
                                            start_encoding=True, overlap_sync=True)
     else:
         assert tag.unit is not None
         ctx.store.start_encoding(tag.unit.id, ctx.station)
     tag.journal = ctx.store.step_journal(tag.unit.id, ctx.station)
+    if lrp and mode is SecureMessaging.AES:
+        switch_to_lrp(ctx.store, tag.session, tag.uid, FACTORY_KEY, tag.journal, ctx.station,
+                      f"{tag.unit.serial}: the chip switched to LRP refused the factory key 0")
 
 
 def _flush_journal(tag: _Tag) -> None:
@@ -326,7 +329,7 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
     tag = _Tag(Ntag424Session(counting))
     started = time.perf_counter()
 
-    def outcome(result: str, reason: str, url: str | None = None, counter: int | None = None) -> Outcome:
+    def outcome(result: TagResult, reason: str, url: str | None = None, counter: int | None = None) -> Outcome:
         return Outcome(result, tag.uid.hex().upper() or None, tag.unit.serial if tag.unit else None, reason,
                        counting.count, tuple(counting.commands), time.perf_counter() - started, url, counter,
                        counting.seconds)
@@ -334,7 +337,7 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
     try:
         decision = identify(ctx, tag)
         if decision.verdict in (Verdict.FOREIGN, Verdict.REFUSED):
-            return outcome("refused", decision.reason)
+            return outcome(TagResult.REFUSED, decision.reason)
         if decision.writes:
             _start(ctx, tag, fresh=decision.verdict is Verdict.FRESH)
         assert tag.unit is not None
@@ -344,16 +347,17 @@ def process_tag(ctx: EncodeContext, connection: Connection) -> Outcome:
         url, counter = verify_as_phone(ctx, tag)
         if decision.verdict is Verdict.COMPLETE:
             tag.unit = ctx.store.mark_verified(tag.unit.id, counter, ctx.station)
-            return outcome("verified", decision.reason, url, counter)
+            return outcome(TagResult.VERIFIED, decision.reason, url, counter)
         versions = dict(enumerate(tag.keys.versions))
         tag.unit = ctx.store.mark_encoded(tag.unit.id, versions, counter, ctx.station, journal=tag.journal)
-        result = "encoded" if decision.verdict is Verdict.FRESH else "resumed"
-        return outcome(result, decision.reason if result == "resumed" else "personalised and verified", url, counter)
+        if decision.verdict is Verdict.FRESH:
+            return outcome(TagResult.ENCODED, "personalised and verified", url, counter)
+        return outcome(TagResult.RESUMED, decision.reason, url, counter)
     except TagRefused as exc:
-        return outcome("refused", str(exc))
+        return outcome(TagResult.REFUSED, str(exc))
     except TagRemovedError as exc:
-        return outcome("torn", str(exc))
+        return outcome(TagResult.TORN, str(exc))
     except (ChipError, VerificationError, StateError) as exc:
-        return outcome("failed", str(exc))
+        return outcome(TagResult.FAILED, str(exc))
     finally:  # torn, failed, Ctrl-C: what the chip confirmed is journaled (after `encoded`, nothing is left)
         _flush_journal(tag)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.gs1 import UnitUrls
 from tagsmith.batches.product import Product
+from tagsmith.batches.store import Store
 from tagsmith.labels.layouts import load_layout
 from tagsmith.labels.model import LabelData
 from tagsmith.labels.printer import print_zpl
@@ -28,7 +28,7 @@ class UnitLabels:
 class StationLabeller:
     """ZPL for one unit at a time to a file, device or tcp://HOST:9100 printer."""
 
-    def __init__(self, store: BatchStore, product: Product, target: str, layout: str | None, dpi: int,
+    def __init__(self, store: Store, product: Product, target: str, layout: str | None, dpi: int,
                  lot: str | None = None) -> None:
         self.store, self.target, self.dpi = store, target, dpi
         self.labels = UnitLabels(product, lot)

@@ -13,7 +13,8 @@ import os
 import stat
 from pathlib import Path
 
-from tagsmith import ConfigError
+from tagsmith import ConfigError, TagsmithError
+from tagsmith.atomicfile import atomic_write
 
 from ..workspace import Workspace
 
@@ -36,9 +37,6 @@ def check_output(path: str | os.PathLike[str], workspace: Workspace, *, force: b
 
 def write_file(path: Path, data: bytes) -> None:
     """Write a checked output atomically (temp file, fsync, rename), private to the user (0600)."""
-    from tagsmith import TagsmithError
-    from tagsmith.keystore.storage import atomic_write
-
     if not path.parent.is_dir():  # a mistyped folder is bad input, not something to create
         raise ConfigError(f"cannot write {path}: No such file or directory (no folder {path.parent})")
     try:

@@ -10,11 +10,14 @@ tried again). At most one authentication follows, with the one key the facts nam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
+
+from tagsmith.batches.records import DONE, UnitState
 
 FACTORY_VERSION = 0x00
 
-class Verdict(str, Enum):
+
+class Verdict(StrEnum):
     FRESH = "fresh"            # not ours yet: the factory key authenticates, then a serial and personalise
     RESUME = "resume"          # ours, key 0 still factory: authenticate with it and finish
     VERIFY = "verify"          # ours, key 0 changed: everything written, verify as a phone
@@ -29,7 +32,7 @@ class KnownUnit:
 
     batch_id: str
     serial: str
-    state: str  # allocated | encoding | encoded | verified | voided
+    state: UnitState
     key_version: int
 
 
@@ -53,18 +56,18 @@ def decide(*, key0_version: int | None, unit: KnownUnit | None, batch_id: str, t
         return Decision(Verdict.FRESH, "factory-fresh")
     if key0_version is None:
         raise ValueError("a tag the database knows is decided by its key 0 version")
-    if unit.state == "voided":
+    if unit.state == UnitState.VOIDED:
         if key0_version == FACTORY_VERSION:
             return Decision(Verdict.FRESH, f"reset after {unit.serial} was voided: encoding under a new serial")
         return Decision(Verdict.REFUSED, f"serial {unit.serial} was voided; reset the tag before reuse")
     if unit.batch_id != batch_id:
         return Decision(Verdict.REFUSED, f"tag belongs to batch {unit.batch_id} (serial {unit.serial})")
     if key0_version == FACTORY_VERSION:
-        if unit.state in ("encoded", "verified"):
+        if unit.state in DONE:
             return Decision(Verdict.REFUSED, f"recorded encoded as {unit.serial} but key 0 is factory: quarantine")
         return Decision(Verdict.RESUME, f"interrupted {unit.serial}: resuming")
     if key0_version == unit.key_version:
-        if unit.state in ("encoded", "verified"):
+        if unit.state in DONE:
             return Decision(Verdict.COMPLETE, f"already encoded as {unit.serial}")
         return Decision(Verdict.VERIFY, f"{unit.serial} keyed before the tear: verifying")
     return Decision(Verdict.REFUSED,

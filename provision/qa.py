@@ -10,83 +10,41 @@ Results and decisions are stored by the batch store; this module writes no SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tagsmith import ChipError, ConfigError, StateError, VerificationError
-from tagsmith.batches.db import BatchStore, utc_now
-from tagsmith.batches.gs1 import DigitalLinkError, parse_digital_link
-from tagsmith.batches.qarecords import QaDecisionRecord, QaPlanRecord, QaResultRecord
-from tagsmith.batches.records import DONE
+from tagsmith import StateError
+from tagsmith.batches.qarecords import QaDecision, QaDecisionRecord, QaPlanRecord, QaResultRecord
+from tagsmith.batches.records import Unit
+from tagsmith.batches.store import Store, utc_now
 from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.ntag424.originality import Signer, verify_originality
-from tagsmith.encoders.ntag424.session import Ntag424Session
-from tagsmith.encoders.ntag424.template import url_from_ndef_file
+from tagsmith.encoders.ntag424.sun import SunResult
 from tagsmith.keystore.base import KeyProvider
 
-from .encode import EncodeContext, verify_unit_sun
+from .encode import EncodeContext
+from .qa_checks import (
+    Check,
+    ChipReading,
+    ExpectedChip,
+    check_counter,
+    check_label,
+    check_originality,
+    check_sample,
+    check_sun,
+    check_uid,
+    check_unit,
+    parse_link,
+    read_chip,
+)
 from .qa_plan import as_sampling_plan, current_user, switching_state
 from .sampling import Inspection
 
+if TYPE_CHECKING:  # the simulator loads only for simulated scans
+    from .simpool import SimChipPool
+
 
 # ---------------------------------------------------------------- one unit
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool | None  # None: not run (an earlier check made it impossible)
-    detail: str
-    key: str | None = None  # originality: whose key verified the signature (a Signer value)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {"name": self.name, "passed": self.passed, "detail": self.detail}
-        return data if self.key is None else {**data, "key": self.key}
-
-
-_ORIGINALITY_DETAIL = {
-    Signer.NXP: "NXP originality signature valid",
-    Signer.SIMULATOR: "simulator test signature valid (a simulated chip, accepted on request)",
-    Signer.NONE: "originality signature does not verify: counterfeit or not an NXP chip",
-}
-
-#: How reports name the key that verified an originality signature (a check's ``key``).
-SIGNER_NAMES = {Signer.NXP.value: "NXP", Signer.SIMULATOR.value: "simulator test key"}
-
-@dataclass(frozen=True)
-class ChipReading:
-    """What QA read off the chip: UID, signature verdict, the NDEF URL (None if unreadable)."""
-
-    uid: bytes
-    signer: Signer  # whose key verified the originality signature (NONE: none did)
-    file_bytes: bytes | None
-    url: str | None
-    error: str | None = None
-
-    @property
-    def originality(self) -> bool:
-        return self.signer is not Signer.NONE
-
-
-def read_chip(connection: Connection, *, allow_simulator_signature: bool = False) -> ChipReading:
-    """Identify the chip and read its NDEF as a phone does (this tap advances the SUN counter).
-
-    Tag-removed and reader errors propagate (the inspector taps again); a chip that answers
-    wrongly is a reading with an error, which fails the unit.
-    """
-    session = Ntag424Session(connection)
-    session.select_application()
-    uid = session.get_version().uid
-    try:
-        signer = verify_originality(uid, session.read_sig(), allow_simulator=allow_simulator_signature).signer
-    except ChipError:
-        signer = Signer.NONE
-    try:
-        file_bytes = session.read_ndef_unauthenticated()
-        url = url_from_ndef_file(file_bytes)
-    except (ChipError, ConfigError, VerificationError, ValueError) as exc:
-        return ChipReading(uid, signer, None, None, f"NDEF unreadable: {exc}")
-    return ChipReading(uid, signer, file_bytes, url)
-
-
 @dataclass(frozen=True)
 class UnitInspection:
     """The checks of one scan; ``serial`` is the sample unit it counts for when ``counted``."""
@@ -116,15 +74,6 @@ class UnitInspection:
                 "read_counter": self.read_counter, "checks": [c.to_dict() for c in self.checks]}
 
 
-def _dl(url: str | None, what: str) -> tuple[Any, str | None]:
-    if not url:
-        return None, f"no {what} URL"
-    try:
-        return parse_digital_link(url), None
-    except DigitalLinkError as exc:
-        return None, f"{what} URL is not a GS1 Digital Link: {exc}"
-
-
 @dataclass(frozen=True)
 class Tally:
     sample_size: int
@@ -134,12 +83,12 @@ class Tally:
     defects: int
 
     @property
-    def decision(self) -> str | None:
+    def decision(self) -> QaDecision | None:
         """reject once defects reach Re; accept once the whole sample is in with at most Ac."""
         if self.defects >= self.reject:
-            return "reject"
+            return QaDecision.REJECT
         if self.inspected >= self.sample_size and self.defects <= self.accept:
-            return "accept"
+            return QaDecision.ACCEPT
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,7 +101,7 @@ class Tally:
 class QaSession:
     """Scanning the sample of one batch's plan; resumes from the results already recorded."""
 
-    store: BatchStore
+    store: Store
     keys: KeyProvider
     batch_id: str
     station: str | None = None
@@ -160,7 +109,7 @@ class QaSession:
     inspector: str | None = None  # who scans; None: the OS login
 
     def __post_init__(self) -> None:
-        self.inspector = self.inspector or current_user()
+        self.scanned_by = self.inspector or current_user()
         self.store.batch(self.batch_id)  # an unknown batch is not found, not "without a plan"
         plan = self.store.qa_plan(self.batch_id)
         if plan is None:
@@ -217,102 +166,52 @@ class QaSession:
         return inspection
 
     def check(self, reading: ChipReading, label_url: str) -> UnitInspection:
-        """All checks of one chip reading and one label line (the only side effect: a verified counter raises the unit's floor)."""
-        checks: list[Check] = []
-        add = lambda name, ok, detail: checks.append(Check(name, ok, detail))  # noqa: E731
-        uid_hex = reading.uid.hex().upper()
-        checks.append(Check("originality", reading.originality, _ORIGINALITY_DETAIL[reading.signer],
-                            reading.signer.value if reading.originality else None))
+        """Every check of one chip reading and one label line, in report order.
 
+        The only side effect: a verified counter raises the unit's floor.
+        """
         unit = self.store.unit_by_uid(reading.uid)
-        if unit is None:
-            add("unit", False, f"chip {uid_hex} is not a unit of this database (foreign chip)")
-        elif unit.batch_id != self.batch_id:
-            add("unit", False, f"chip {uid_hex} is unit {unit.serial} of batch {unit.batch_id}, not {self.batch_id}")
-        elif unit.state not in DONE:
-            add("unit", False, f"chip {uid_hex} is unit {unit.serial}, which is {unit.state}, not encoded")
-        else:
-            add("unit", True, f"chip {uid_hex} is unit {unit.serial}")
-        known = checks[-1].passed and unit is not None
-
-        chip_dl, chip_dl_error = _dl(reading.url, "chip")
-        counter, sun_uid = None, None
-        if reading.error or not known:
-            add("sun", None, reading.error or "no keys for an unknown chip")
-            add("uid", None, "SUN not verified")
-        else:
-            assert unit is not None and reading.url is not None
-            rendered = self.context.render(unit.serial)
-            try:
-                sun = verify_unit_sun(reading.url, rendered, self.context.chip_keys(reading.uid, unit))
-            except (VerificationError, ConfigError) as exc:
-                add("sun", False, f"SUN URL malformed: {exc}")
-            else:
-                counter, sun_uid = sun.read_counter, sun.uid
-                if sun.cmac_valid and counter is not None and sun_uid in (None, reading.uid):  # raise the replay floor
-                    self.store.record_counter(unit.id, counter, source="qa", station=self.station)
-                add("sun", sun.cmac_valid, "SUN MAC valid with the unit's keys" if sun.cmac_valid
-                    else "SUN MAC does not verify with the unit's diversified keys")
-            static_ok = reading.file_bytes is not None and rendered.matches_file(reading.file_bytes)
-            names_unit = chip_dl is not None and chip_dl.serial == unit.serial and chip_dl.gtin == self.product.gtin
-            if checks[-1].passed is not True:
-                add("uid", None, "SUN not verified")
-            elif sun_uid is not None and sun_uid != reading.uid:
-                add("uid", False, f"SUN names UID {sun_uid.hex().upper()}, the chip is {uid_hex}")
-            elif not (static_ok and names_unit):
-                add("uid", False, f"the chip's URL is not unit {unit.serial}'s URL"
-                    + (f" (it names serial {chip_dl.serial})" if chip_dl is not None else ""))
-            else:
-                add("uid", True, f"SUN and URL name unit {unit.serial}, UID {uid_hex}")
-
-        if counter is None or checks[-1].passed is not True:
-            add("counter", None, "no verified read counter")
-        else:
-            assert unit is not None
-            previous = max(unit.last_counter, self.store.qa_last_counter(unit.id) or 0)
-            add("counter", counter > previous, f"read counter {counter} > {previous}" if counter > previous
-                else f"read counter {counter} not above {previous} recorded before: replayed or cloned chip data")
-
-        label_dl, label_error = _dl(label_url, "label")
-        if label_error:
-            add("label", False, label_error)
-        elif chip_dl is None:
-            add("label", None, chip_dl_error or "no chip URL to compare")
-        elif (label_dl.gtin, label_dl.serial) != (chip_dl.gtin, chip_dl.serial):
-            add("label", False, f"label names GTIN {label_dl.gtin} serial {label_dl.serial}, the chip GTIN "
-                f"{chip_dl.gtin} serial {chip_dl.serial}: cloned or swapped label")
-        elif label_dl.lot is not None and chip_dl.lot is not None and label_dl.lot != chip_dl.lot:
-            add("label", False, f"label lot {label_dl.lot} differs from the chip's lot {chip_dl.lot}")
-        else:
-            add("label", True, f"label and chip name serial {chip_dl.serial}")
-
-        # which sample unit this scan inspects: the chip's unit, else the unit the label names
-        candidates = [unit.serial if unit is not None and unit.batch_id == self.batch_id else None,
-                      label_dl.serial if label_dl is not None else None]
-        serial = next((s for s in candidates if s in self.sample), None)
-        note = ""
-        if serial is None:
-            named = next((s for s in candidates if s), None)
-            add("sample", False, f"{named or 'this unit'} is not in the sample of plan {self.plan.id}")
-            serial = named
-        else:
-            add("sample", True, f"{serial} is in the sample")
-            if serial in self.inspected:
-                note = f"{serial} was already inspected; this scan does not count"
-        counted = checks[-1].passed is True and not note
+        unit_check = check_unit(unit, reading.uid, self.batch_id)
+        expected = self._expected(reading.uid, unit) if unit is not None and unit_check.passed and not reading.error \
+            else None
+        sun_check, sun = check_sun(reading, expected)
+        if sun is not None and expected is not None:
+            self._raise_floor(expected.unit, reading.uid, sun)
+        chip, label = parse_link(reading.url, "chip"), parse_link(label_url, "label")
+        uid_check = check_uid(reading, sun, expected, chip.parsed)
+        verified_counter = sun.read_counter if sun is not None and uid_check.passed else None
+        in_batch = unit.serial if unit is not None and unit.batch_id == self.batch_id else None
+        sample_check, serial, note = check_sample((in_batch, label.parsed.serial if label.parsed else None),
+                                                  self.sample, self.inspected, self.plan.id)
+        checks = (check_originality(reading), unit_check, sun_check, uid_check,
+                  check_counter(verified_counter, expected.floor if expected is not None else 0),
+                  check_label(label, chip), sample_check)
         target = unit if unit is not None and unit.serial == serial else self.store.unit_by_serial(serial) if serial else None
-        return UnitInspection(serial, target.id if target else None, reading.uid, tuple(checks), reading.url,
-                              label_url or None, counter if _passed(checks, "sun") else None, counted, note)
+        return UnitInspection(serial, target.id if target else None, reading.uid, checks, reading.url, label_url or None,
+                              sun.read_counter if sun is not None else None, sample_check.passed is True and not note,
+                              note)
+
+    def _expected(self, uid: bytes, unit: Unit) -> ExpectedChip:
+        """What the chip of ``unit`` must show, and the counter floor recorded for it by stations and by QA."""
+        floor = max(unit.last_counter, self.store.qa_last_counter(unit.id) or 0)
+        return ExpectedChip(unit, self.context.render(unit.serial), self.context.chip_keys(uid, unit),
+                            self.product.gtin, floor, self.context.template.scheme)
+
+    def _raise_floor(self, unit: Unit, uid: bytes, sun: SunResult) -> None:
+        """A verified SUN that names this chip (or no UID) raises the unit's replay floor to its counter."""
+        if sun.read_counter is not None and sun.uid in (None, uid):
+            self.store.record_counter(unit.id, sun.read_counter, source="qa", station=self.station)
 
     def label_unit(self, label_url: str) -> tuple[str | None, str | None]:
         """The sample unit a label names by its content: (serial, None), or (serial or None, why it is a defect)."""
-        label_dl, error = _dl(label_url, "label")
-        if label_dl is None:
-            return None, f"{error}: it matches no unit of batch {self.batch_id}"
+        label = parse_link(label_url, "label")
+        if label.parsed is None:
+            return None, f"{label.error}: it matches no unit of batch {self.batch_id}"
+        label_dl = label.parsed
         if label_dl.gtin != self.product.gtin:
             return None, (f"label names GTIN {label_dl.gtin}, not {self.product.gtin} of product {self.product.id}: "
                           f"it matches no unit of batch {self.batch_id}")
-        unit = self.store.unit_by_serial(label_dl.serial)
+        unit = self.store.unit_by_serial(label_dl.serial) if label_dl.serial else None
         if unit is None or unit.batch_id != self.batch_id:
             return None, f"label names serial {label_dl.serial}, which is no unit of batch {self.batch_id}"
         if unit.serial not in self.sample:
@@ -336,7 +235,7 @@ class QaSession:
             uid=inspection.uid, passed=inspection.passed, counted=inspection.counted, reason=inspection.reason,
             checks=[c.to_dict() for c in inspection.checks], chip_url=inspection.chip_url,
             label_url=inspection.label_url, read_counter=inspection.read_counter, station=self.station,
-            inspector=self.inspector)
+            inspector=self.scanned_by)
         self.results.append(result)
         if self.tally.decision is not None:
             self.decide()
@@ -348,23 +247,19 @@ class QaSession:
             raise StateError(f"no decision yet: {tally.inspected} of {tally.sample_size} inspected, "
                              f"{tally.defects} defect(s)")
         record = QaDecisionRecord(self.plan.id, self.batch_id, tally.decision, tally.defects, tally.inspected,
-                                  utc_now(), self.inspector)
+                                  utc_now(), self.scanned_by)
         switching = None
         before = switching_state(self.store, self.plan.product_id)
         if not self.plan.resubmission and Inspection(before.inspection) is not Inspection.DISCONTINUED:
-            switching = before.after_lot(as_sampling_plan(self.plan), tally.defects, tally.decision == "accept")
+            switching = before.after_lot(as_sampling_plan(self.plan), tally.defects, tally.decision == QaDecision.ACCEPT)
         self.store.record_qa_decision(record, switching.to_dict() if switching else None, expected_lots=before.lots)
         self.decided = record
         return record
 
 
-def _passed(checks: list[Check], name: str) -> bool:
-    return any(c.name == name and c.passed for c in checks)
-
-
 # ---------------------------------------------------------------- simulated sample (demo, --sim)
-def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
-    """Scan simulated sample units from ``pool`` (a SimChipPool), in the order their labels come.
+def scan_simulated(session: QaSession, pool: SimChipPool, labels: Iterable[str | None]) -> Iterator[UnitInspection]:
+    """Scan simulated sample units from ``pool``, in the order their labels come.
 
     Without a physical unit in hand, the label line is what says which unit the inspector picked
     up: it is matched to a unit by its content (GTIN + serial), in any order, and that unit's chip
@@ -387,7 +282,9 @@ def scan_simulated(session: QaSession, pool: Any, labels: Any) -> Any:
             yield session.record_label_only(label, serial, f"label of {serial} scanned again: a repeat, not counted",
                                             counted=False)
         else:
-            chip = pool.load(session.store.unit_by_serial(serial).uid)
+            unit = session.store.unit_by_serial(serial) if serial else None
+            assert unit is not None  # a label without a defect names a unit of the batch
+            chip = pool.load(unit.uid)
             chip.place()
             try:
                 yield session.inspect(chip, label)

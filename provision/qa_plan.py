@@ -12,9 +12,9 @@ import uuid
 from typing import Any
 
 from tagsmith import ConfigError, StateError
-from tagsmith.batches.db import BatchStore, utc_now
-from tagsmith.batches.qarecords import QaPlanRecord
+from tagsmith.batches.qarecords import QaDecision, QaPlanRecord
 from tagsmith.batches.records import DONE, Unit
+from tagsmith.batches.store import Store, utc_now
 
 from .sampling import SamplingPlan, SwitchingState, draw_sample, normalise_aql, normalise_level, plan_for
 
@@ -30,18 +30,18 @@ def current_user() -> str:
 
 
 # ---------------------------------------------------------------- plans
-def lot_units(store: BatchStore, batch_id: str) -> list[Unit]:
+def lot_units(store: Store, batch_id: str) -> list[Unit]:
     """The lot QA samples from: the batch's encoded and verified units, in allocation order."""
     return list(store.units(batch_id, DONE))
 
 
-def switching_state(store: BatchStore, product_id: str) -> SwitchingState:
+def switching_state(store: Store, product_id: str) -> SwitchingState:
     """The product's ISO 2859-1 switching state across its batches (normal when none was recorded)."""
     store.product_record(product_id)  # NotFoundError for an unknown product
     return SwitchingState.from_json(store.qa_switching(product_id))
 
 
-def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingState:
+def record_corrective_action(store: Store, product_id: str) -> SwitchingState:
     """After discontinuation, record the supplier's corrective action: sampling resumes at tightened."""
     current = switching_state(store, product_id)
     resumed = current.corrective_action()
@@ -49,7 +49,7 @@ def record_corrective_action(store: BatchStore, product_id: str) -> SwitchingSta
     return resumed
 
 
-def create_plan(store: BatchStore, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
+def create_plan(store: Store, batch_id: str, *, aql: str | float | None = None, level: str | None = None,
                 inspection: str | None = None, seed: int | None = None, new: bool = False,
                 user: str | None = None, incomplete_reason: str | None = None) -> QaPlanRecord:
     """The batch's QA plan: the recorded one, or a new one drawn and recorded now.
@@ -99,9 +99,8 @@ def as_sampling_plan(record: QaPlanRecord) -> SamplingPlan:
                         record.reject, record.via_arrow)
 
 
-
 # ---------------------------------------------------------------- release gate
-def release_check(store: BatchStore, batch_id: str) -> dict[str, Any]:
+def release_check(store: Store, batch_id: str) -> dict[str, Any]:
     """The manifest header's ``qa`` field for an accepted batch; StateError when QA has not accepted it."""
     store.batch(batch_id)  # an unknown batch is not found, not "without QA"
     plan = store.qa_plan(batch_id)
@@ -111,24 +110,24 @@ def release_check(store: BatchStore, batch_id: str) -> dict[str, Any]:
         raise StateError(f"batch {batch_id} has no QA plan or decision{hint}")
     if decision is None or decision.plan_id != plan.id:
         raise StateError(f"batch {batch_id} has no QA decision yet (plan {plan.id}){hint}")
-    if decision.decision != "accept":
+    if decision.decision != QaDecision.ACCEPT:
         raise StateError(f"batch {batch_id} was rejected by QA (plan {plan.id}: {decision.defects} defect(s), "
                          f"reject at {plan.reject}){hint}")
     size = len(lot_units(store, batch_id))
     if size != plan.lot_size:
         raise StateError(f"batch {batch_id} has {size} encoded units, QA sampled a lot of {plan.lot_size}: "
                          f"draw a new plan (tagsmith qa plan --batch {batch_id} --new){hint}")
-    return {"decision": "accept", "plan_id": plan.id, "aql": plan.aql, "level": plan.level,
+    return {"decision": QaDecision.ACCEPT, "plan_id": plan.id, "aql": plan.aql, "level": plan.level,
             "sample_size": plan.sample_size, "defects": decision.defects, "decided_at": decision.decided_at,
             "decided_by": decision.decided_by}
 
 
-def release_override(store: BatchStore, batch_id: str, reason: str | None, user: str | None = None) -> dict[str, Any]:
+def release_override(store: Store, batch_id: str, reason: str | None, user: str | None = None) -> dict[str, Any]:
     """The header's ``qa`` field for a release without accepted QA (recorded once exported)."""
     if not reason or not reason.strip():
         raise ConfigError("--without-qa needs --reason TEXT (it is recorded in the manifest and the database)")
     store.batch(batch_id)
     decision = store.qa_decision(batch_id)
-    return {"decision": "override", "reason": reason.strip(), "by": user or current_user(), "at": utc_now(),
+    return {"decision": QaDecision.OVERRIDE, "reason": reason.strip(), "by": user or current_user(), "at": utc_now(),
             "qa_decision": decision.decision if decision else None,
             "plan_id": decision.plan_id if decision else None}

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tagsmith import ConfigError
-from tagsmith.batches.db import BatchStore, utc_now
 from tagsmith.batches.qarecords import QaDecisionRecord, QaOverrideRecord, QaPlanRecord, QaResultRecord
-from tagsmith.batches.records import Batch
+from tagsmith.batches.records import Batch, Unit
+from tagsmith.batches.store import Store, utc_now
 
 from .outputs import write_file
-from .qa import SIGNER_NAMES
+from .qa_checks import SIGNER_NAMES
 from .qa_plan import current_user
 
 BUCKETS = 24
@@ -58,6 +58,13 @@ def _parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
+def _line_event(unit: Unit) -> tuple[str, bool] | None:
+    """(when, voided) of the unit's last event on the line: its voiding, else its encoding; None before both."""
+    if unit.voided_at:
+        return unit.voided_at, True
+    return (unit.encoded_at, False) if unit.encoded_at else None
+
+
 def encode_timeline(times: list[tuple[str, bool]], buckets: int = BUCKETS) -> tuple[TimeBucket, ...]:
     """(timestamp, voided) pairs -> equal time buckets from the first to the last event."""
     if not times:
@@ -74,13 +81,12 @@ def encode_timeline(times: list[tuple[str, bool]], buckets: int = BUCKETS) -> tu
                  for i, (e, v) in enumerate(counts))
 
 
-def build_report(store: BatchStore, batch_id: str, user: str | None = None) -> QaReport:
+def build_report(store: Store, batch_id: str, user: str | None = None) -> QaReport:
     batch = store.batch(batch_id)
     product = store.batch_product(batch_id)
     plan = store.qa_plan(batch_id)
     results = tuple(store.qa_results(plan.id)) if plan else ()
-    times = [(u.voided_at, True) if u.voided_at else (u.encoded_at, False)
-             for u in store.units(batch_id) if u.encoded_at or u.voided_at]
+    times = [event for unit in store.units(batch_id) if (event := _line_event(unit)) is not None]
     return QaReport(batch, product.name, plan, results, store.qa_decision(batch_id),
                     tuple(store.qa_overrides(batch_id)), encode_timeline(times), utc_now(), user or current_user())
 
@@ -160,8 +166,8 @@ def _pdf(report: QaReport, out: BinaryIO) -> None:
     story.append(Table([[k, Paragraph(esc(v), styles["BodyText"])] for k, v in _plan_rows(report)],
                        colWidths=[35 * mm, 140 * mm], style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
     colour = {"ACCEPT": colors.darkgreen, "REJECT": colors.red}.get(report.verdict, colors.black)
-    story += [Spacer(1, 3 * mm), Paragraph(f'<font color="{colour.hexval()}"><b>Decision: {esc(_decision_text(report))}</b></font>',
-                                           styles["Heading3"])]
+    decision = f'<font color="{colour.hexval()}"><b>Decision: {esc(_decision_text(report))}</b></font>'
+    story += [Spacer(1, 3 * mm), Paragraph(decision, styles["Heading3"])]
     for o in report.overrides:
         story.append(Paragraph(esc(f"Released without QA acceptance {o.at} by {o.by}: {o.reason}"
                                    + (f" (manifest {o.manifest_id})" if o.manifest_id else "")), styles["BodyText"]))

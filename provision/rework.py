@@ -4,7 +4,8 @@ Never guesses a key: the tag must be a unit in the database, and key 0's version
 without authentication) names the one key tried: the unit's diversified key 0 at the version
 the record holds, or the factory key when a previous reset tore after key 0 was already zeroed.
 The unit is voided before the first change, so its serial stays burnt however the reset ends;
-a torn reset is finished by running it again. Key 0 is changed last.
+a torn reset is finished by running it again. Key 0 is changed last. An LRP product's chip is
+refused: the switch to LRP is for good, so no reset could make it a factory chip again.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tagsmith import ConfigError
-from tagsmith.batches.db import BatchStore
+from tagsmith.batches.records import UnitState
+from tagsmith.batches.store import Store
 from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.ntag424.files import KEY_FREE, NDEF_FILE_NO, NDEF_FILE_SIZE, AccessRights, CommMode, FileSettings
+from tagsmith.encoders.ntag424 import CommMode
+from tagsmith.encoders.ntag424.files import KEY_FREE, NDEF_FILE_NO, NDEF_FILE_SIZE, AccessRights, FileSettings
 from tagsmith.encoders.ntag424.session import Ntag424Session
 from tagsmith.keystore.base import KeyProvider
 
 from .counting import CountingConnection
-from .encode import FACTORY_KEY, TagRefused, authenticate_once, identify_tag, write_cc_ndef_access
+from .encode import FACTORY_KEY, identify_tag, write_cc_ndef_access
+from .factory_session import TagRefused, authenticate_once
 from .plan import FACTORY_VERSION
 
 #: File 02 as delivered ("00 E0EE"): CommMode plain, read/write/read-write free, change key 0, no SDM.
@@ -36,7 +40,7 @@ class ResetResult:
     commands: tuple[str, ...]
 
 
-def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, station: str = "rework",
+def reset_tag(store: Store, keys: KeyProvider, connection: Connection, *, station: str = "rework",
               reason: str = "reset to factory for rework", allow_simulator_signature: bool = False) -> ResetResult:
     """Reset the tag on ``connection`` to factory state and void its unit; TagRefused for anything not ours.
 
@@ -53,6 +57,9 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
     if failure is not None:
         raise TagRefused(f"{unit.serial}: {failure.describe()}")
     product = store.batch_product(unit.batch_id)
+    if product.lrp:  # the database's record: AES authentication would only be answered 919D
+        raise TagRefused(f"{unit.serial}: an LRP chip cannot go back to AES (the switch is for good): "
+                         "refusing to reset it")
     versions = unit.key_versions or product.keys.versions()
     if any(versions[slot] == FACTORY_VERSION for slot in range(5)):
         raise ConfigError(f"{unit.serial}: a slot of this product uses version 00, indistinguishable from factory")
@@ -64,7 +71,7 @@ def reset_tag(store: BatchStore, keys: KeyProvider, connection: Connection, *, s
         key0 = FACTORY_KEY  # an earlier reset (or encode) stopped before key 0 changed
     else:
         raise TagRefused(f"{unit.serial}: key 0 version {key0_version:02X} is not the recorded {versions[0]:02X}")
-    if unit.state != "voided":
+    if unit.state != UnitState.VOIDED:
         store.void_unit(unit.id, reason, station)  # journal first: the serial is burnt from here on
     authenticate_once(store, s, uid, key0, station, f"{unit.serial}: the chip refused key 0")
     s.change_file_settings(NDEF_FILE_NO, FACTORY_NDEF_SETTINGS)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
+from typing import Any
 
 from tagsmith import ConfigError, StateError
 
 LEVELS = ("S-1", "S-2", "S-3", "S-4", "I", "II", "III")
 LETTERS = "ABCDEFGHJKLMNPQR"  # I and O are not used (Table I)
-SAMPLE_SIZES = dict(zip(LETTERS, (2, 3, 5, 8, 13, 20, 32, 50, 80, 125, 200, 315, 500, 800, 1250, 2000)))
+SAMPLE_SIZES = dict(zip(LETTERS, (2, 3, 5, 8, 13, 20, 32, 50, 80, 125, 200, 315, 500, 800, 1250, 2000), strict=True))
 
 # Table I: (lot_min, lot_max, code letters for S-1 S-2 S-3 S-4 I II III)
 _TABLE_I: tuple[tuple[int, int | None, str], ...] = (
@@ -46,7 +47,7 @@ AQLS = tuple(_TABLE_II_A)
 _AC_SERIES = (0, 1, 2, 3, 5, 7, 10, 14, 21)
 
 
-class Inspection(str, Enum):
+class Inspection(StrEnum):
     NORMAL = "normal"
     TIGHTENED = "tightened"
     REDUCED = "reduced"
@@ -77,7 +78,7 @@ class SamplingPlan:
     def hundred_percent(self) -> bool:
         return self.sample_size == self.lot_size
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"lot_size": self.lot_size, "level": self.level, "aql": self.aql, "inspection": self.inspection,
                 "code_letter": self.code_letter, "plan_letter": self.plan_letter,
                 "table_sample_size": self.table_sample_size, "sample_size": self.sample_size,
@@ -237,13 +238,13 @@ class SwitchingState:
             raise StateError(f"sampling is not discontinued (it is {self.inspection})")
         return SwitchingState(Inspection.TIGHTENED.value, (), 0, 0, self.lots)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"inspection": self.inspection, "recent": list(self.recent), "score": self.score,
                 "rejected_on_tightened": self.rejected_on_tightened, "lots": self.lots,
                 "reduced_eligible": self.reduced_eligible}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> SwitchingState:
+    def from_json(cls, data: dict[str, Any] | None) -> SwitchingState:
         if not data:
             return cls()
         return cls(data["inspection"], tuple(bool(x) for x in data["recent"]), int(data["score"]),

@@ -9,7 +9,7 @@ A record is one ``write`` of ``length, CRC-32, JSON``: a process killed mid-comm
 the whole record or, at worst, a torn tail that fails its length or CRC and is ignored (the chip
 keeps its last committed state, as an interrupted NVM write keeps the old value on silicon).
 Appending costs one system call; a temp file and a rename per command cost a file creation each,
-about fifty times as much (``bench/station.py --pool-tags``). A journal is rewritten to its last
+many times as much (docs/performance.md, ``bench/station.py --pool-tags``). A journal is rewritten to its last
 record (temp file + rename) when a process first writes it and every ``COMPACT_AFTER`` records.
 Nothing is fsynced: a simulated chip only has to outlive its process, and the page cache belongs to
 the kernel. Temp files carry their writer's pid, so one left by a killed run is swept when the pool
@@ -26,6 +26,7 @@ import zlib
 from pathlib import Path
 
 from tagsmith import StateError
+from tagsmith.atomicfile import atomic_write
 from tagsmith.encoders.connection import TagRemovedError
 from tagsmith.encoders.simulator import NvState, SimulatedNtag424
 
@@ -106,15 +107,8 @@ class SimChipPool:
 
     def _rewrite(self, uid: bytes, record: bytes) -> None:
         """Replace the chip's journal by one record (temp file + rename) and keep it open to append."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{uid.hex().upper()}"
-        try:
-            with open(tmp, "wb", opener=_private) as out:  # a buffered write is all or an error
-                out.write(record)
-            os.replace(tmp, self.path(uid))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path(uid), record, temp=tmp, durable=False)
         old = self._journals.pop(uid, None)
         if old is not None:
             os.close(old[0])
@@ -142,11 +136,6 @@ def _last_record(data: bytes) -> bytes:
     if last is None:
         raise StateError("a simulated chip's file holds no whole record (damaged: remove it from sim-chips)")
     return last
-
-
-def _private(path: str, flags: int) -> int:
-    """Open for :func:`open` with mode 0600 (a chip file holds keys)."""
-    return os.open(path, flags, 0o600)
 
 
 def _alive(pid: int) -> bool:

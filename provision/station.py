@@ -1,7 +1,17 @@
 """The encoding station loop: tags in, recorded outcomes out, as a stream of events.
 
-The loop knows nothing of rich or the terminal: it yields :class:`Outcome` per tag and a
+The loop knows nothing of rich or the terminal: it yields :class:`Outcome` per tag, a
+:class:`DatabaseEvent` when a line's shared database goes away and when it is back, and a
 :class:`Summary` at the end; the CLI draws them (or prints them as JSON lines).
+
+A database that goes away mid-run (the server stopped, the network cut) stops the station: it
+takes no new tag, retries the connection with backoff and carries on by itself. The tag in the
+field when it went away ends as ``torn`` ("place it again"), as a lifted tag does, once the database
+is back: nothing was written to it before its unit's allocation committed (a chip's first key
+changes only after it), so placed again it is either still factory-fresh and gets a serial then,
+or its unit is on record (also when the commit's answer was lost) and it resumes, or verifies if
+its closing record had committed. The steps of the attempt the outage cut short are not
+journaled; the next placement finds them done on the chip (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -9,20 +19,26 @@ from __future__ import annotations
 import random as _random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tagsmith.batches.records import DONE, IN_PROGRESS
+from tagsmith.batches.store import DatabaseUnreachable, Store
 from tagsmith.encoders.connection import Connection
-from tagsmith.encoders.reader import Reader
+from tagsmith.encoders.reader import Reader, TagConnection
 
-from .encode import EncodeContext, Outcome, process_tag
+from .encode import EncodeContext, Outcome, TagResult, process_tag
 
 if TYPE_CHECKING:  # the simulator loads only for simulated runs
+    from tagsmith.encoders.simulator import SimulatedNtag424
+
     from .simpool import SimChipPool
 
-DONE_RESULTS = ("encoded", "resumed", "verified")
+DONE_RESULTS = (TagResult.ENCODED, TagResult.RESUMED, TagResult.VERIFIED)
+RETRY_FIRST, RETRY_MAX = 0.25, 4.0  # seconds between attempts to reach a lost database: doubled up to the max
+T = TypeVar("T")
 
 
 class TagSource(Protocol):
@@ -59,7 +75,7 @@ class Summary:
     def done(self) -> int:
         return sum(self.counts.get(r, 0) for r in DONE_RESULTS)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         per_min = 60 * self.done / self.seconds if self.seconds else 0.0
         return {"event": "summary", "counts": self.counts, "tags": self.tags, "done": self.done,
                 "seconds": round(self.seconds, 3), "per_minute": round(per_min, 1),
@@ -68,6 +84,54 @@ class Summary:
                 "interrupted": self.interrupted,
                 "batch_complete": None if self.complete is None else
                 {"done": self.complete[0], "quantity": self.complete[1]}}
+
+
+@dataclass(frozen=True)
+class DatabaseEvent:
+    """The line's database became unreachable (the station waits) or is back (it carries on)."""
+
+    state: str  # "unreachable" or "back"
+    reason: str
+    waited: float = 0.0  # seconds without the database, when it is back
+
+    def to_dict(self) -> dict[str, Any]:
+        event: dict[str, Any] = {"event": "database", "state": self.state, "reason": self.reason}
+        if self.state == "back":
+            event["waited_s"] = round(self.waited, 2)
+        return event
+
+
+def wait_for_database(store: Store, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Reconnect until the database answers, backing off from RETRY_FIRST to RETRY_MAX; the seconds it took."""
+    started, delay = time.monotonic(), RETRY_FIRST
+    while True:
+        sleep(delay)
+        try:
+            store.reconnect()
+            return time.monotonic() - started
+        except DatabaseUnreachable:
+            delay = min(2 * delay, RETRY_MAX)
+
+
+def outage(store: Store, exc: DatabaseUnreachable) -> Iterator[DatabaseEvent]:
+    """Report the database gone, wait until it is back, report that."""
+    yield DatabaseEvent("unreachable", str(exc))
+    yield DatabaseEvent("back", "database reachable again", wait_for_database(store))
+
+
+def through_outages(store: Store, step: Callable[[], T]) -> Generator[DatabaseEvent, None, T]:
+    """Run ``step`` until it gets through; each database outage in between is waited out and reported."""
+    while True:
+        try:
+            return step()
+        except DatabaseUnreachable as exc:
+            yield from outage(store, exc)
+
+
+def cut_by_outage(seconds: float) -> Outcome:
+    """The tag in the field when the database went away: to be placed again, as a lifted one."""
+    return Outcome(TagResult.TORN, None, None, "the database went away during this tag: place it again",
+                   0, (), seconds)
 
 
 def batch_complete(ctx: EncodeContext) -> tuple[int, int] | None:
@@ -85,25 +149,31 @@ def batch_complete(ctx: EncodeContext) -> tuple[int, int] | None:
 
 
 def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
-        on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | Summary]:
+        on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | DatabaseEvent | Summary]:
     """Process tags until ``count`` units are done, the batch is complete, the source runs dry, or Ctrl-C.
 
     Ctrl-C between tags stops at once; during a tag, the steps the chip confirmed are journaled
     before it stops, and the unit stays recorded as interrupted and resumes next time. A batch
     with every serial allocated and no unit left to finish ends the session before the next
     placement (:attr:`Summary.complete`): no chip is authenticated for work that is not there.
+    A lost database is waited for between steps (see the module's docstring).
     """
     summary = Summary()
     started = time.perf_counter()
     try:
         while count is None or summary.done < count:
-            summary.complete = batch_complete(ctx)
+            summary.complete = yield from through_outages(ctx.store, partial(batch_complete, ctx))
             if summary.complete is not None:
                 break
             connection = source.next_tag()
             if connection is None:
                 break
-            outcome = process_tag(ctx, connection)  # a lifted tag comes back as a "torn" outcome
+            placed = time.perf_counter()
+            try:
+                outcome = process_tag(ctx, connection)  # a lifted tag comes back as a "torn" outcome
+            except DatabaseUnreachable as exc:
+                yield from outage(ctx.store, exc)
+                outcome = cut_by_outage(time.perf_counter() - placed)
             summary.add(outcome)
             if on_done is not None and outcome.personalised:
                 on_done(outcome)
@@ -126,21 +196,23 @@ class SimulatedSource:
     finished ones just verify; ``resume`` presents only the pool chips of these UIDs. ``count``
     then counts only the new factory-fresh chips. ``persist_each_apdu`` saves a pool chip after
     each command that changed its NVM, so the file is never behind what the database records.
+    ``latency_ms`` delays each APDU as a real reader's radio link does (the chips stay instant).
     """
 
     def __init__(self, count: int, *, tear_rate: float = 0.0, seed: int | None = None,
                  pool: SimChipPool | None = None, persist_each_apdu: bool = False, max_tears: int = 2,
-                 resume_pool: bool = False, resume: Iterable[bytes] = ()) -> None:
+                 resume_pool: bool = False, resume: Iterable[bytes] = (), latency_ms: float = 0.0) -> None:
         self.rng = _random.Random(seed)
+        self.latency_ms = latency_ms
         self.pool = pool
-        self.persist = persist_each_apdu and pool is not None
+        self.persist_to = pool if persist_each_apdu else None  # the pool each changed chip is saved to
         self.remaining = count
         self.tear_rate = tear_rate
         self.max_tears = max_tears
-        self.retry: deque = deque()
+        self.retry: deque[SimulatedNtag424] = deque()
         self.tears: dict[bytes, int] = {}
-        self.current = None
-        self.leftover: deque = deque()
+        self.current: SimulatedNtag424 | None = None
+        self.leftover: deque[SimulatedNtag424] = deque()
         if resume_pool:
             if pool is None:
                 raise ValueError("resume_pool needs a pool")
@@ -150,7 +222,7 @@ class SimulatedSource:
                 raise ValueError("resume needs a pool")
             self.leftover.extend(pool.load(uid) for uid in resume)
 
-    def _fresh(self):
+    def _fresh(self) -> SimulatedNtag424:
         self.remaining -= 1
         if self.pool is not None:
             return self.pool.new_chip(self.rng)
@@ -173,22 +245,24 @@ class SimulatedSource:
         if self.tears.get(chip.uid, 0) < self.max_tears and self.rng.random() < self.tear_rate:
             chip.tear_at(self.rng.randint(1, 17))
         self.current = chip
-        if self.persist:
+        from tagsmith.encoders.simulator.serve import with_latency
+
+        if self.persist_to is not None:
             from .simpool import PersistentChip
 
-            return PersistentChip(chip, self.pool)
-        return chip
+            return with_latency(PersistentChip(chip, self.persist_to), self.latency_ms)
+        return with_latency(chip, self.latency_ms)
 
     def finished(self, outcome: Outcome) -> None:
         chip, self.current = self.current, None
         if chip is None:
             return
         chip.cancel_tear()
-        if outcome.result == "torn":
+        if outcome.result == TagResult.TORN:
             self.tears[chip.uid] = self.tears.get(chip.uid, 0) + 1
             self.retry.append(chip)
         chip.remove()
-        if self.pool is not None and not self.persist:
+        if self.pool is not None and self.persist_to is None:
             self.pool.save(chip)
 
 
@@ -207,7 +281,7 @@ class ReaderSource:
         self.reader = reader
         self.timeout = timeout
         self.on_wait = on_wait or (lambda message: None)
-        self.current = None
+        self.current: TagConnection | None = None
 
     def next_tag(self) -> Connection | None:
         self.on_wait("Place the next tag on the reader")

@@ -3,23 +3,37 @@
 Everything here is readable without authentication (GetVersion, Read_Sig, GetKeyVersion,
 GetFileSettings, an ISO NDEF read as a phone does it). Nothing ever authenticates with a guessed
 key: failed attempts slow a real chip down and count against it. The verdict combines the chip's
-answers with the batch database, when there is one.
+answers with the batch database, when there is one. The chip's secure messaging (AES or LRP) is
+told the same way, never by authenticating: by the database (the unit's product) and by the SUN
+URL (an LRP chip's PICC data is 48 hex characters, an AES chip's 32; docs/reference/lrp.md §6).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from enum import StrEnum
+from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from tagsmith import ChipError
 from tagsmith.encoders.connection import Connection
 from tagsmith.encoders.ntag424.files import FileSettings
 from tagsmith.encoders.ntag424.originality import verify_originality
 from tagsmith.encoders.ntag424.session import NDEF_FILE_ID, Ntag424Session
+from tagsmith.workspace import Workspace
 
-FRESH, TAGSMITH, FOREIGN, UNKNOWN = "factory-fresh", "personalised by tagsmith", "foreign", "unknown"
+
+class TagVerdict(StrEnum):
+    """What a tag is, as ``tag info`` reports it."""
+
+    FRESH = "factory-fresh"
+    TAGSMITH = "personalised by tagsmith"
+    FOREIGN = "foreign"
+    UNKNOWN = "unknown"
+
+
 FILES = {1: "CC", 2: "NDEF", 3: "proprietary"}
 KEYS = range(5)
 
@@ -39,10 +53,12 @@ class TagReport:
     key_versions: dict[int, int] = field(default_factory=dict)
     ndef_url: str | None = None
     file_settings: dict[int, dict[str, Any] | str] = field(default_factory=dict)
-    verdict: str = UNKNOWN
+    verdict: TagVerdict = TagVerdict.UNKNOWN
     reason: str = ""
     unit: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # the chip's mode by source: "database" (the unit's product), "sun_url" (the PICC data's length)
+    secure_messaging: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,15 +110,34 @@ def inspect_tag(connection: Connection, uid: bytes, *, allow_simulator_signature
         result = verify_originality(uid, signature, allow_simulator=allow_simulator_signature)
         report.originality = result.signer.value if result.valid else "invalid"
     for key_no in KEYS:
-        key_version = _read(report, f"GetKeyVersion {key_no}", lambda k=key_no: session.get_key_version(k))
+        key_version = _read(report, f"GetKeyVersion {key_no}", partial(session.get_key_version, key_no))
         if key_version is not None:
             report.key_versions[key_no] = key_version
     for file_no in FILES:
-        settings = _read(report, f"GetFileSettings {file_no:02X}", lambda f=file_no: session.get_file_settings(f))
+        settings = _read(report, f"GetFileSettings {file_no:02X}", partial(session.get_file_settings, file_no))
         report.file_settings[file_no] = _settings(settings) if settings else "not readable"
     report.ndef_url = _read(report, "NDEF read as a phone", lambda: _ndef_url(session))
     report.verdict, report.reason = _verdict(report, uid, lookup)
+    _secure_messaging(report)
     return report
+
+
+def _secure_messaging(report: TagReport) -> None:
+    """The chip's mode from the database and from its SUN URL; a disagreement is noted."""
+    if report.unit is not None and report.unit.get("secure_messaging"):
+        report.secure_messaging["database"] = report.unit["secure_messaging"]
+    if report.ndef_url is not None:
+        lengths = {len(v) for _, v in parse_qsl(urlsplit(report.ndef_url).query) if _is_hex(v)}
+        if 48 in lengths:
+            report.secure_messaging["sun_url"] = "lrp"
+        elif 32 in lengths:
+            report.secure_messaging["sun_url"] = "aes"
+    if len(set(report.secure_messaging.values())) > 1:
+        report.notes.append("secure messaging: the database and the SUN URL disagree")
+
+
+def _is_hex(value: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 def _ndef_url(session: Ntag424Session) -> str | None:
@@ -129,44 +164,45 @@ _FRESH_BUT_KNOWN = {
 }
 
 
-def _verdict(report: TagReport, uid: bytes, lookup: UnitLookup | None) -> tuple[str, str]:
+def _verdict(report: TagReport, uid: bytes, lookup: UnitLookup | None) -> tuple[TagVerdict, str]:
     """What the chip is (from its own answers), then what the database says about its UID."""
     unit = lookup(uid) if lookup is not None else None
     if unit is not None:
         report.unit = unit
-        known = ", ".join(f"{k} {v}" for k, v in unit.items() if v is not None)
+        known = ", ".join(f"{k} {v}" for k, v in unit.items() if v is not None and k != "secure_messaging")
         if _looks_factory_fresh(report):
             says = _FRESH_BUT_KNOWN.get(unit.get("state") or "", f"state {unit.get('state')}")
-            return FRESH, f"the chip holds factory keys; the database knows it ({known}): {says}"
-        return TAGSMITH, known
+            return TagVerdict.FRESH, f"the chip holds factory keys; the database knows it ({known}): {says}"
+        return TagVerdict.TAGSMITH, known
     if report.originality == "invalid":
-        return UNKNOWN, "originality signature does not verify: not a genuine NXP chip (or an emulator)"
+        return TagVerdict.UNKNOWN, "originality signature does not verify: not a genuine NXP chip (or an emulator)"
     if report.originality is None:
-        return UNKNOWN, "originality signature could not be read"
+        return TagVerdict.UNKNOWN, "originality signature could not be read"
     if _looks_factory_fresh(report):
-        return FRESH, "all key versions 00, no SDM, empty NDEF file"
+        return TagVerdict.FRESH, "all key versions 00, no SDM, empty NDEF file"
     changed = {k: v for k, v in report.key_versions.items() if v}
     what = f"key versions {changed}" if changed else "NDEF content or SDM settings"
     if lookup is None:
-        return UNKNOWN, f"personalised ({what}), but there is no batch database to say by whom"
-    return FOREIGN, f"personalised ({what}) and not in the batch database"
+        return TagVerdict.UNKNOWN, f"personalised ({what}), but there is no batch database to say by whom"
+    return TagVerdict.FOREIGN, f"personalised ({what}) and not in the batch database"
 
 
-def database_lookup(database: Path) -> UnitLookup | None:
-    """A UID lookup in the batch database at ``database``; None when there is none yet."""
-    if not database.exists():
+def database_lookup(workspace: Workspace) -> UnitLookup | None:
+    """A UID lookup in the workspace's batch database; None when there is none yet."""
+    if not workspace.database.exists():
         return None
     try:
-        from tagsmith.batches.db import BatchStore
+        from tagsmith.batches.store import open_store
     except ImportError:  # the batches layer is not installed in this build
         return None
 
     def lookup(uid: bytes) -> dict[str, Any] | None:
-        with BatchStore(database) as store:
+        with open_store(workspace, create=False) as store:
             unit = store.unit_by_uid(uid)
             if unit is None:
                 return None
             batch = store.batch(unit.batch_id)
-            return {"product": batch.product_id, "batch": unit.batch_id, "serial": unit.serial, "state": unit.state}
+            return {"product": batch.product_id, "batch": unit.batch_id, "serial": unit.serial, "state": unit.state,
+                    "secure_messaging": store.batch_product(unit.batch_id).secure_messaging}
 
     return lookup

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os as _os
+import tempfile as _tempfile
+import threading as _threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,19 @@ def pytest_addoption(parser):
                      help="Run tests/device/ against the real PC/SC reader with this name.")
 
 
+def pytest_configure(config):
+    """Register tests/pgcluster.py (the private PostgreSQL cluster's fixtures) as a plugin: the
+    importlib import mode cannot import it by name, so it is loaded from its file."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("tagsmith_tests_pgcluster", Path(__file__).with_name("pgcluster.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, "tagsmith-pgcluster")
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh workspace directory, also exported as TAGSMITH_HOME."""
@@ -45,9 +61,6 @@ def home(tmp_path, monkeypatch) -> Path:
 # virtual reader to a test: `.reader` (PC/SC name), `.port`, `.card(chip)` -> VirtualCard,
 # `.serve(chips)` -> started VpiccServer; whatever it placed is removed afterwards.
 # ==================================================================================================
-import os as _os
-import tempfile as _tempfile
-import threading as _threading
 
 PCSCD_ENTRIES = ("Tagsmith Sim A", "Tagsmith Sim B")
 PCSCD_BASE_PORT = 35990  # fixed and unusual (vpcd's default is 35963); next free pair if taken
@@ -205,6 +218,24 @@ def sync_helper(monkeypatch, tmp_path):
         return entries
 
     return install
+
+
+@pytest.fixture(scope="session")
+def tagsmith_cli():
+    """``run(home, *args, env=None) -> CompletedProcess``: the console script on workspace ``home`` in a
+    subprocess, ``env`` over this environment (no TAGSMITH_HOME, 200 columns), no stdin, text output."""
+    import subprocess
+    import sys
+
+    program = str(Path(sys.executable).with_name("tagsmith"))
+
+    def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**_os.environ, **(env or {}), "COLUMNS": "200"}
+        full_env.pop("TAGSMITH_HOME", None)
+        return subprocess.run([program, "--home", str(home), *args], capture_output=True, text=True, env=full_env,
+                              stdin=subprocess.DEVNULL, timeout=300)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -20,3 +20,12 @@ def test_bench_script_runs(script, args, expect):
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expect in done.stdout
+
+
+def test_line_bench_runs(pg_cluster):
+    """bench/line.py starts a cluster of its own; the fixture skips (fails in CI) where PostgreSQL cannot run."""
+    done = subprocess.run([sys.executable, str(BENCH / "line.py"), "--tags", "2", "--stations", "1", "2",
+                           "--latency-ms", "1", "--inproc-tags", "3"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 station(s)" in done.stdout and "where a tag's time goes" in done.stdout
+    assert done.stdout.count("serials twice 0, UIDs twice 0") == 2

@@ -1,14 +1,15 @@
 """Guard: the suite must pass on any day. Batch ids carry the UTC day they were made, so a test that
 names one literally passes only on that day; ids come from what the test created, and the id
-scheme itself is tested with a clock injected through BatchStore."""
+scheme itself is tested with a clock injected through open_store."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import open_store
+from tagsmith.workspace import Workspace
 
 TESTS = Path(__file__).resolve().parent
 DISHWASHER = TESTS.parent / "batches" / "products" / "dishwasher.toml"
@@ -28,7 +29,7 @@ def test_no_test_names_a_day_stamped_batch_id():
 
 def test_batch_ids_follow_the_injected_clock(tmp_path):
     now = ["1999-12-31T23:59:59.999Z"]
-    with BatchStore(tmp_path / "tagsmith.db", clock=lambda: now[0]) as store:
+    with open_store(Workspace(tmp_path), clock=lambda: now[0]) as store:
         store.add_product(load_product(DISHWASHER))
         first = store.create_batch("aurora-dw600", 2).id
         second = store.create_batch("aurora-dw600", 2).id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 
-from . import fastaes
+from tagsmith import fastaes
 
 BLOCK = 16
 ZERO_BLOCK = bytes(BLOCK)
@@ -30,7 +30,7 @@ class AesKey:
     """One AES-128 key expanded once, for the many short ECB/CBC/CMAC operations of a session.
 
     An EV2 session protects every command and response with the same two keys; expanding them
-    per message cost more than the messages. ECB runs on an open context (:mod:`.fastaes`); CBC
+    per message cost more than the messages. ECB runs on an open context (:mod:`tagsmith.fastaes`); CBC
     and CMAC on one open CBC context that each call restarts from its own IV: the context chains
     on from its last output block, so XORing that block and the IV into the first input block
     starts the run afresh. That chain is state, so an AesKey is not shared between threads
@@ -105,12 +105,6 @@ def cbc_encrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
 def cbc_decrypt(key: bytes, data: bytes, iv: bytes = ZERO_BLOCK) -> bytes:
     """Decrypt whole blocks with AES-CBC; NXP's D(K, M) is this with a zero IV."""
     return AesKey(key).cbc_decrypt(data, iv)
-
-
-def cmac_subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
-    """K1 and K2 from L = E(K, 0^16)."""
-    k1 = fastaes.double(int.from_bytes(l_block, "big"))
-    return k1.to_bytes(BLOCK, "big"), fastaes.double(k1).to_bytes(BLOCK, "big")
 
 
 cmac = fastaes.cmac_once  # AES-CMAC (RFC 4493) under a key used for this one message

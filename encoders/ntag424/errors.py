@@ -29,6 +29,13 @@ class PermissionDeniedError(ChipStatusError):
     meaning = "permission denied by the file or configuration"
 
 
+class LrpModeError(PermissionDeniedError):
+    """AES authentication answered 919D: the chip runs LRP secure messaging (SetConfiguration option 05
+    was applied, perhaps by a run torn right after it), so it must be finished over LRP (docs/reference/lrp.md §7)."""
+
+    meaning = "AES authentication refused: the chip runs LRP secure messaging"
+
+
 class IntegrityError(ChipStatusError):
     meaning = "integrity error: MAC, CRC or padding wrong (session out of step or wrong old key)"
 

@@ -14,15 +14,18 @@ from tagsmith import ConfigError
 
 from .channel import CommMode
 from .errors import ResponseError
+from .sunscheme import AES_SUN
 
 KEY_FREE = 0xE
 KEY_NEVER = 0xF
 NDEF_FILE_NO = 2
 NDEF_FILE_SIZE = 256
-PICC_DATA_LEN = 32  # AES: 16 bytes as 32 ASCII hex characters
+# Mirror lengths in ASCII characters (docs/reference/ntag424.md §9.3); the encrypted PICC data's
+# depends on the secure-messaging mode and comes from its SUN scheme (.sunscheme).
 UID_LEN = 14
 CTR_LEN = 6
 MAC_LEN = 16
+ENC_LEN_UNIT = 32  # SDMENCLength is a positive multiple of this (§9.4)
 CTR_NOT_MIRRORED = 0xFFFFFF
 _SDM_ENABLED = 0x40
 CC_FILE_NO = 1
@@ -164,11 +167,14 @@ class SdmSettings:
         return cls(options=head.options, meta_read=head.meta_read, file_read=head.file_read,
                    ctr_ret=head.ctr_ret, **values), end
 
-    def validate(self, file_size: int = NDEF_FILE_SIZE) -> None:
-        """Refuse what the chip would refuse with 919E (docs/reference/ntag424.md §9.4), naming the problem."""
+    def validate(self, file_size: int = NDEF_FILE_SIZE, *, picc_data_len: int = AES_SUN.picc_data_chars) -> None:
+        """Refuse what the chip would refuse with 919E (docs/reference/ntag424.md §9.4), naming the problem.
+
+        ``picc_data_len`` is the encrypted PICC data mirror's length in the chip's mode (AES unless given).
+        """
         self._validate_roles()
-        self._validate_ranges(file_size)
-        self._validate_overlaps()
+        self._validate_ranges(file_size, picc_data_len)
+        self._validate_overlaps(picc_data_len)
 
     def _validate_roles(self) -> None:
         opts = self.options
@@ -192,7 +198,7 @@ class SdmSettings:
         if SdmOptions.READ_CTR_LIMIT in opts and SdmOptions.READ_CTR not in opts:
             raise ConfigError("SDM read counter limit needs the read counter enabled")
 
-    def _validate_ranges(self, size: int) -> None:
+    def _validate_ranges(self, size: int, picc_data_len: int) -> None:
         def at_most(name: str, value: int | None, limit: int, why: str) -> None:
             if value is not None and value > limit:
                 raise ConfigError(f"SDM {name} {value} is beyond {limit} ({why})")
@@ -200,27 +206,27 @@ class SdmSettings:
         at_most("uid_offset", self.uid_offset, size - UID_LEN, "the UID mirror must fit the file")
         if self.read_ctr_offset != CTR_NOT_MIRRORED:
             at_most("read_ctr_offset", self.read_ctr_offset, size - CTR_LEN, "the counter mirror must fit the file")
-        at_most("picc_data_offset", self.picc_data_offset, size - PICC_DATA_LEN, "the PICC data must fit the file")
+        at_most("picc_data_offset", self.picc_data_offset, size - picc_data_len, "the PICC data must fit the file")
         at_most("mac_offset", self.mac_offset, size - MAC_LEN, "the MAC must fit the file")
         if self.mac_offset is not None:
             at_most("mac_input_offset", self.mac_input_offset, self.mac_offset, "MAC input must start before the MAC")
         if self.enc_offset is not None:
-            self._validate_enc()
+            self._validate_enc(self.enc_offset)
 
-    def _validate_enc(self) -> None:
-        enc, length, mac, start = self.enc_offset, self.enc_length or 0, self.mac_offset or 0, self.mac_input_offset
+    def _validate_enc(self, enc: int) -> None:
+        length, mac, start = self.enc_length or 0, self.mac_offset or 0, self.mac_input_offset
         if start is not None and start > enc:
             raise ConfigError(f"SDM mac_input_offset {start} must not be after enc_offset {enc}")
-        if length < 32 or length % 32:
-            raise ConfigError(f"SDM enc_length {length} must be a positive multiple of 32")
+        if length < ENC_LEN_UNIT or length % ENC_LEN_UNIT:
+            raise ConfigError(f"SDM enc_length {length} must be a positive multiple of {ENC_LEN_UNIT}")
         if enc + length > mac:
             raise ConfigError(f"SDM encrypted data ({enc}+{length}) runs into the MAC at {mac}")
 
-    def _validate_overlaps(self) -> None:
+    def _validate_overlaps(self, picc_data_len: int) -> None:
         spans = [(name, start, length) for name, start, length in (
             ("UID mirror", self.uid_offset, UID_LEN),
             ("counter mirror", None if self.read_ctr_offset == CTR_NOT_MIRRORED else self.read_ctr_offset, CTR_LEN),
-            ("PICC data", self.picc_data_offset, PICC_DATA_LEN),
+            ("PICC data", self.picc_data_offset, picc_data_len),
             ("encrypted data", self.enc_offset, self.enc_length or 0),
             ("MAC", self.mac_offset, MAC_LEN),
         ) if start is not None]
@@ -273,10 +279,10 @@ class FileSettings:
         change = self.to_change_bytes()
         return bytes([self.file_type]) + change[:3] + _le3(self.file_size, "file_size") + change[3:]
 
-    def validate(self, file_no: int = NDEF_FILE_NO) -> None:
-        """Refuse settings the chip would reject (SDM only on file 02, §9.4 constraints)."""
+    def validate(self, file_no: int = NDEF_FILE_NO, *, picc_data_len: int = AES_SUN.picc_data_chars) -> None:
+        """Refuse settings the chip would reject (SDM only on file 02, §9.4 constraints; PICC data length as in SdmSettings)."""
         if self.sdm is None:
             return
         if file_no != NDEF_FILE_NO:
             raise ConfigError(f"SDM can only be enabled on file 02 (the NDEF file), not file {file_no:02X}")
-        self.sdm.validate(self.file_size or NDEF_FILE_SIZE)
+        self.sdm.validate(self.file_size or NDEF_FILE_SIZE, picc_data_len=picc_data_len)

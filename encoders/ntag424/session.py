@@ -1,9 +1,10 @@
 """An NTAG 424 DNA session over a :class:`~tagsmith.encoders.connection.Connection` (docs/reference/ntag424.md §2-§12).
 
 :class:`Ntag424Session` frames native commands (CLA 90, 91AF continuation), turns status words
-into exceptions (:mod:`.errors`) and runs EV2 secure messaging: the command counter moves on
-every command the chip accepts while authenticated, Plain ones included, and any status other
-than success drops the session (§2.2, §6.1).
+into exceptions (:mod:`.errors`) and runs secure messaging through the channel an authentication
+opened (:mod:`.channel`; AES EV2 or LRP): the command counter moves on every command the chip
+accepts while authenticated, Plain ones included, and any status other than success drops the
+session (docs/reference/ntag424.md §2.2, §6.1).
 
 The APDU trace (TRAFFIC level) is written here, not by the transports, because only the session
 knows which frames carry key material: the authentication frames (whose cryptograms, with a known
@@ -22,8 +23,15 @@ from tagsmith.encoders.apdu import SW, build_apdu, native
 from tagsmith.encoders.connection import Connection, log_command, log_response
 
 from . import auth, crypto
-from .channel import CommMode, SecureChannel
-from .errors import IrreversibleOperationError, NotAuthenticatedError, ResponseError, error_for
+from .channel import CommMode, SecureChannel, SecureMessaging
+from .errors import (
+    IrreversibleOperationError,
+    LrpModeError,
+    NotAuthenticatedError,
+    PermissionDeniedError,
+    ResponseError,
+    error_for,
+)
 from .files import NDEF_FILE_NO, FileSettings
 from .template import url_from_ndef_file
 from .version import VersionInfo
@@ -32,7 +40,11 @@ DF_NAME = bytes.fromhex("D2760000850101")
 CC_FILE_ID = 0xE103
 NDEF_FILE_ID = 0xE104
 SIGNATURE_OK = (SW.OPERATION_OK, SW.SIGNATURE_OK_ALT)
-IRREVERSIBLE_OPTIONS = {0x00: "Random ID", 0x05: "LRP mode"}
+IRREVERSIBLE_OPTIONS = {0x00: "Random ID"}
+LRP_OPTION = 0x05
+#: Option 05's capability data (NT4H2421Gx §10.5.1 Table 50): 4 RFU bytes, PDCap2.1 = 02 (bit 1: LRP),
+#: 3 RFU bytes, PDCap2.5 and PDCap2.6 = 00 (their factory values); docs/reference/lrp.md §7
+LRP_CAPABILITY_DATA = bytes.fromhex("00000000" "02" "000000" "0000")
 # A 128-byte ISO 14443-4 frame carries PCB, CID and CRC besides the APDU (DS §8.1.1, §8.6).
 TEAR_SAFE_APDU = 128 - 4
 MAX_APDU = 5 + 255 + 1
@@ -72,7 +84,7 @@ class Ntag424Session:
     # ------------------------------------------------------------------ state
     @property
     def authenticated(self) -> bool:
-        """True while an EV2 session is open."""
+        """True while an authenticated session is open."""
         return self._channel is not None
 
     @property
@@ -187,28 +199,60 @@ class Ntag424Session:
 
     # ------------------------------------------------------------------ authentication
     def authenticate_ev2_first(self, key_no: int, key: bytes) -> None:
-        """Start a new EV2 transaction with ``key``: new TI, CmdCtr 0, new session keys."""
+        """Start a new AES (EV2) transaction with ``key``: new TI, CmdCtr 0, new session keys.
+
+        A chip switched to LRP refuses it with 919D, raised as :class:`~.errors.LrpModeError`.
+        """
+        self._authenticate_first(key_no, key, SecureMessaging.AES)
+
+    def authenticate_lrp_first(self, key_no: int, key: bytes) -> None:
+        """Start a new LRP transaction with ``key`` (docs/reference/lrp.md §4); an AES-mode chip's answer
+        to part 1 is a ResponseError."""
+        self._authenticate_first(key_no, key, SecureMessaging.LRP)
+
+    def _authenticate_first(self, key_no: int, key: bytes, mode: SecureMessaging) -> None:
+        """AuthenticateFirst asking for ``mode``; the channel it opens is that mode's (docs/reference/ntag424.md §5.1, §5.4)."""
         auth.check_key(key)
+        handshake = auth.HANDSHAKES[mode]
         self._drop()
-        data, _ = self._exchange("AuthenticateEV2First", native(0x71, bytes([key_no, 0x00])),
-                                 (SW.ADDITIONAL_FRAME,), secret=AUTHENTICATION)
-        challenge = auth.answer_challenge(key, data, self._random(16))
-        data, _ = self._exchange("AuthenticateEV2First", native(0xAF, challenge.cryptogram), (SW.OPERATION_OK,),
+        command = handshake.FIRST_COMMAND
+        try:
+            data, _ = self._exchange(command, native(0x71, auth.first_part1(handshake, key_no)),
+                                     (SW.ADDITIONAL_FRAME,), secret=AUTHENTICATION)
+        except PermissionDeniedError as refused:
+            if mode is SecureMessaging.AES:  # the answer of a chip switched to LRP (docs/reference/ntag424.md §5.4)
+                raise LrpModeError(command, refused.sw) from None
+            raise
+        challenge = handshake.answer_challenge(key, data, self._random(16))
+        data, _ = self._exchange(command, native(0xAF, challenge.cryptogram), (SW.OPERATION_OK,),
                                  secret=AUTHENTICATION)
-        self._channel = auth.finish_first(challenge, data)
+        self._channel = challenge.finish_first(data)
         self._key_no = key_no
 
     def authenticate_ev2_nonfirst(self, key_no: int, key: bytes) -> None:
-        """Switch to another key inside the transaction: TI and CmdCtr kept, new session keys."""
+        """Switch to another key inside an AES transaction: TI and CmdCtr kept, new session keys."""
+        self._authenticate_nonfirst(key_no, key, SecureMessaging.AES)
+
+    def authenticate_lrp_nonfirst(self, key_no: int, key: bytes) -> None:
+        """Switch to another key inside an LRP transaction: TI and CmdCtr kept, new session keys, EncCtr 0."""
+        self._authenticate_nonfirst(key_no, key, SecureMessaging.LRP)
+
+    def _authenticate_nonfirst(self, key_no: int, key: bytes, mode: SecureMessaging) -> None:
+        """AuthenticateNonFirst in the mode of the running transaction, which must be ``mode``
+        (docs/reference/ntag424.md §5.2)."""
         auth.check_key(key)
-        previous = self._require_auth("AuthenticateEV2NonFirst")
-        data, _ = self._exchange("AuthenticateEV2NonFirst", native(0x77, bytes([key_no])), (SW.ADDITIONAL_FRAME,),
+        handshake = auth.HANDSHAKES[mode]
+        command = handshake.NONFIRST_COMMAND
+        previous = self._require_auth(command)
+        if previous.mode is not mode:
+            raise NotAuthenticatedError(f"{command} needs a {mode.name} transaction; this one runs {previous.mode.name}")
+        data, _ = self._exchange(command, native(0x77, bytes([key_no])), (SW.ADDITIONAL_FRAME,),
                                  secret=AUTHENTICATION)
-        challenge = auth.answer_challenge(key, data, self._random(16))
-        data, _ = self._exchange("AuthenticateEV2NonFirst", native(0xAF, challenge.cryptogram),
-                                 (SW.OPERATION_OK,), secret=AUTHENTICATION)
+        challenge = handshake.answer_challenge(key, data, self._random(16))
+        data, _ = self._exchange(command, native(0xAF, challenge.cryptogram), (SW.OPERATION_OK,),
+                                 secret=AUTHENTICATION)
         self._drop()
-        self._channel = auth.finish_nonfirst(challenge, data, previous)
+        self._channel = challenge.finish_nonfirst(data, previous)
         self._key_no = key_no
 
     # ------------------------------------------------------------------ files
@@ -284,8 +328,31 @@ class Ntag424Session:
             raise IrreversibleOperationError(
                 f"SetConfiguration option {option:02X} ({IRREVERSIBLE_OPTIONS[option]}) cannot be undone; "
                 "pass confirm_irreversible=True to send it")
+        if option == LRP_OPTION:
+            raise ConfigError("SetConfiguration option 05 switches the chip to LRP: use enable_lrp")
         self._require_auth("SetConfiguration", key_no=0)
         self._command("SetConfiguration", 0x5C, bytes([option]), data, CommMode.FULL)
+
+    def enable_lrp(self, *, confirm_irreversible: bool = False) -> None:
+        """Switch the chip to LRP secure messaging for good: SetConfiguration option 05, Full mode, in an
+        AES transaction with key 0 (NT4H2421Gx §10.5.1; docs/reference/lrp.md §7).
+
+        The session ends with it: the chip's answer may come without its MACt (one is checked when it
+        comes), and the next authentication must be :meth:`authenticate_lrp_first`.
+        """
+        if not confirm_irreversible:
+            raise IrreversibleOperationError("SetConfiguration option 05 (LRP mode) cannot be undone; "
+                                             "pass confirm_irreversible=True to send it")
+        channel = self._require_auth("SetConfiguration", key_no=0)
+        if channel.mode is not SecureMessaging.AES:
+            raise NotAuthenticatedError("the chip already runs LRP: there is nothing to switch")
+        payload = channel.protect(0x5C, bytes([LRP_OPTION]), LRP_CAPABILITY_DATA, CommMode.FULL)
+        try:
+            response, sw = self._native("SetConfiguration", 0x5C, payload, (SW.OPERATION_OK,))
+            if response:
+                channel.unprotect(response, CommMode.MAC, "SetConfiguration", rc=sw & 0xFF)
+        finally:
+            self._drop()
 
     # ------------------------------------------------------------------ phone-style reads
     def read_ndef_unauthenticated(self) -> bytes:

@@ -4,8 +4,9 @@ Placeholders:
 
 * static, filled at encode time (percent-encoded): ``{gtin}``, ``{serial}``, ``{lot}``;
 * chip mirrors, written as runs of ASCII ``0`` of the length the chip fills at every tap:
-  ``{picc}`` encrypted PICC data (32), ``{uid}`` (14), ``{ctr}`` (6), ``{cmac}`` SUN MAC (16),
-  ``{enc}`` / ``{enc:N}`` encrypted file data (N a multiple of 32, default 32);
+  ``{picc}`` encrypted PICC data (its length is the SUN scheme's: 32 in AES mode), ``{uid}`` (14),
+  ``{ctr}`` (6), ``{cmac}`` SUN MAC (16), ``{enc}`` / ``{enc:N}`` encrypted file data (N a multiple
+  of 32, default 32);
 * ``{mac_input}``, zero-width: the SUN MAC covers the URL text from here up to the MAC value.
   Without it the MAC input starts at ``{enc}`` when there is one, else it is empty. A verifier
   finds the start at a query parameter's value, or at the path: ``https://host{mac_input}/01/...``
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypedDict
 from urllib.parse import quote
 
 import ndef
@@ -25,10 +27,23 @@ import ndef
 from tagsmith import ConfigError
 
 from .errors import ResponseError
-from .files import KEY_FREE, KEY_NEVER, NDEF_FILE_SIZE, AccessRights, FileSettings, SdmOptions, SdmSettings
+from .files import (
+    CTR_LEN,
+    ENC_LEN_UNIT,
+    KEY_FREE,
+    KEY_NEVER,
+    MAC_LEN,
+    NDEF_FILE_SIZE,
+    UID_LEN,
+    AccessRights,
+    FileSettings,
+    SdmOptions,
+    SdmSettings,
+)
+from .sunscheme import AES_SUN, SunScheme
 
 STATIC = ("gtin", "serial", "lot")
-MIRROR_LENGTHS = {"picc": 32, "uid": 14, "ctr": 6, "enc": 32, "cmac": 16}
+MIRRORS = ("picc", "uid", "ctr", "enc", "cmac")
 MAC_INPUT = "mac_input"
 #: ``mac_input_from`` value meaning "the MAC input starts at the URL's path" (no parameter has this name)
 MAC_INPUT_FROM_PATH = "/"
@@ -38,6 +53,17 @@ _TOKEN = re.compile(r"\{([A-Za-z_]+)(?::(\d+))?\}")
 #: which code a URI record uses depends on no more of the URL than this.
 URI_PREFIX_MAX = 26
 _MAX_LAYOUTS = 64
+
+
+class VerifierParams(TypedDict, total=False):
+    """The query-parameter names a verifier needs (keyword arguments of ``SunVerifier``), each only if mirrored."""
+
+    picc_param: str
+    mac_param: str
+    enc_param: str
+    uid_param: str
+    ctr_param: str
+    mac_input_from: str
 
 
 @dataclass(frozen=True)
@@ -50,9 +76,15 @@ class Mirror:
     param: str | None
 
 
+def mirror_lengths(scheme: SunScheme) -> dict[str, int]:
+    """Characters each chip mirror fills (``enc``: its default and unit), PICC data's from the mode's scheme (§9.3)."""
+    return {"picc": scheme.picc_data_chars, "uid": UID_LEN, "ctr": CTR_LEN, "enc": ENC_LEN_UNIT, "cmac": MAC_LEN}
+
+
 def _tokens(template: str) -> list[tuple[str, str, int | None]]:
     """Split into ("text", literal, None) and ("slot", name, length) tokens."""
-    out, pos = [], 0
+    out: list[tuple[str, str, int | None]] = []
+    pos = 0
     for match in _TOKEN.finditer(template):
         out.append(("text", template[pos:match.start()], None))
         out.append(("slot", match.group(1), int(match.group(2)) if match.group(2) else None))
@@ -66,15 +98,15 @@ def _tokens(template: str) -> list[tuple[str, str, int | None]]:
 
 def _check_slots(slots: list[tuple[str, int | None]]) -> None:
     names = [name for name, _ in slots]
-    known = set(STATIC) | set(MIRROR_LENGTHS) | {MAC_INPUT}
+    known = set(STATIC) | set(MIRRORS) | {MAC_INPUT}
     for name, length in slots:
         if name not in known:
             raise ConfigError(f"unknown placeholder {{{name}}}; known: {', '.join(sorted(known))}")
         if length is not None and name != "enc":
             raise ConfigError(f"placeholder {{{name}}} takes no length; only {{enc:N}} does")
-        if name == "enc" and length is not None and (length < 32 or length % 32):
-            raise ConfigError(f"{{enc:{length}}}: the length must be a positive multiple of 32")
-    for name in (*MIRROR_LENGTHS, MAC_INPUT):
+        if name == "enc" and length is not None and (length < ENC_LEN_UNIT or length % ENC_LEN_UNIT):
+            raise ConfigError(f"{{enc:{length}}}: the length must be a positive multiple of {ENC_LEN_UNIT}")
+    for name in (*MIRRORS, MAC_INPUT):
         if names.count(name) > 1:
             raise ConfigError(f"placeholder {{{name}}} appears more than once; the chip mirrors it once")
     _check_combinations(names)
@@ -118,13 +150,13 @@ class RenderedTemplate:
     mac_input_offset: int | None
     mac_input_param: str | None
     # file settings already built, shared by every render of the same layout (equal mirrors and MAC input)
-    _settings: dict = field(default_factory=dict, compare=False, repr=False)
+    _settings: dict[tuple[int, ...], FileSettings] = field(default_factory=dict, compare=False, repr=False)
 
     def mirror(self, kind: str) -> Mirror | None:
         """The mirror of that kind (picc, uid, ctr, enc, cmac), or None."""
         return next((m for m in self.mirrors if m.kind == kind), None)
 
-    def sdm_layout(self) -> dict:
+    def sdm_layout(self) -> dict[str, Any]:
         """Where the mirrors and the MAC input sit, as a manifest's ``sdm`` field records it (docs/manifest.md)."""
         return {"url": self.url, "mac_input_offset": self.mac_input_offset, "mac_input_param": self.mac_input_param,
                 "verifier_params": self.verifier_params(),
@@ -191,19 +223,25 @@ class RenderedTemplate:
                 access=AccessRights(read=KEY_FREE, write=write, read_write=read_write, change=0),
                 sdm=self.sdm_settings(meta_read=meta_read, file_read=file_read, ctr_ret=ctr_ret),
                 file_size=NDEF_FILE_SIZE)
-            settings.validate()
+            picc = self.mirror("picc")
+            if picc is None:
+                settings.validate()
+            else:
+                settings.validate(picc_data_len=picc.length)
             self._settings[key] = settings
         return settings
 
-    def verifier_params(self) -> dict[str, str | None]:
+    def verifier_params(self) -> VerifierParams:
         """Keyword arguments for :func:`~tagsmith.encoders.ntag424.sun.verify_sun_url` naming each query parameter."""
-        names = {"picc": "picc_param", "cmac": "mac_param", "enc": "enc_param", "uid": "uid_param", "ctr": "ctr_param"}
-        params: dict[str, str | None] = {}
+        names: dict[str, Literal["picc_param", "mac_param", "enc_param", "uid_param", "ctr_param"]] = {
+            "picc": "picc_param", "cmac": "mac_param", "enc": "enc_param", "uid": "uid_param", "ctr": "ctr_param"}
+        params = VerifierParams()
         for mirror in self.mirrors:
             if mirror.param is None:
                 raise ConfigError(f"{{{mirror.kind}}} is not a whole query parameter value; a verifier cannot find it")
             params[names[mirror.kind]] = mirror.param
-        if self.mac_input_offset is not None and self.mac_input_offset != self.mirror("cmac").offset:
+        mac = self.mirror("cmac")
+        if self.mac_input_offset is not None and mac is not None and self.mac_input_offset != mac.offset:
             if self.mac_input_param is not None:
                 params["mac_input_from"] = self.mac_input_param
             elif self.mac_input_offset - (len(self.ndef_file) - len(self.url)) == _path_start(self.url):
@@ -225,8 +263,9 @@ class SunTemplate:
 
     text: str
     tokens: tuple[tuple[str, str, int | None], ...]
+    scheme: SunScheme = AES_SUN
     # renders by layout, for units whose static values differ only in text (see :meth:`render`)
-    _layouts: dict = field(default_factory=dict, compare=False, repr=False)
+    _layouts: dict[tuple[object, ...], RenderedTemplate] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def slot_names(self) -> tuple[str, ...]:
@@ -278,7 +317,7 @@ class SunTemplate:
         return self._finish(url, ndef_file, tuple(mirrors), mac_at, base)
 
     def _fill(self, values: dict[str, str | None]) -> tuple[str, list[tuple[str, int, int]]]:
-        url, slots = "", []
+        url, slots, lengths = "", [], mirror_lengths(self.scheme)
         for kind, name, length in self.tokens:
             if kind == "text":
                 url += name
@@ -287,7 +326,7 @@ class SunTemplate:
                     raise ConfigError(f"the template needs a value for {{{name}}}")
                 url += quote(str(values[name]), safe="")
             else:
-                size = 0 if name == MAC_INPUT else (length or MIRROR_LENGTHS[name])
+                size = 0 if name == MAC_INPUT else (length or lengths[name])
                 slots.append((name, len(url), size))
                 url += PLACEHOLDER_CHAR * size
         return url, slots
@@ -314,13 +353,16 @@ class SunTemplate:
                                 mac_input_offset=start, mac_input_param=param)
 
 
-def compile_template(template: str) -> SunTemplate:
-    """Check a SUN URL template's placeholders and their combination; refuse with a ConfigError naming the problem."""
+def compile_template(template: str, scheme: SunScheme = AES_SUN) -> SunTemplate:
+    """Check a SUN URL template's placeholders and their combination; refuse with a ConfigError naming the problem.
+
+    ``scheme`` is the SUN scheme of the chips' secure-messaging mode: it sets the ``{picc}`` mirror's length.
+    """
     if not template or not template.isascii() or any(c.isspace() for c in template):
         raise ConfigError("the URL template must be non-empty ASCII without spaces")
     tokens = tuple(_tokens(template))
     _check_slots([(name, length) for kind, name, length in tokens if kind == "slot"])
-    return SunTemplate(text=template, tokens=tokens)
+    return SunTemplate(text=template, tokens=tokens, scheme=scheme)
 
 
 def url_from_ndef_file(data: bytes) -> str:
@@ -337,4 +379,5 @@ def url_from_ndef_file(data: bytes) -> str:
     uri = next((r for r in records if isinstance(r, ndef.UriRecord)), None)
     if uri is None:
         raise ResponseError("NDEF message holds no URI record")
-    return uri.iri
+    iri: str = uri.iri  # ndef ships no type hints
+    return iri

@@ -43,8 +43,11 @@ class VersionInfo:
         """Decode the concatenated frames (7 + 7 + 14 or 15 bytes)."""
         if len(data) not in (28, 29):
             raise ResponseError(f"GetVersion returned {len(data)} bytes, expected 28 or 29")
-        return cls(*data[0:14], uid=data[14:21], batch_no=data[21:25],
-                   fab_key=((data[25] & 0x0F) << 1) | (data[26] >> 7),
+        hw_vendor, hw_type, hw_subtype, hw_major, hw_minor, hw_storage, hw_protocol = data[0:7]
+        sw_vendor, sw_type, sw_subtype, sw_major, sw_minor, sw_storage, sw_protocol = data[7:14]
+        return cls(hw_vendor, hw_type, hw_subtype, hw_major, hw_minor, hw_storage, hw_protocol,
+                   sw_vendor, sw_type, sw_subtype, sw_major, sw_minor, sw_storage, sw_protocol,
+                   uid=data[14:21], batch_no=data[21:25], fab_key=((data[25] & 0x0F) << 1) | (data[26] >> 7),
                    production_week=_bcd(data[26] & 0x7F), production_year=2000 + _bcd(data[27]))
 
     @property

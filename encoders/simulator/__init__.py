@@ -8,5 +8,6 @@ from .chip import SimulatedNtag424
 from .files import FileSettings, SdmSettings
 from .signing import SIMULATOR_PUBLIC_KEY, sign_uid
 from .state import NvState
+from .view import ChipView
 
-__all__ = ["FileSettings", "NvState", "SIMULATOR_PUBLIC_KEY", "SdmSettings", "SimulatedNtag424", "sign_uid"]
+__all__ = ["ChipView", "FileSettings", "NvState", "SIMULATOR_PUBLIC_KEY", "SdmSettings", "SimulatedNtag424", "sign_uid"]

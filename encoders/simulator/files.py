@@ -8,6 +8,7 @@ Layouts and constraints from ``docs/reference/ntag424.md`` §3 (files, defaults,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from tagsmith.encoders.apdu import SW
 
@@ -40,6 +41,7 @@ OPT_ASCII = 0x01
 UID_ASCII_LEN = 14
 CTR_ASCII_LEN = 6
 PICC_ENC_ASCII_LEN = 32
+PICC_ENC_ASCII_LEN_LRP = 48  # PICCRand (8) || 16 encrypted bytes (ref §10.2)
 MAC_ASCII_LEN = 16
 CTR_NOT_MIRRORED = 0xFFFFFF
 
@@ -158,11 +160,12 @@ def factory_contents() -> dict[int, bytearray]:
     return {1: bytearray(FACTORY_CC), 2: bytearray(SIZES[2]), 3: bytearray(SIZES[3])}
 
 
-def parse_settings(current: FileSettings, data: bytes, *, counter_after: int = 0) -> FileSettings:
+def parse_settings(current: FileSettings, data: bytes, *, counter_after: int = 0, lrp: bool = False) -> FileSettings:
     """Decode and check ChangeFileSettings data for ``current``'s file; raise ChipStatus on error.
 
     ``counter_after`` is the SDMReadCtr the file will have once the settings apply (0 when SDM is
-    being enabled, which resets the counter): SDMReadCtrLimit must be greater than it.
+    being enabled, which resets the counter): SDMReadCtrLimit must be greater than it. ``lrp``:
+    the chip is in LRP mode, where the encrypted PICC data mirror is 48 characters, not 32.
     """
     if len(data) < 3:
         raise ChipStatus(SW.LENGTH_ERROR)
@@ -183,7 +186,7 @@ def parse_settings(current: FileSettings, data: bytes, *, counter_after: int = 0
             raise ChipStatus(SW.LENGTH_ERROR)
         return settings
     sdm = _parse_sdm(data[3:])
-    _check_sdm(sdm, current.size, counter_after)
+    _check_sdm(sdm, current.size, counter_after, PICC_ENC_ASCII_LEN_LRP if lrp else PICC_ENC_ASCII_LEN)
     return replace(settings, sdm=sdm)
 
 
@@ -229,7 +232,7 @@ def _parse_sdm(data: bytes) -> SdmSettings:
     return SdmSettings(options, meta_read, file_read, ctr_ret, **fields)
 
 
-def _check_sdm(sdm: SdmSettings, size: int, counter_after: int) -> None:
+def _check_sdm(sdm: SdmSettings, size: int, counter_after: int, picc_len: int) -> None:
     """The §9.4 constraints; every violation is PARAMETER_ERROR (919E)."""
 
     def fail() -> None:
@@ -254,9 +257,9 @@ def _check_sdm(sdm: SdmSettings, size: int, counter_after: int) -> None:
                 windows.append((sdm.ctr_offset, CTR_ASCII_LEN))
     elif sdm.meta_read <= 4:
         assert sdm.picc_offset is not None
-        if sdm.picc_offset > size - PICC_ENC_ASCII_LEN:
+        if sdm.picc_offset > size - picc_len:
             fail()
-        windows.append((sdm.picc_offset, PICC_ENC_ASCII_LEN))
+        windows.append((sdm.picc_offset, picc_len))
     if sdm.ctr_ret != NEVER and not sdm.ctr_enabled:
         fail()
     if sdm.enc_enabled and (sdm.file_read == NEVER or not (sdm.uid_enabled and sdm.ctr_enabled)):
@@ -280,6 +283,6 @@ def _check_sdm(sdm: SdmSettings, size: int, counter_after: int) -> None:
         if not sdm.ctr_enabled or sdm.ctr_limit <= counter_after:
             fail()
     windows.sort()
-    for (start_a, len_a), (start_b, _) in zip(windows, windows[1:]):
+    for (start_a, len_a), (start_b, _) in pairwise(windows):
         if start_a + len_a > start_b:
             fail()

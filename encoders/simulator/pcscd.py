@@ -100,7 +100,7 @@ class PrivatePcscd:
     ``entries`` are FRIENDLYNAMEs; each gives two readers, ``"<name> 00 00"`` and ``"<name> 00 01"``.
     """
 
-    def __init__(self, workdir: str | os.PathLike, entries: Sequence[str] = ("Tagsmith Sim",),
+    def __init__(self, workdir: str | os.PathLike[str], entries: Sequence[str] = ("Tagsmith Sim",),
                  base_port: int = 35990, pcscd: str | None = None, driver: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.entries = list(entries)
@@ -110,7 +110,7 @@ class PrivatePcscd:
         self.socket_path = self.workdir / "pcscd.comm"
         self.log_path = self.workdir / "pcscd.log"
         self.slots: list[VirtualSlot] = []
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -138,6 +138,7 @@ class PrivatePcscd:
         for number, name in enumerate(self.entries):
             port = free_port_block(port)
             driver = self.workdir / f"libifdvpcd-{number}.so"
+            assert self.driver is not None  # start() refuses to run without one
             shutil.copyfile(self.driver, driver)  # a real copy per entry, never a link
             (conf / f"entry-{number}").write_text(
                 f'FRIENDLYNAME "{name}"\nDEVICENAME /dev/null:{port}\nLIBPATH {driver}\nCHANNELID 0\n')
@@ -174,6 +175,7 @@ class PrivatePcscd:
 
     def _wait_ready(self, timeout: float) -> None:
         wanted = {s.port for s in self.slots}
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while not wanted <= _listening_ports():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+from collections.abc import Iterator
 
 from Crypto.PublicKey import ECC
 
@@ -25,9 +26,9 @@ SIMULATOR_PUBLIC_KEY = bytes.fromhex(
     "106EF9F61D06F07A134169CC12B9CE281415F3B00D033596"
 )
 _QLEN = 28  # bytes of the group order
-#: The secp224r1 base point G: multiplying it directly skips the key checks ECC.construct does.
-_GENERATOR = ECC.EccPoint(0xB70E0CBD6BB4BF7F321390B94A03C1D356C21122343280D6115C1D21,
-                          0xBD376388B5F723FB4C22DFE6CD4375A05A07476444D5819985007E34, curve="P-224")
+#: The secp224r1 base point G, built once: multiplying it directly skips the key checks ECC.construct does.
+_GENERATOR = ECC.construct(curve="P-224", point_x=0xB70E0CBD6BB4BF7F321390B94A03C1D356C21122343280D6115C1D21,
+                           point_y=0xBD376388B5F723FB4C22DFE6CD4375A05A07476444D5819985007E34).pointQ
 
 
 def _bits2int(data: bytes) -> int:
@@ -36,7 +37,7 @@ def _bits2int(data: bytes) -> int:
     return value >> excess if excess > 0 else value
 
 
-def _nonces(d: int, e: int):
+def _nonces(d: int, e: int) -> Iterator[int]:
     """RFC 6979 §3.2 candidate nonces with HMAC-SHA256 (h1 = the UID as an integer, reduced)."""
     x = d.to_bytes(_QLEN, "big")
     h1 = (e % P224_ORDER).to_bytes(_QLEN, "big")

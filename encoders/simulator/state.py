@@ -9,10 +9,13 @@ every placement. A :class:`NvState` is a plain value: ``copy()`` it, store it, r
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .files import FileSettings, SdmSettings, factory_contents, factory_settings
+from .files import FileSettings, SdmSettings, factory_contents, factory_settings, parse_settings
+from .status import ChipStatus
 
 DEFAULT_TOT_FAIL_LIMIT = 1000
 DEFAULT_TOT_FAIL_DECR = 10
@@ -76,16 +79,15 @@ class NvState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NvState:
         """Inverse of :meth:`to_dict`."""
-        from .files import parse_settings
-
         state = cls(uid=bytes.fromhex(data["uid"]))
+        lrp = bool(data.get("lrp", False))  # journals from before LRP lack the field: AES
         for f in fields(cls):
             if f.name not in data or f.name == "uid":
                 continue
             value = data[f.name]
             if f.name == "settings":
-                base = factory_settings()
-                value = {int(no): _decode_settings(parse_settings, base[int(no)], bytes.fromhex(body))
+                base = factory_settings()  # stored settings skip the counter-limit check: the counter may be past 0
+                value = {int(no): parse_settings(base[int(no)], bytes.fromhex(body), counter_after=-1, lrp=lrp)
                          for no, body in value.items()}
             elif f.name == "contents":
                 value = {int(no): bytearray.fromhex(c) for no, c in value.items()}
@@ -116,8 +118,36 @@ def _deep_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def _decode_settings(parse, base: FileSettings, body: bytes) -> FileSettings:
-    """Decode stored settings without the counter-limit check (the counter may be past 0)."""
-    settings = parse(base, body, counter_after=-1)
-    assert settings.sdm is None or isinstance(settings.sdm, SdmSettings)
-    return settings
+def factory_state(*, uid: bytes | None = None, keys: Sequence[bytes] | None = None,
+                  key_versions: Sequence[int] | None = None, tag_tamper: bool = False,
+                  files: Mapping[int, bytes] | None = None, file_settings: Mapping[int, bytes] | None = None,
+                  sdm_read_ctr: int = 0, random_id: bool = False, lrp: bool = False) -> NvState:
+    """A chip's NVM as delivered, then changed as the arguments say (see ``SimulatedNtag424``)."""
+    if uid is None:
+        uid = b"\x04" + os.urandom(6)
+    uid = bytes(uid)
+    if len(uid) != 7 or uid[0] != 0x04:
+        raise ValueError("uid must be 7 bytes starting with 04 (NXP)")
+    nv = NvState(uid=uid, tag_tamper=tag_tamper, random_id=random_id, lrp=lrp)
+    if keys is not None:
+        if len(keys) != 5 or any(len(k) != 16 for k in keys):
+            raise ValueError("keys must be five 16-byte AES keys")
+        nv.keys = [bytes(k) for k in keys]
+    if key_versions is not None:
+        if len(key_versions) != 5 or any(not 0 <= v <= 0xFF for v in key_versions):
+            raise ValueError("key_versions must be five values 0..255")
+        nv.key_versions = list(key_versions)
+    for file_no, data in (files or {}).items():
+        buf = nv.contents[file_no]
+        if len(data) > len(buf):
+            raise ValueError(f"file {file_no:02X} holds {len(buf)} bytes, got {len(data)}")
+        buf[:len(data)] = data
+    for file_no, body in (file_settings or {}).items():
+        try:
+            nv.settings[file_no] = parse_settings(nv.settings[file_no], bytes(body), lrp=lrp)
+        except ChipStatus as exc:
+            raise ValueError(f"file {file_no:02X} settings rejected with {exc.sw:04X}") from None
+    if not 0 <= sdm_read_ctr <= 0xFFFFFF:
+        raise ValueError("sdm_read_ctr is a 24-bit counter")
+    nv.sdm_read_ctr = sdm_read_ctr
+    return nv

@@ -1,14 +1,16 @@
-"""Fixtures for the batches tests: a product file, a database, an Ed25519 manifest key."""
+"""Fixtures for the batches tests: a product file, a database on each engine, an Ed25519 manifest key."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tagsmith.batches.db import BatchStore
-from tagsmith.batches.manifest import ed25519_signer, generate_ed25519
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import open_store
+from tagsmith.keystore.signing import ed25519_signer, generate_ed25519
+from tagsmith.workspace import Workspace
 
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 
@@ -18,9 +20,36 @@ def product():
     return load_product(DISHWASHER)
 
 
+@dataclass(frozen=True)
+class StoreHome:
+    """Where a test's store lives: its workspace, and on PostgreSQL the database's URL."""
+
+    workspace: Workspace
+    url: str | None
+
+    def open(self, **options):
+        return open_store(self.workspace, url=self.url, **options)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_home(request, tmp_path):
+    """The ``store`` fixture's engine: the workspace's SQLite file, or a fresh database of the private cluster."""
+    url = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    return StoreHome(Workspace(tmp_path / "db"), url)
+
+
 @pytest.fixture
-def store(tmp_path, product):
-    with BatchStore(tmp_path / "db" / "tagsmith.db") as s:
+def store(store_home, product):
+    """The store every store test runs on, once per engine (another process opens it again from ``store_home``)."""
+    with store_home.open() as s:
+        s.add_product(product)
+        yield s
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, product):
+    """The SQLite engine only: for what only it has (PRAGMAs, the WAL and its fsync)."""
+    with open_store(Workspace(tmp_path / "db")) as s:
         s.add_product(product)
         yield s
 

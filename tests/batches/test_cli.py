@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tagsmith import VerificationError
-from tagsmith.batches.db import BatchStore
+from tagsmith.batches.store import open_store
 from tagsmith.cli import app
+from tagsmith.workspace import Workspace
 
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 runner = CliRunner()
@@ -59,7 +60,7 @@ def test_manifest_export_verify_upload_status(ws, tmp_path):
     run(ws, "keys", "init", "--kdf-n", "1024")
     run(ws, "product", "add", str(DISHWASHER))
     batch = run_json(ws, "batch", "create", "--product", "aurora-dw600", "--quantity", "5")["id"]
-    with BatchStore(ws / "tagsmith.db") as store:
+    with open_store(Workspace(ws)) as store:
         for i in range(3):
             unit = store.allocate_unit(batch, bytes([4, 9, 9, 9, 9, 9, i]), "st-1")
             store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, i, "st-1")
@@ -109,3 +110,17 @@ def test_console_script_tampered_manifest_exits_6(tmp_path):
     missing = subprocess.run([str(script), "manifest", "verify", str(tmp_path / "nope.jsonl")], capture_output=True,
                              text=True, env={**os.environ, "TAGSMITH_HOME": str(tmp_path / "ws"), "COLUMNS": "200"})
     assert missing.returncode == 8 and "no manifest file" in missing.stderr
+
+
+def test_batch_show_lists_the_epcis_capture_receipts(ws):
+    run(ws, "product", "add", str(DISHWASHER))
+    batch = run_json(ws, "batch", "create", "--product", "aurora-dw600", "--quantity", "2")["id"]
+    assert run_json(ws, "batch", "show", batch)["epcis_captures"] == []
+    with open_store(Workspace(ws)) as store:
+        store.record_epcis_capture(batch_id=batch, document_sha256="ab" * 32, url="https://repo.example/capture",
+                                   events=5, accepted=4, rejected=1, receipt={"rejected": [{"eventID": "ni:x"}]})
+    shown = run_json(ws, "batch", "show", batch)["epcis_captures"]
+    assert [(c["events"], c["accepted"], c["rejected"], c["receipt"]) for c in shown] == [
+        (5, 4, 1, {"rejected": [{"eventID": "ni:x"}]})]
+    text = run(ws, "batch", "show", batch).stdout
+    assert "to https://repo.example/capture: 5 events, 4 accepted, 1 rejected" in text

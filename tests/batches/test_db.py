@@ -4,50 +4,78 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tagsmith import ConfigError, NotFoundError, StateError
-from tagsmith.batches import db as dbmod
-from tagsmith.batches.db import MIGRATIONS, BatchStore
 from tagsmith.batches.product import parse_product
 from tagsmith.batches.serials import is_valid
+from tagsmith.batches.store import ConstraintError, DatabaseError, core, open_store, postgres_schema, sqlite_schema
+from tagsmith.batches.store.sqlite_schema import MIGRATIONS
+from tagsmith.workspace import Workspace
 
 UID = bytes.fromhex("04A1B2C3D4E5F6")
 
 
-def test_schema_version_and_pragmas(store):
+def test_schema_version_and_pragmas(sqlite_store):
+    store = sqlite_store
     assert store.schema_version == len(MIGRATIONS)
-    rows = store.conn.execute("SELECT version, description FROM schema_version").fetchall()
+    rows = store._exec("SELECT version, description FROM schema_version").fetchall()
     assert rows == [(n, d) for n, (d, _) in enumerate(MIGRATIONS, start=1)] and rows[0] == (1, "initial schema")
-    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    assert store._exec("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._exec("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store._exec("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
 def test_migrations_apply_in_order_once(tmp_path, monkeypatch):
-    path = tmp_path / "m.db"
-    BatchStore(path).close()
+    home = Workspace(tmp_path)
+    open_store(home).close()
     applied = []
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, ("add a note", lambda d: applied.append(2) or
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*MIGRATIONS, ("add a note", lambda d: applied.append(2) or
                                                             d.execute("ALTER TABLE batches ADD COLUMN note TEXT"))])
-    with BatchStore(path) as store:
+    with open_store(home) as store:
         assert store.schema_version == len(MIGRATIONS) + 1 and applied == [2]
-    with BatchStore(path) as store:  # reopening applies nothing again
+    with open_store(home) as store:  # reopening applies nothing again
         assert applied == [2] and "note" in store.db["batches"].columns_dict
 
 
-def test_newer_database_is_refused(tmp_path):
-    path = tmp_path / "n.db"
-    BatchStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_version VALUES (99, 'future', 'x')")
-    conn.commit()
-    conn.close()
+def test_newer_database_is_refused(store_home):
+    with store_home.open() as store:
+        store._exec("INSERT INTO schema_version VALUES (99, 'future', 'x')")
     with pytest.raises(StateError, match="newer"):
-        BatchStore(path)
+        store_home.open()
+    with pytest.raises(StateError, match="newer"):
+        store_home.open(upgrade=True)
+
+
+def test_a_shared_database_is_migrated_only_when_asked_and_never_created_when_reading(pg_database, monkeypatch):
+    """Stations of several versions share it: opening never changes its schema unless told (tagsmith db migrate)."""
+    def open_shared(**options):
+        return open_store(Workspace(Path("/nonexistent")), url=pg_database, **options)
+
+    with pytest.raises(NotFoundError, match="no tagsmith schema"):
+        open_shared(create=False)
+    open_shared().close()  # an empty database gets the schema
+    applied = []
+    monkeypatch.setattr(postgres_schema, "MIGRATIONS", [*postgres_schema.MIGRATIONS, (
+        "add a note", lambda run: applied.append(2) or run("ALTER TABLE batches ADD COLUMN note TEXT"))])
+    with pytest.raises(StateError, match="older than this tagsmith .* run tagsmith db migrate"):
+        open_shared()
+    assert applied == []
+    with open_shared(upgrade=True) as store:
+        assert store.schema_version == len(postgres_schema.MIGRATIONS) and applied == [2]
+        assert store._scalar("SELECT COUNT(note) FROM batches") == 0
+    open_shared().close()  # up to date: opens as usual
+    assert applied == [2]
+
+
+def test_a_file_that_is_not_a_database_is_a_one_line_tagsmith_error(tmp_path):
+    home = Workspace(tmp_path)
+    home.database.write_bytes(b"not a database, just some text " * 100)
+    with pytest.raises(DatabaseError, match="cannot be used: file is not a database") as raised:
+        open_store(home)
+    assert raised.value.exit_code == 1 and "\n" not in str(raised.value)
 
 
 def test_product_versions_are_kept_and_batches_remember_theirs(store, product):
@@ -66,20 +94,20 @@ def test_minting_is_idempotent_and_sequential_across_batches(store, product):
     a = store.create_batch(product.id, 5)
     b = store.create_batch(product.id, 4, lot="L2")
     assert store.mint_serials(a.id) == 0 and store.mint_serials(b.id) == 0
-    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials ORDER BY batch_id, seq")]
+    serials = [r[0] for r in store._exec("SELECT serial FROM serials ORDER BY batch_id, seq")]
     assert serials == product.serial.sequential_range(1, 9)
     assert all(is_valid(s) for s in serials)
     # a batch whose minting was cut short is completed, never minted twice
-    store.conn.execute("DELETE FROM serials WHERE batch_id = ? AND seq > 2", (a.id,))
+    store._exec("DELETE FROM serials WHERE batch_id = ? AND seq > 2", (a.id,))
     assert store.mint_serials(a.id) == 3 and store.mint_serials(a.id) == 0
     assert store.batch_progress(a.id).minted == 5
 
 
 def test_serial_uniqueness_is_enforced_by_the_database(store, product):
     batch = store.create_batch(product.id, 2)
-    taken = store.conn.execute("SELECT serial FROM serials LIMIT 1").fetchone()[0]
-    with pytest.raises(sqlite3.IntegrityError):
-        store.conn.execute("INSERT INTO serials VALUES (?, 99, ?)", (batch.id, taken))
+    taken = store._exec("SELECT serial FROM serials LIMIT 1").fetchone()[0]
+    with pytest.raises(ConstraintError):
+        store._exec("INSERT INTO serials VALUES (?, 99, ?)", (batch.id, taken))
 
 
 def test_random_serials(store, product):
@@ -87,7 +115,7 @@ def test_random_serials(store, product):
                                    .replace(b'id = "aurora-dw600"', b'id = "aurora-rnd"'))
     store.add_product(random_product)
     batch = store.create_batch("aurora-rnd", 500)
-    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials WHERE batch_id = ?", (batch.id,))]
+    serials = [r[0] for r in store._exec("SELECT serial FROM serials WHERE batch_id = ?", (batch.id,))]
     assert len(set(serials)) == 500 and all(is_valid(s) and len(s) == 17 for s in serials)
 
 
@@ -148,7 +176,7 @@ def test_unit_lifecycle_and_events(store, product):
                       ("encoded", None), ("verified", None), ("verified", None), ("qa", None),
                       ("label_printed", None)]
     assert store.label_prints(unit.id)[0]["format"] == "zpl"
-    assert {r[0] for r in store.conn.execute("SELECT name FROM stations")} == {"st-1", "st-2"}
+    assert {r[0] for r in store._exec("SELECT name FROM stations")} == {"st-1", "st-2"}
 
 
 def test_void_burns_the_serial(store, product):
@@ -221,32 +249,33 @@ def test_a_refused_outcome_rolls_back_its_steps_and_keeps_them_pending(store, pr
 
 def test_station_row_is_refreshed_once_a_minute_and_never_remembered_from_a_rollback(store, product, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(dbmod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(core.time, "monotonic", lambda: clock[0])
     done = store.create_batch(product.id, 1)
     encoded = store.allocate_unit(done.id, UID, "st-1", start_encoding=True)
     store.mark_encoded(encoded.id, {0: 1}, 1, "st-1")
     with pytest.raises(StateError, match="encoded; cannot record encoding_started"):
         store.start_encoding(encoded.id, "st-new")  # touched st-new, then the refused UPDATE rolled it back
-    assert store.conn.execute("SELECT COUNT(*) FROM stations WHERE name = 'st-new'").fetchone()[0] == 0
+    assert store._exec("SELECT COUNT(*) FROM stations WHERE name = 'st-new'").fetchone()[0] == 0
     batch = store.create_batch(product.id, 2)
     unit = store.allocate_unit(batch.id, bytes(6) + b"\x01", "st-1")
     store.start_encoding(unit.id, "st-new")  # the row must be made now, or the unit's FK would fail
     record_step(store, unit.id, "ndef", "st-other")  # a station first seen in a step gets its row too
-    seen = dict(store.conn.execute("SELECT name, last_seen FROM stations"))
+    seen = dict(store._exec("SELECT name, last_seen FROM stations"))
     assert set(seen) == {"st-1", "st-new", "st-other"}
     stamps = iter(["2030-01-01T00:00:00.000Z", "2030-01-01T00:00:30.000Z", "2030-01-01T00:01:01.000Z"])
     monkeypatch.setattr(store, "_now", lambda: next(stamps))
     clock[0] += 30
     store.mark_encoded(unit.id, {0: 1}, 1, "st-new")  # 30 s later: the row is left alone
-    assert store.conn.execute("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == seen["st-new"]
+    assert store._exec("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == seen["st-new"]
     clock[0] += 31
     store.mark_verified(unit.id, 2, "st-new")  # a minute on: refreshed
-    assert store.conn.execute("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == \
+    assert store._exec("SELECT last_seen FROM stations WHERE name = 'st-new'").fetchone()[0] == \
         "2030-01-01T00:00:30.000Z"
 
 
-def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(store, product, monkeypatch, sync_helper):
+def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(sqlite_store, product, monkeypatch, sync_helper):
     """Allocation and encoded get the WAL fsync that synchronous=FULL would add; nothing else does."""
+    store = sqlite_store
     import os
 
     from tagsmith.batches import walsync
@@ -264,14 +293,15 @@ def test_only_the_allocation_and_encoded_commits_are_synced_to_disk(store, produ
     store.mark_verified(unit.id, 2, "st-1")
     store.wait_synced()
     assert len(inline) == 1 and [p for p, _ in overlapped()] == [wal]
-    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk
+    assert store._exec("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no commit waits on the disk
     # overlapped: the call returns at once, wait_synced is the barrier
     store.allocate_unit(batch.id, bytes.fromhex("04AABBCCDDEEF0"), "st-1", start_encoding=True, overlap_sync=True)
     store.wait_synced()
     assert len(inline) == 1 and len(overlapped()) == 2
 
 
-def test_a_failed_sync_is_a_one_line_state_error(store, product, monkeypatch, sync_helper):
+def test_a_failed_sync_is_a_one_line_state_error(sqlite_store, product, monkeypatch, sync_helper):
+    store = sqlite_store
     from tagsmith.batches import walsync
 
     sync_helper(fail="5 Input/output error")
@@ -358,13 +388,13 @@ def test_quantity_and_names_are_checked(store, product):
 
 
 # ---------------------------------------------------------------- two real processes, one file
-def _allocate_worker(path, batch_id, uids, out):
-    with BatchStore(path) as store:
+def _allocate_worker(home, batch_id, uids, out):
+    with home.open() as store:
         out.put([(uid, store.allocate_unit(batch_id, uid, f"st-{uids[0][0]}").serial) for uid in uids])
 
 
-def _create_worker(path, product_id, n, out):
-    with BatchStore(path) as store:
+def _create_worker(home, product_id, n, out):
+    with home.open() as store:
         out.put([store.create_batch(product_id, 50).id for _ in range(n)])
 
 
@@ -381,12 +411,12 @@ def _run(target, args_list):
     return results
 
 
-def test_two_processes_allocating_never_collide(store, product):
+def test_two_processes_allocating_never_collide(store, store_home, product):
     batch = store.create_batch(product.id, 400)
     uids_a = [bytes([0xA, 0, 0, 0, 0]) + i.to_bytes(2, "big") for i in range(150)]
     uids_b = [bytes([0xB, 0, 0, 0, 0]) + i.to_bytes(2, "big") for i in range(150)]
     shared = [bytes([0xC, 0, 0, 0, 0, 0, i]) for i in range(20)]  # both processes see these tags
-    results = _run(_allocate_worker, [(store.path, batch.id, uids_a + shared), (store.path, batch.id, shared + uids_b)])
+    results = _run(_allocate_worker, [(store_home, batch.id, uids_a + shared), (store_home, batch.id, shared + uids_b)])
     pairs = [pair for result in results for pair in result]
     by_uid: dict[bytes, set[str]] = {}
     for uid, serial in pairs:
@@ -398,10 +428,10 @@ def test_two_processes_allocating_never_collide(store, product):
     assert store.batch(batch.id).allocated == 320
 
 
-def test_two_processes_minting_batches_never_collide(store, product):
-    results = _run(_create_worker, [(store.path, product.id, 10), (store.path, product.id, 10)])
+def test_two_processes_minting_batches_never_collide(store, store_home, product):
+    results = _run(_create_worker, [(store_home, product.id, 10), (store_home, product.id, 10)])
     assert len({b for r in results for b in r}) == 20
-    serials = [r[0] for r in store.conn.execute("SELECT serial FROM serials")]
+    serials = [r[0] for r in store._exec("SELECT serial FROM serials")]
     assert len(serials) == len(set(serials)) == 1000
     assert sorted(serials) == sorted(product.serial.sequential_range(1, 1000))
 
@@ -441,10 +471,21 @@ def test_a_cleared_refusal_is_kept_and_a_new_refusal_is_recorded_afresh(store, p
 
 def test_timestamps_are_utc_iso8601_with_milliseconds(monkeypatch):
     """The stamp is formatted once a second and its milliseconds each call: both parts must be right."""
-    import tagsmith.batches.db as db
+    from tagsmith.batches.store import common as db
 
     for instant, text in ((1_795_000_000.0, "2026-11-18T11:06:40.000Z"), (1_795_000_000.9996, "2026-11-18T11:06:40.999Z"),
                           (1_795_000_001.25, "2026-11-18T11:06:41.250Z"), (1_795_000_000.5, "2026-11-18T11:06:40.500Z"),
                           (951_782_400.0, "2000-02-29T00:00:00.000Z")):
         monkeypatch.setattr(db.time, "time", lambda instant=instant: instant)
         assert db.utc_now() == text
+
+
+def test_a_stopped_server_is_a_one_line_database_unreachable(new_pg_cluster, product):
+    """The line's database going away is a tagsmith error naming it, never a driver traceback."""
+    cluster = new_pg_cluster()
+    with open_store(Workspace(Path("/nonexistent")), url=cluster.url(cluster.create_database())) as store:
+        store.add_product(product)
+        cluster.stop("fast")
+        with pytest.raises(DatabaseError, match="^database unreachable: ") as raised:
+            store.create_batch(product.id, 2)
+        assert raised.value.exit_code == 1 and "\n" not in str(raised.value)

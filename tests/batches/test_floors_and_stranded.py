@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tagsmith import StateError
-from tagsmith.batches import db as dbmod
-from tagsmith.batches.db import BatchStore, ReplayError
+from tagsmith.batches.store import ReplayError, open_store, sqlite_schema
+from tagsmith.workspace import Workspace
 
 UIDS = [bytes.fromhex(f"04A1B2C3D4E5{n:02X}") for n in range(10)]
 
@@ -60,22 +60,22 @@ def test_stranded_units_are_named_and_a_reason_lets_the_action_through(store, pr
 
 def test_the_migration_raises_floors_to_the_counters_qa_already_recorded(tmp_path, product, monkeypatch):
     """A database from before floors: QA's counters were kept only in qa_results; the manifest said null."""
-    mine = next(i for i, (_, f) in enumerate(dbmod.MIGRATIONS) if f is dbmod._m_floors_voids_incomplete)
-    path = tmp_path / "old.db"
-    monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:mine])
-    with BatchStore(path) as old:
+    mine = next(i for i, (_, f) in enumerate(sqlite_schema.MIGRATIONS) if f is sqlite_schema._m_floors_voids_incomplete)
+    old_home = Workspace(tmp_path / "old")
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:mine])
+    with open_store(old_home) as old:
         old.add_product(product)
         batch = old.create_batch(product.id, 3)
         scanned, untouched = (_encoded(old, batch.id, uid) for uid in UIDS[:2])
-        old.conn.execute("INSERT INTO qa_plans (id, batch_id, product_id, lot_size, level, aql, inspection, "
-                         "code_letter, sample_size, accept, reject, seed, serials, created_at, created_by) VALUES "
-                         "('p1', ?, ?, 2, 'II', '0.65', 'normal', 'A', 2, 0, 1, '1', '[]', 'now', 'qa')",
-                         (batch.id, product.id))
-        old.conn.execute("INSERT INTO qa_results (plan_id, batch_id, unit_id, passed, counted, reason, checks, "
-                         "read_counter, inspector, at) VALUES ('p1', ?, ?, 1, 1, 'ok', '[]', 6, 'qa', "
-                         "'2026-11-23T10:00:00.000Z')", (batch.id, scanned.id))
+        old._exec("INSERT INTO qa_plans (id, batch_id, product_id, lot_size, level, aql, inspection, "
+                  "code_letter, sample_size, accept, reject, seed, serials, created_at, created_by) VALUES "
+                  "('p1', ?, ?, 2, 'II', '0.65', 'normal', 'A', 2, 0, 1, '1', '[]', 'now', 'qa')",
+                  (batch.id, product.id))
+        old._exec("INSERT INTO qa_results (plan_id, batch_id, unit_id, passed, counted, reason, checks, "
+                  "read_counter, inspector, at) VALUES ('p1', ?, ?, 1, 1, 'ok', '[]', 6, 'qa', "
+                  "'2026-11-23T10:00:00.000Z')", (batch.id, scanned.id))
     monkeypatch.undo()
-    with BatchStore(path) as store:
+    with open_store(old_home) as store:
         now = store.unit(scanned.id)
         assert (now.state, now.verified_counter, now.verified_at) == ("verified", 6, "2026-11-23T10:00:00.000Z")
         assert store.unit(untouched.id).verified_counter is None

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from tagsmith import ConfigError, VerificationError
-from tagsmith.batches.manifest import ed25519_signer, export_manifest, generate_ed25519, load_schema, signature_path
+from tagsmith.batches.manifest import export_manifest, load_schema, signature_path
 from tagsmith.batches.schemacheck import SchemaViolation, compile_schema
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME as DIVERSIFICATION
+from tagsmith.keystore.signing import MANIFEST_VERIFIER, ed25519_signer, generate_ed25519
 
 SDM = {"picc": {"param": "p", "offset": 58, "length": 32}, "cmac": {"param": "c", "offset": 93, "length": 16},
        "mac_input_from": None}
@@ -52,7 +53,7 @@ def test_round_trip_then_one_changed_byte_fails(store, batch, keypair, tmp_path,
     path = tmp_path / f"m.{fmt}"
     result = _export(store, batch, path, keypair, fmt)
     assert result.units == 9 and signature_path(path).exists()
-    report = verify_manifest(path, keypair[1])
+    report = verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)
     assert report.units == 9 and report.key_pinned and report.manifest_id == result.manifest_id
     header = report.header
     assert header["counts"] == {"units": 9, "verified": 5, "qa_pass": 3, "qa_fail": 2, "voided": 1}
@@ -65,7 +66,7 @@ def test_round_trip_then_one_changed_byte_fails(store, batch, keypair, tmp_path,
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(VerificationError, match="changed after it was signed"):
-        verify_manifest(path, keypair[1])
+        verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)
 
 
 def test_records_hold_no_key_and_the_unit_fields(store, batch, keypair, tmp_path):
@@ -86,9 +87,9 @@ def test_pinned_key_detects_a_resigned_manifest(store, batch, keypair, tmp_path)
     other_private, _ = generate_ed25519()
     other = ed25519_signer(other_private)
     _resign(path, (*other, other_private))
-    verify_manifest(path)  # consistent with the key inside the .sig file ...
+    verify_manifest(path, verifier=MANIFEST_VERIFIER)  # consistent with the key inside the .sig file ...
     with pytest.raises(VerificationError, match="different key"):
-        verify_manifest(path, keypair[1])  # ... but not the line's key
+        verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)  # ... but not the line's key
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -109,7 +110,7 @@ def test_consistency_checks_behind_a_valid_signature(store, batch, keypair, tmp_
     path.write_text("\n".join(change(path.read_text().splitlines())) + "\n")
     _resign(path, keypair)
     with pytest.raises(VerificationError, match=reason):
-        verify_manifest(path, keypair[1])
+        verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)
 
 
 def test_serial_with_a_typo_fails_its_check_characters(store, batch, keypair, tmp_path):
@@ -123,7 +124,7 @@ def test_serial_with_a_typo_fails_its_check_characters(store, batch, keypair, tm
     path.write_text("\n".join(lines) + "\n")
     _resign(path, keypair)
     with pytest.raises(VerificationError, match="check characters"):
-        verify_manifest(path, keypair[1])
+        verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)
 
 
 def test_missing_signature_and_bad_format(store, batch, keypair, tmp_path):
@@ -131,7 +132,7 @@ def test_missing_signature_and_bad_format(store, batch, keypair, tmp_path):
     _export(store, batch, path, keypair)
     signature_path(path).unlink()
     with pytest.raises(VerificationError, match="no signature file"):
-        verify_manifest(path)
+        verify_manifest(path, verifier=MANIFEST_VERIFIER)
     with pytest.raises(ConfigError, match="format"):
         _export(store, batch, tmp_path / "x.xml", keypair, fmt="xml")
 
@@ -139,7 +140,8 @@ def test_missing_signature_and_bad_format(store, batch, keypair, tmp_path):
 def test_empty_batch_exports_an_empty_manifest(store, product, keypair, tmp_path):
     batch = store.create_batch(product.id, 3)
     result = _export(store, batch, tmp_path / "e.jsonl", keypair)
-    assert result.units == 0 and verify_manifest(result.path).header["time_range"]["first_encoded_at"] is None
+    report = verify_manifest(result.path, verifier=MANIFEST_VERIFIER)
+    assert result.units == 0 and report.header["time_range"]["first_encoded_at"] is None
 
 
 def test_shipped_schema_is_understood_by_the_checker():
@@ -158,9 +160,11 @@ def test_shipped_schema_is_understood_by_the_checker():
 CHILD = """
 import pathlib, sys, time
 from tagsmith.batches import manifest
-from tagsmith.batches.db import BatchStore
-db, batch, out, mode, marker, private = sys.argv[1:]
-signer, public = manifest.ed25519_signer(pathlib.Path(private).read_text())
+from tagsmith.batches.store import open_store
+from tagsmith.keystore.signing import ed25519_signer
+from tagsmith.workspace import Workspace
+home, url, batch, out, mode, marker, private = sys.argv[1:]
+signer, public = ed25519_signer(pathlib.Path(private).read_text())
 if mode == "write":
     original = manifest._jsonl
     def slow(record):
@@ -173,17 +177,17 @@ else:
         pathlib.Path(marker).touch()
         time.sleep(60)
         return real(digest)
-with BatchStore(db) as store:
+with open_store(Workspace(pathlib.Path(home)), url=url or None) as store:
     manifest.export_manifest(store, batch, out, signer=signer, public_key_pem=public, diversification='test')
 """
 
 
 @pytest.mark.parametrize("mode", ["write", "sign"])
-def test_kill_9_during_export_records_nothing(store, batch, keypair, tmp_path, mode):
+def test_kill_9_during_export_records_nothing(store, store_home, batch, keypair, tmp_path, mode):
     out, marker, private = tmp_path / "out" / "m.jsonl", tmp_path / "signing", tmp_path / "key.pem"
     private.write_text(keypair[2])
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(store.path), batch.id, str(out), mode, str(marker),
-                              str(private)])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(store_home.workspace.home), store_home.url or "", batch.id,
+                              str(out), mode, str(marker), str(private)])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         temps = list(out.parent.glob(".m.jsonl.*.tmp")) if out.parent.exists() else []
@@ -197,7 +201,7 @@ def test_kill_9_during_export_records_nothing(store, batch, keypair, tmp_path, m
     assert store.manifests(batch.id) == []
     assert not out.exists() and not signature_path(out).exists()
     again = _export(store, batch, out, keypair)  # the next export just works
-    assert verify_manifest(out, keypair[1]).units == again.units == 9
+    assert verify_manifest(out, keypair[1], verifier=MANIFEST_VERIFIER).units == again.units == 9
     assert [m.id for m in store.manifests(batch.id)] == [again.manifest_id]
 
 
@@ -210,10 +214,10 @@ def test_records_in_another_json_layout_take_the_full_schema_path(store, batch, 
     assert relaid[1] != lines[1]
     path.write_text("\n".join(relaid) + "\n")
     _resign(path, keypair)
-    assert verify_manifest(path, keypair[1]).units == 9
+    assert verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER).units == 9
     relaid[2] = relaid[2].replace('"qa": null', '"qa": "meh"').replace('"qa": "pass"', '"qa": "meh"') \
         .replace('"qa": "fail"', '"qa": "meh"')
     path.write_text("\n".join(relaid) + "\n")
     _resign(path, keypair)
     with pytest.raises(VerificationError, match="record 2: unit.qa"):
-        verify_manifest(path, keypair[1])
+        verify_manifest(path, keypair[1], verifier=MANIFEST_VERIFIER)

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tagsmith.batches.db import BatchStore
-from tagsmith.batches.manifest import ed25519_signer, generate_ed25519, signature_path
+from tagsmith.batches.manifest import signature_path
+from tagsmith.batches.store import open_store
 from tagsmith.cli import app
+from tagsmith.keystore.signing import ed25519_signer, generate_ed25519
+from tagsmith.workspace import Workspace
 
 DISHWASHER = Path(__file__).resolve().parents[2] / "batches" / "products" / "dishwasher.toml"
 SCRIPT = Path(sys.executable).with_name("tagsmith")
@@ -43,7 +45,7 @@ def exported(tmp_path, monkeypatch):
     run_json(ws, "keys", "init", "--kdf-n", "1024")
     run_json(ws, "product", "add", str(DISHWASHER))
     batch = run_json(ws, "batch", "create", "--product", "aurora-dw600", "--quantity", "5")["id"]
-    with BatchStore(ws / "tagsmith.db") as store:
+    with open_store(Workspace(ws)) as store:
         for i in range(3):
             unit = store.allocate_unit(batch, bytes([4, 9, 9, 9, 9, 9, i]), "st-1")
             store.mark_encoded(unit.id, {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, i, "st-1")

@@ -16,6 +16,7 @@ from tagsmith.batches.merge import MergeConflictError, merge_manifests
 from tagsmith.batches.upload import UploadError, upload_manifest
 from tagsmith.batches.verify import verify_manifest
 from tagsmith.keystore import DIVERSIFICATION_SCHEME as DIVERSIFICATION
+from tagsmith.keystore.signing import MANIFEST_VERIFIER
 
 
 def _export(store, batch_id, path, keypair):
@@ -45,9 +46,9 @@ def test_merge_loses_nothing_and_collapses_identical_repeats(store, keypair, sta
     batch, a, b = stations
     out = tmp_path / "merged.jsonl"
     result = merge_manifests([a, b], out, signer=keypair[0], public_key_pem=keypair[1],
-                             store=store)
+                             store=store, verifier=MANIFEST_VERIFIER)
     assert result.units == 7 and result.duplicates == 4
-    report = verify_manifest(out, keypair[1])
+    report = verify_manifest(out, keypair[1], verifier=MANIFEST_VERIFIER)
     assert report.header["kind"] == "merge" and len(report.header["sources"]) == 2
     stations_seen = {json.loads(line)["station"] for line in out.read_text().splitlines()[1:]}
     assert stations_seen == {"st-a", "st-b"}
@@ -67,7 +68,7 @@ def test_merge_refuses_a_serial_with_two_uids(keypair, stations, tmp_path):
     _edit_record(b, 2, uid="04AAAAAAAAAAAA")
     _resign(b, keypair)
     with pytest.raises(MergeConflictError) as err:
-        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1])
+        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1], verifier=MANIFEST_VERIFIER)
     assert err.value.total == 1 and err.value.conflicts[0].kind == "serial-two-uids"
     assert "a.jsonl vs b.jsonl" in str(err.value.conflicts[0])
     assert not (tmp_path / "m.jsonl").exists()
@@ -81,7 +82,7 @@ def test_merge_refuses_a_uid_with_two_serials_and_differing_records(product, key
     _edit_record(b, 2, station="st-x")
     _resign(b, keypair)
     with pytest.raises(MergeConflictError) as err:
-        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1])
+        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1], verifier=MANIFEST_VERIFIER)
     assert {c.kind for c in err.value.conflicts} == {"uid-two-serials", "unit-differs"}
 
 
@@ -91,10 +92,10 @@ def test_merge_refuses_other_batches_and_unsigned_input(store, product, keypair,
     encode_units(store, other.id, 1, start=100)
     c = _export(store, other.id, tmp_path / "c.jsonl", keypair).path
     with pytest.raises(VerificationError, match="not the same batch"):
-        merge_manifests([a, c], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1])
+        merge_manifests([a, c], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1], verifier=MANIFEST_VERIFIER)
     signature_path(b).unlink()
     with pytest.raises(VerificationError, match="no signature"):
-        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1])
+        merge_manifests([a, b], tmp_path / "m.jsonl", signer=keypair[0], public_key_pem=keypair[1], verifier=MANIFEST_VERIFIER)
 
 
 # ---------------------------------------------------------------- upload against a local platform
@@ -154,12 +155,12 @@ def platform():
 def test_upload_retries_is_idempotent_and_records_the_receipt(store, keypair, stations, platform, monkeypatch):
     batch, a, _ = stations
     monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "s3cret")
-    receipt = upload_manifest(a, platform, store=store, backoff=0.01)
+    receipt = upload_manifest(a, platform, store=store, backoff=0.01, verifier=MANIFEST_VERIFIER)
     assert Platform.attempts == 2 and receipt["receipt_id"] == "r-1" and receipt["units"] == 4
     manifest_id = json.loads(a.read_text().splitlines()[0])["manifest_id"]
     record = store.manifest(manifest_id)
     assert record.receipt == receipt and record.uploaded_at and record.upload_url == platform
-    again = upload_manifest(a, platform, store=store, backoff=0.01)  # re-sending is safe
+    again = upload_manifest(a, platform, store=store, backoff=0.01, verifier=MANIFEST_VERIFIER)  # re-sending is safe
     assert again == receipt and len(Platform.received) == 1 and Platform.attempts == 3
 
 
@@ -169,7 +170,7 @@ def test_upload_gives_up_after_the_attempts(stations, platform, monkeypatch):
     Platform.fail_first = 10
     slept = []
     with pytest.raises(UploadError, match="after 3 attempts: HTTP 503"):
-        upload_manifest(a, platform, attempts=3, backoff=0.5, sleep=slept.append)
+        upload_manifest(a, platform, attempts=3, backoff=0.5, sleep=slept.append, verifier=MANIFEST_VERIFIER)
     assert slept == [0.0, 0.0]  # Retry-After: 0 from the server wins over the backoff
 
 
@@ -178,7 +179,8 @@ def test_upload_backoff_is_exponential_when_the_network_is_down(stations, monkey
     monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "s3cret")
     slept = []
     with pytest.raises(UploadError, match="after 4 attempts"):
-        upload_manifest(a, "http://127.0.0.1:9/manifests", attempts=4, backoff=0.5, sleep=slept.append, timeout=2)
+        upload_manifest(a, "http://127.0.0.1:9/manifests", attempts=4, backoff=0.5, sleep=slept.append, timeout=2,
+                        verifier=MANIFEST_VERIFIER)
     assert slept == [0.5, 1.0, 2.0]
 
 
@@ -186,26 +188,26 @@ def test_upload_refusals(stations, platform, monkeypatch):
     _, a, _ = stations
     monkeypatch.delenv("TAGSMITH_UPLOAD_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="TAGSMITH_UPLOAD_TOKEN"):
-        upload_manifest(a, platform)
+        upload_manifest(a, platform, verifier=MANIFEST_VERIFIER)
     monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "wrong")
     with pytest.raises(ConfigError, match="https"):
-        upload_manifest(a, "http://platform.example.com/manifests")
+        upload_manifest(a, "http://platform.example.com/manifests", verifier=MANIFEST_VERIFIER)
     Platform.fail_first = 0
     with pytest.raises(ConfigError, match="refused the upload token"):
-        upload_manifest(a, platform)
+        upload_manifest(a, platform, verifier=MANIFEST_VERIFIER)
     monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "s3cret")
-    upload_manifest(a, platform)
+    upload_manifest(a, platform, verifier=MANIFEST_VERIFIER)
     manifest_id = json.loads(a.read_text().splitlines()[0])["manifest_id"]
     Platform.received[manifest_id]["sha256"] = "0" * 64
     with pytest.raises(StateError, match="different content"):
-        upload_manifest(a, platform)
+        upload_manifest(a, platform, verifier=MANIFEST_VERIFIER)
 
 
 def test_upload_refuses_credentials_in_the_url_and_a_receipt_that_is_not_json(stations, monkeypatch):
     _, a, _ = stations
     monkeypatch.setenv("TAGSMITH_UPLOAD_TOKEN", "s3cret")
     with pytest.raises(ConfigError, match="must not carry credentials"):
-        upload_manifest(a, "https://user:pw@platform.example.com/manifests")
+        upload_manifest(a, "https://user:pw@platform.example.com/manifests", verifier=MANIFEST_VERIFIER)
 
     class NotJson(BaseHTTPRequestHandler):
         posts = 0
@@ -225,7 +227,7 @@ def test_upload_refuses_credentials_in_the_url_and_a_receipt_that_is_not_json(st
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with pytest.raises(UploadError, match="receipt is not JSON: '<html>ok!'"):
-            upload_manifest(a, f"http://127.0.0.1:{server.server_address[1]}/m", backoff=0.01)
+            upload_manifest(a, f"http://127.0.0.1:{server.server_address[1]}/m", backoff=0.01, verifier=MANIFEST_VERIFIER)
         assert NotJson.posts == 1  # accepted once: not sent again
     finally:
         server.shutdown()

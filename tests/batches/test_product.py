@@ -36,7 +36,8 @@ def _edit(old, new):
     ('gtin = "09506000134376"', 'gtin = "123"', "gtin: GTIN '123' has 3 digits"),
     ('id = "aurora-dw600"', 'id = "Aurora DW600"', "id:"),
     ('name = "Aurora DW-600 Dishwasher"\n', "", "name: missing"),
-    ('resolver = "https://id.example.com"', 'resolver = "http://id.example.com"', "url.resolver: resolver 'http://id.example.com' must start with https://"),
+    ('resolver = "https://id.example.com"', 'resolver = "http://id.example.com"',
+     "url.resolver: resolver 'http://id.example.com' must start with https://"),
     ('template = "https://id.example.com{mac_input}/01/{gtin}/21/{serial}?p={picc}&c={cmac}"',
      'template = "https://id.example.com{mac_input}/01/{gtin}?p={picc}&c={cmac}"', "url.template: must contain {serial}"),
     ('template = "https://id.example.com{mac_input}/01/{gtin}/21/{serial}?p={picc}&c={cmac}"',
@@ -84,7 +85,7 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_system_id_limit_is_the_keystores():
     """Whatever a product file accepts, the keystore can diversify with (M is at most 31 bytes)."""
-    from tagsmith.batches.product import MAX_SYSTEM_ID
-    from tagsmith.keystore.model import MAX_SYSTEM_ID as KEYSTORE_MAX
+    from tagsmith.keyslots import MAX_SYSTEM_ID
 
-    assert MAX_SYSTEM_ID == KEYSTORE_MAX
+    with pytest.raises(ConfigError, match=f"at most {MAX_SYSTEM_ID} bytes"):
+        parse_product(_edit('system_id = "4155524F5241"', f'system_id = "{"AB" * (MAX_SYSTEM_ID + 1)}"'))

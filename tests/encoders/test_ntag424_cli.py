@@ -27,8 +27,41 @@ def test_verify_json_valid():
     result = runner.invoke(app, ["sun", "verify", T5_URL, *KEYS, "--picc-param", "e", "--mac-param", "c", "--json"],
                            env=KEY_ENV)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"uid": "04DE5F1EACC040", "read_counter": 61, "cmac_valid": True,
+    assert json.loads(result.stdout) == {"mode": "aes", "uid": "04DE5F1EACC040", "read_counter": 61, "cmac_valid": True,
                                          "file_data": None}
+
+
+# LRP taps with the zero keys. PICC data: PICCRand 0011223344556677, then C7 || UID || counter 7 || padding
+# LRICB-encrypted by tagsmith's LRP code (its decryption is pinned to sdm-backend's LRP taps in
+# test_lrp_sun.py); the SDMMAC over an empty input for that UID and counter is johnnyb/ntag424-java's
+# published A9DAF6E5B2E583ED.
+LRP_URL = "https://id.example.com/t?picc_data=00112233445566774652BD4BF043A9F9046530FCE7774E7D&cmac=A9DAF6E5B2E583ED"
+# sdm-backend's second LRP tap (PICC data and SDMENCFileData as published, file data 0102030400000000); its
+# SDMMAC over an empty input computed by tagsmith's LRP code, whose SDMMAC is pinned in test_lrp_sun.py
+LRP_ENC_URL = ("https://id.example.com/t?picc_data=65628ED36888CF9C84797E43ECACF114C6ED9A5E101EB592"
+               "&enc=4ADE304B5AB9474CB40AFFCAB0607A85&cmac=AF5EE8AE6FBAD6F2")
+
+
+def test_verify_tells_lrp_by_the_picc_data_length():
+    result = runner.invoke(app, ["sun", "verify", LRP_URL, *KEYS, "--json"], env=KEY_ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"mode": "lrp", "uid": "04827F12647380", "read_counter": 7, "cmac_valid": True,
+                                         "file_data": None}
+    human = runner.invoke(app, ["sun", "verify", LRP_URL, *KEYS], env=KEY_ENV)
+    assert human.exit_code == 0 and "valid LRP" in human.stdout and "04827F12647380" in human.stdout
+    aes = runner.invoke(app, ["sun", "verify", T6_URL, *KEYS, "--mac-input-from", "enc"], env=KEY_ENV)
+    assert aes.exit_code == 0 and "valid AES" in aes.stdout
+
+
+def test_verify_lrp_file_data_and_a_wrong_lrp_mac():
+    result = runner.invoke(app, ["sun", "verify", LRP_ENC_URL, *KEYS, "--json"], env=KEY_ENV)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["mode"], data["uid"], data["read_counter"]) == ("lrp", "042E1D222A6380", 0x7B)
+    assert bytes.fromhex(data["file_data"]) == b"0102030400000000"
+    bad = runner.invoke(app, ["sun", "verify", LRP_URL[:-1] + "C", *KEYS, "--json"], env=KEY_ENV)
+    assert bad.exit_code != 0 and type(bad.exception).__name__ == "VerificationError"
+    assert "LRP" in str(bad.exception) and json.loads(bad.stdout)["mode"] == "lrp"
 
 
 def test_verify_with_mac_input_and_file_data():

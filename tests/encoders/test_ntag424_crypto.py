@@ -8,7 +8,8 @@ import pytest
 from Crypto.Cipher import AES
 from Crypto.Hash import CMAC
 
-from tagsmith.encoders.ntag424 import SecureChannel, crypto, fastaes
+from tagsmith import fastaes
+from tagsmith.encoders.ntag424 import Ev2Channel, crypto
 from tagsmith.keystore.diversify import diversify_aes128
 
 
@@ -90,7 +91,7 @@ def test_cmac_rfc4493_examples():
 
 
 def test_channel_keeps_its_expanded_keys_across_commands():
-    channel = SecureChannel(ti=bytes(4), enc_key=os.urandom(16), mac_key=os.urandom(16))
+    channel = Ev2Channel(ti=bytes(4), enc_key=os.urandom(16), mac_key=os.urandom(16))
     after = channel.advanced().advanced()
     assert after.cmd_ctr == 2 and channel.cmd_ctr == 0 and after.mac_key == channel.mac_key
     expected = crypto.mac_t(channel.mac_key, b"\x8d" + (2).to_bytes(2, "little") + bytes(4) + b"hdr" + b"data")
@@ -99,7 +100,7 @@ def test_channel_keeps_its_expanded_keys_across_commands():
 
 def test_cmac_subkeys_t3(ntag_vectors):
     e = ntag_vectors["an12196-t3-t5-sun-encrypted-piccdata-empty-mac-input"]["expected"]
-    k1, k2 = crypto.cmac_subkeys_from_l(h(e["cmac_subkey_L"]))
+    k1, k2 = fastaes.cmac_subkeys_from_l(h(e["cmac_subkey_L"]))
     assert (k1, k2) == (h(e["cmac_subkey_k1"]), h(e["cmac_subkey_k2"]))
     full = crypto.cmac(h(e["k_ses_sdm_file_read_mac"]), b"")
     assert full == h(e["sdmmac_full"]) and crypto.truncate_mac(full) == h(e["sdmmac_truncated"])
@@ -121,7 +122,7 @@ def test_crc32nk_t26(ntag_vectors):
 def test_channel_mac_iv_and_encryption_t19(ntag_vectors):
     v = ntag_vectors["an12196-t19-changefilesettings-sdm"]
     i, e = v["inputs"], v["expected"]
-    ch = SecureChannel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=i["cmd_ctr"])
+    ch = Ev2Channel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=i["cmd_ctr"])
     assert ch.command_iv() == h(e["ivc"])
     assert ch.encrypt_command_data(h(i["cmd_data"])) == h(e["encrypted"])
     assert ch.command_mac(0x5F, b"\x02", h(e["encrypted"])) == h(e["mact"])
@@ -131,7 +132,7 @@ def test_channel_mac_iv_and_encryption_t19(ntag_vectors):
 def test_channel_response_decryption_t29(ntag_vectors):
     v = ntag_vectors["an12196-t29-getcarduid"]
     i, e = v["inputs"], v["expected"]
-    ch = SecureChannel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=0)
+    ch = Ev2Channel(ti=h(i["ti"]), enc_key=h(i["k_ses_auth_enc"]), mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=0)
     assert ch.response_iv() == h(e["ivr"])
     assert ch.decrypt_response_data(h(e["r_apdu"])[:16]) == h(e["uid"])
     assert "enc_key" not in repr(ch) and i["k_ses_auth_enc"] not in repr(ch).upper()

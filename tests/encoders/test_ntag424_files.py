@@ -8,7 +8,8 @@ from tagsmith import ConfigError
 from tagsmith.encoders.ntag424 import KEY_FREE, KEY_NEVER, AccessRights, CommMode, FileSettings, SdmOptions, SdmSettings
 from tagsmith.encoders.ntag424.errors import ResponseError
 
-O = SdmOptions
+OPT = SdmOptions
+ENC_ALL = OPT.UID | OPT.READ_CTR | OPT.ENC_FILE_DATA | OPT.ASCII
 
 
 def h(value: str) -> bytes:
@@ -46,7 +47,7 @@ def test_access_rights_wire_order():
 
 
 def test_change_bytes_t19_and_comm_mode():
-    sdm = SdmSettings(options=O.UID | O.READ_CTR | O.ASCII, meta_read=2, file_read=1, ctr_ret=1,
+    sdm = SdmSettings(options=OPT.UID | OPT.READ_CTR | OPT.ASCII, meta_read=2, file_read=1, ctr_ret=1,
                       picc_data_offset=0x20, mac_input_offset=0x43, mac_offset=0x43)
     fs = FileSettings(access=AccessRights(KEY_FREE, 0, 0, 0), sdm=sdm)
     assert fs.to_change_bytes() == h("4000E0C1F121200000430000430000")
@@ -68,27 +69,27 @@ def test_truncated_or_trailing_responses_are_response_errors():
 
 
 def _sdm(**kw):
-    base = dict(options=O.UID | O.READ_CTR | O.ASCII, meta_read=2, file_read=1, ctr_ret=KEY_NEVER,
+    base = dict(options=OPT.UID | OPT.READ_CTR | OPT.ASCII, meta_read=2, file_read=1, ctr_ret=KEY_NEVER,
                 picc_data_offset=32, mac_input_offset=67, mac_offset=67)
     base.update(kw)
     return FileSettings(access=AccessRights(KEY_FREE, 0, 0, 0), sdm=SdmSettings(**base))
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(options=O.UID | O.READ_CTR), "ASCII"),
+    (dict(options=OPT.UID | OPT.READ_CTR), "ASCII"),
     (dict(file_read=KEY_FREE), "reserved"),
-    (dict(options=O.ASCII, meta_read=2), "neither the UID nor the read counter"),
+    (dict(options=OPT.ASCII, meta_read=2), "neither the UID nor the read counter"),
     (dict(meta_read=KEY_NEVER, picc_data_offset=None), "UID mirror needs meta_read"),
-    (dict(options=O.UID | O.ASCII, ctr_ret=1), "ctr_ret"),
-    (dict(options=O.UID | O.ENC_FILE_DATA | O.ASCII, enc_offset=67, enc_length=32, mac_offset=99), "both UID and counter"),
-    (dict(options=O.UID | O.READ_CTR_LIMIT | O.ASCII, read_ctr_limit=5), "limit needs the read counter"),
+    (dict(options=OPT.UID | OPT.ASCII, ctr_ret=1), "ctr_ret"),
+    (dict(options=OPT.UID | OPT.ENC_FILE_DATA | OPT.ASCII, enc_offset=67, enc_length=32, mac_offset=99), "both UID and counter"),
+    (dict(options=OPT.UID | OPT.READ_CTR_LIMIT | OPT.ASCII, read_ctr_limit=5), "limit needs the read counter"),
     (dict(picc_data_offset=230), "PICC data must fit"),
     (dict(mac_offset=241, mac_input_offset=241), "MAC must fit"),
     (dict(mac_input_offset=68), "MAC input must start before"),
     (dict(picc_data_offset=60), "overlaps"),
-    (dict(options=O.UID | O.READ_CTR | O.ENC_FILE_DATA | O.ASCII, enc_offset=67, enc_length=40, mac_offset=120), "multiple of 32"),
-    (dict(options=O.UID | O.READ_CTR | O.ENC_FILE_DATA | O.ASCII, enc_offset=67, enc_length=32, mac_offset=90, mac_input_offset=67), "runs into the MAC"),
-    (dict(options=O.UID | O.READ_CTR | O.ENC_FILE_DATA | O.ASCII, enc_offset=67, enc_length=32, mac_offset=99, mac_input_offset=70), "not be after enc_offset"),
+    (dict(options=ENC_ALL, enc_offset=67, enc_length=40, mac_offset=120), "multiple of 32"),
+    (dict(options=ENC_ALL, enc_offset=67, enc_length=32, mac_offset=90, mac_input_offset=67), "runs into the MAC"),
+    (dict(options=ENC_ALL, enc_offset=67, enc_length=32, mac_offset=99, mac_input_offset=70), "not be after enc_offset"),
 ])
 def test_validate_refuses_what_the_chip_refuses(kw, message):
     with pytest.raises(ConfigError, match=message):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tagsmith import ConfigError
-from tagsmith.encoders.ntag424 import CommMode, Ntag424Session, SecureChannel, compile_template, errors, verify_originality
+from tagsmith.encoders.ntag424 import CommMode, Ev2Channel, Ntag424Session, compile_template, errors, verify_originality
 from tagsmith.encoders.ntag424.originality import Signer
 
 
@@ -50,7 +50,7 @@ def fixed(rnd: str):
 def open_channel(session: Ntag424Session, v: dict, key_no: int = 0) -> None:
     """Put a published session (TI, keys, CmdCtr) into a session, as if it had authenticated."""
     i = v["inputs"]
-    session._channel = SecureChannel(ti=h(i["ti"]), enc_key=h(i.get("k_ses_auth_enc", "00" * 16)),
+    session._channel = Ev2Channel(ti=h(i["ti"]), enc_key=h(i.get("k_ses_auth_enc", "00" * 16)),
                                      mac_key=h(i["k_ses_auth_mac"]), cmd_ctr=i["cmd_ctr"])
     session._key_no = key_no
 
@@ -245,7 +245,7 @@ def test_change_key_rules():
     session = Ntag424Session(AlwaysOk())
     with pytest.raises(errors.NotAuthenticatedError):
         session.change_key(1, bytes(16), 1, old_key=bytes(16))
-    session._channel, session._key_no = SecureChannel(ti=bytes(4), enc_key=bytes(16), mac_key=bytes(16)), 3
+    session._channel, session._key_no = Ev2Channel(ti=bytes(4), enc_key=bytes(16), mac_key=bytes(16)), 3
     with pytest.raises(errors.NotAuthenticatedError, match="key 0"):
         session.change_key(1, bytes(16), 1, old_key=bytes(16))
     session._key_no = 0
@@ -261,7 +261,7 @@ def test_tear_safe_writes_fit_one_frame_and_count_commands():
     offsets = [int.from_bytes(a[6:9], "little") for a in conn.sent]
     assert offsets == [0, 111, 222]
     conn.sent.clear()
-    session._channel = SecureChannel(ti=bytes(4), enc_key=bytes(16), mac_key=bytes(16))
+    session._channel = Ev2Channel(ti=bytes(4), enc_key=bytes(16), mac_key=bytes(16))
     with pytest.raises(errors.ResponseError):  # AlwaysOk returns no MAC: the session notices and drops
         session.write_data(3, 0, bytes(100), CommMode.FULL)
     assert len(conn.sent[0]) <= 124 and not session.authenticated

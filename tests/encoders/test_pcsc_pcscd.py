@@ -161,5 +161,5 @@ def test_chip_personalised_through_pcscd_ends_exactly_like_one_personalised_in_p
     through_pcscd = SimulatedNtag424(uid=A, random=_counter_random())
     with vpcd_reader.card(through_pcscd), vpcd_reader.open() as reader, reader.wait_for_tag(5) as conn:
         _personalise(conn)
-    assert through_pcscd.key_versions == in_process.key_versions == (1, 1, 0, 0, 0)
-    assert through_pcscd._nv.to_dict() == in_process._nv.to_dict()  # the chip's whole NVM, byte for byte
+    assert through_pcscd.view.key_versions == in_process.view.key_versions == (1, 1, 0, 0, 0)
+    assert through_pcscd.snapshot().to_dict() == in_process.snapshot().to_dict()  # the chip's whole NVM, byte for byte

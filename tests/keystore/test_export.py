@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 from Crypto.PublicKey import ECC, RSA
@@ -11,8 +12,9 @@ from Crypto.PublicKey import ECC, RSA
 from tagsmith import ConfigError, KeystoreError, VerificationError
 from tagsmith.keystore import KeyRef, export
 from tagsmith.keystore.audit import read_audit
-from tagsmith.keystore.export import WRAP_RSA, WRAP_X25519, unwrap_export
+from tagsmith.keystore.export import WRAP_RSA, WRAP_X25519, export_for_resolver, unwrap_export
 from tagsmith.keystore.file import canonical
+from tagsmith.keystore.model import KeyPolicy
 
 UID = bytes.fromhex("04C0FFEE000001")
 
@@ -33,7 +35,7 @@ def pair(request, rsa_pair, make_x25519):
 
 def test_export_unwraps_with_the_matching_private_key(store, pair, tmp_path, workspace):
     out = tmp_path / "resolver.json"
-    store.export_for_resolver("prod", pair[1], out)
+    export_for_resolver(store, "prod", pair[1], out)
     doc = json.loads(out.read_text())
     assert doc["wrapping"]["scheme"] == pair[2]
     assert oct(out.stat().st_mode & 0o777) == "0o600"
@@ -55,27 +57,30 @@ def test_export_never_carries_other_slots(file_store, rsa_pair, monkeypatch):
     seen = []
     real = export._parse_payload
     monkeypatch.setattr(export, "_parse_payload", lambda payload, sha: seen.append(payload) or real(payload, sha))
-    unwrap_export(file_store.export_for_resolver("prod", rsa_pair[1]), rsa_pair[0])
+    unwrap_export(export_for_resolver(file_store, "prod", rsa_pair[1]), rsa_pair[0])
     payload = json.loads(seen[0])
     assert {k["slot"] for k in payload["keys"]} == {1, 2}
     assert {k["role"] for k in payload["keys"]} == {"sdm-meta-read", "sdm-file-read"}
     for master in others.values():
         assert master.hex() not in seen[0].decode().lower()
-    with pytest.raises(KeystoreError, match="never leave"):
-        file_store._resolver_key(file_store.info("prod").policy, ("prod", 0, 1))
+    default = KeyPolicy.default()
+    shared_spare = KeyPolicy((*default.slots[:4], replace(default.slots[4], diversified=False)))
+    file_store.create_key_set("shared", policy=shared_spare)
+    with pytest.raises(KeystoreError, match="never leave"):  # a shared master outside the resolver's slots
+        file_store.chip_key(KeyRef("shared", 4, 1))
 
 
 def test_export_fails_with_any_other_private_key(store, rsa_pair, other_rsa_pair, make_x25519):
     x_priv, x_pub = make_x25519()
     for recipient_pub, wrong_priv in [(rsa_pair[1], other_rsa_pair[0]), (x_pub, make_x25519()[0]),
                                       (rsa_pair[1], x_priv), (x_pub, rsa_pair[0])]:
-        blob = store.export_for_resolver("prod", recipient_pub)
+        blob = export_for_resolver(store, "prod", recipient_pub)
         with pytest.raises(KeystoreError):
             unwrap_export(blob, wrong_priv)
 
 
 def test_forged_recipient_fingerprint_still_fails_cryptographically(store, rsa_pair, other_rsa_pair):
-    doc = json.loads(store.export_for_resolver("prod", rsa_pair[1]))
+    doc = json.loads(export_for_resolver(store, "prod", rsa_pair[1]))
     other_pub = RSA.import_key(other_rsa_pair[0]).publickey()
     import hashlib
     doc["wrapping"]["recipient_fingerprint"] = hashlib.sha256(other_pub.export_key(format="DER")).hexdigest()[:16]
@@ -85,7 +90,7 @@ def test_forged_recipient_fingerprint_still_fails_cryptographically(store, rsa_p
 
 def test_tampered_export_is_refused(store, make_x25519):
     priv, pub = make_x25519()
-    doc = json.loads(store.export_for_resolver("prod", pub))
+    doc = json.loads(export_for_resolver(store, "prod", pub))
     body = bytearray(base64.b64decode(doc["ciphertext"]))
     body[3] ^= 1
     doc["ciphertext"] = base64.b64encode(bytes(body)).decode()
@@ -96,7 +101,7 @@ def test_tampered_export_is_refused(store, make_x25519):
 
 
 def test_signature_checks_the_line_key(store, rsa_pair):
-    blob = store.export_for_resolver("prod", rsa_pair[1])
+    blob = export_for_resolver(store, "prod", rsa_pair[1])
     stranger = ECC.generate(curve="Ed25519").public_key().export_key(format="PEM")
     with pytest.raises(VerificationError):
         unwrap_export(blob, rsa_pair[0], signer_public_pem=stranger)
@@ -106,13 +111,13 @@ def test_signature_checks_the_line_key(store, rsa_pair):
 
 def test_recipient_key_rules(store, rsa_pair):
     with pytest.raises(ConfigError, match="3072"):
-        store.export_for_resolver("prod", RSA.generate(2048).publickey().export_key().decode())
+        export_for_resolver(store, "prod", RSA.generate(2048).publickey().export_key().decode())
     with pytest.raises(ConfigError, match="PUBLIC"):
-        store.export_for_resolver("prod", rsa_pair[0])
+        export_for_resolver(store, "prod", rsa_pair[0])
     with pytest.raises(ConfigError, match="RSA or X25519"):
-        store.export_for_resolver("prod", ECC.generate(curve="P-256").public_key().export_key(format="PEM"))
+        export_for_resolver(store, "prod", ECC.generate(curve="P-256").public_key().export_key(format="PEM"))
     with pytest.raises(ConfigError):
-        store.export_for_resolver("prod", "not a key")
+        export_for_resolver(store, "prod", "not a key")
 
 
 def test_one_pem_loader_names_the_curve_and_raises_the_callers_error():

@@ -132,7 +132,7 @@ def test_passphrase_prompt_when_env_is_unset(cli, passphrase, monkeypatch):
     monkeypatch.delenv("TAGSMITH_KEYSTORE_PASSPHRASE")
     no_terminal = cli("keys", "list")  # nowhere to hide a prompt: say which variable to set
     assert isinstance(no_terminal.exception, KeystoreError) and "TAGSMITH_KEYSTORE_PASSPHRASE" in str(no_terminal.exception)
-    monkeypatch.setattr("tagsmith.cli._at_terminal", lambda: True)
+    monkeypatch.setattr("tagsmith.commands.context.at_terminal", lambda: True)
     assert _ok(cli("keys", "list", "--json", input=passphrase + "\n"))
     wrong = cli("keys", "list", input="nope-nope\n")
     assert isinstance(wrong.exception, KeystoreError)

@@ -3,7 +3,8 @@
 import pytest
 
 from tagsmith import ConfigError
-from tagsmith.keystore.model import ChipKeys, KeyPolicy, KeyRef, SlotPolicy, SlotRole, parse_key_hex, slot_role
+from tagsmith.keyslots import SlotRole, slot_role
+from tagsmith.keystore.model import ChipKeys, KeyPolicy, KeyRef, SlotPolicy, parse_key_hex
 
 
 def test_default_policy_shares_only_the_meta_read_key():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from Crypto.Cipher import AES
@@ -13,7 +14,8 @@ from pkcs11.exceptions import AttributeSensitive
 from tagsmith import KeystoreError
 from tagsmith.keystore import KeyRef, open_keystore
 from tagsmith.keystore.diversify import diversify_aes128
-from tagsmith.keystore.export import unwrap_export
+from tagsmith.keystore.export import export_for_resolver, unwrap_export
+from tagsmith.keystore.model import KeyPolicy
 from tagsmith.keystore.signing import verify_manifest
 from tagsmith.workspace import Workspace
 
@@ -80,8 +82,12 @@ def test_masters_stay_in_the_token(pkcs11_store):
         assert key[Attribute.EXTRACTABLE] is (slot in (1, 2))  # only the resolver's keys can be wrapped out
         with pytest.raises(AttributeSensitive):  # the token refuses to reveal the key's bytes
             key[Attribute.VALUE]
-    with pytest.raises(KeystoreError, match="never leave"):
-        pkcs11_store._resolver_key(pkcs11_store.info("p").policy, ("p", 0, 1))
+    with pytest.raises(KeystoreError, match="KeyUnextractable"):
+        pkcs11_store.export_master("p", 0, 1)
+    default = KeyPolicy.default()
+    pkcs11_store.create_key_set("shared", policy=KeyPolicy((*default.slots[:4], replace(default.slots[4], diversified=False))))
+    with pytest.raises(KeystoreError, match="never leave"):  # a shared master outside the resolver's slots
+        pkcs11_store.chip_key(KeyRef("shared", 4, 1))
 
 
 def test_keystore_json_holds_no_key_material(pkcs11_store):
@@ -101,7 +107,7 @@ def test_reopen_rotate_sign_and_export(pkcs11_store, softhsm, rsa_pair):
         assert store.chip_key(KeyRef("p", 2, 1, UID)) == old
         pem = store.manifest_public_key_pem()
         verify_manifest(b"batch", store.sign_manifest(b"batch"), pem)
-        blob = store.export_for_resolver("p", rsa_pair[1])
+        blob = export_for_resolver(store, "p", rsa_pair[1])
         meta = store.meta_read_key("p")
     resolved = unwrap_export(blob, rsa_pair[0], signer_public_pem=pem)
     assert resolved.meta_read_key() == meta

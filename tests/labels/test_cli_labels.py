@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import open_store
 from tagsmith.cli import main
+from tagsmith.workspace import Workspace
 
 PRODUCT = Path(__file__).parents[2] / "batches" / "products" / "dishwasher.toml"
 
@@ -22,7 +23,7 @@ PRODUCT = Path(__file__).parents[2] / "batches" / "products" / "dishwasher.toml"
 @pytest.fixture
 def batch(home) -> str:
     """A batch of 8 dishwasher units, 7 of them encoded (the 8th serial is not allocated)."""
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         store.add_product(load_product(PRODUCT))
         b = store.create_batch("aurora-dw600", 8, batch_id="B1")
         store.bulk_encoded(b.id, ((bytes([4, 1, 2, 3, 4, 5, i]), {0: 1}, 0) for i in range(7)), "st1")
@@ -43,7 +44,7 @@ def test_print_records_each_unit_and_skips_them_next_time(home, batch, tmp_path,
     data = json.loads(out)
     assert code == 0 and data["labels"] == 7 and data["recorded"] == 7 and data["layout"] == "a4-24up-70x37"
     assert data["proof"] is False
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         unit = next(store.units(batch))
         assert [p["layout"] for p in store.label_prints(unit.id)] == ["a4-24up-70x37"]
     code, out, err = run(["labels", "check", str(pdf), "--batch", batch, "--layout", "a4-24up-70x37", "--json"], capsys)
@@ -56,7 +57,7 @@ def test_print_records_each_unit_and_skips_them_next_time(home, batch, tmp_path,
     code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--out", str(tmp_path / "a.zpl"),
                         "--reprint", "--json"], capsys)
     assert json.loads(out)["labels"] == 7
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         unit = next(store.units(batch))
         assert [p["layout"] for p in store.label_prints(unit.id)] == ["a4-24up-70x37", "roll-50x25"]
 
@@ -79,7 +80,7 @@ def test_a_pdf_proof_of_a_roll_does_not_make_the_zpl_run_skip_its_labels(home, b
     code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--proof", "--out",
                         str(tmp_path / "c.zpl"), "--json"], capsys)  # a proof covers printed units too
     assert json.loads(out)["labels"] == 7 and json.loads(out)["proof"] is True
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         unit = next(store.units(batch))
         assert [(p["format"], p["proof"]) for p in store.label_prints(unit.id)] == [
             ("pdf", True), ("zpl", False), ("zpl", True)]
@@ -88,7 +89,7 @@ def test_a_pdf_proof_of_a_roll_does_not_make_the_zpl_run_skip_its_labels(home, b
 
 
 def test_serial_range_and_zpl_at_300_dpi(home, batch, tmp_path, capsys):
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         serials = [u.serial for u in store.units(batch)]
     out_file = tmp_path / "r.zpl"
     code, out, _ = run(["labels", "print", "--batch", batch, "--format", "zpl", "--dpi", "300", "--out", str(out_file),
@@ -99,7 +100,7 @@ def test_serial_range_and_zpl_at_300_dpi(home, batch, tmp_path, capsys):
 
 
 def test_check_of_a_pdf_missing_a_unit_exits_6(home, batch, tmp_path, capsys, label_tools):
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         serials = [u.serial for u in store.units(batch)]
     pdf = tmp_path / "part.pdf"
     run(["labels", "print", "--batch", batch, "--out", str(pdf), "--serials", f"{serials[0]}..{serials[5]}"], capsys)
@@ -156,3 +157,12 @@ def test_check_shows_a_progress_bar_on_a_terminal_only(home, batch, tmp_path, ca
     assert b"decoding label cells" in terminal and b"1/1" in terminal and b"pages" in terminal
     piped = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert piped.returncode == 0 and piped.stderr == ""  # piped: no bar
+
+
+@pytest.mark.parametrize("fmt", ["zpl", "pdf"])
+def test_a_print_to_a_full_device_is_one_line_naming_it_and_records_nothing(home, batch, capsys, fmt):
+    code, _, err = run(["labels", "print", "--batch", batch, "--format", fmt, "--out", "/dev/full"], capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "/dev/full" in err
+    assert ("No space left on device" if fmt == "zpl" else "not a regular file") in err
+    with open_store(Workspace(home)) as store:
+        assert not any(store.label_printed(u.id) for u in store.units("B1"))

@@ -17,7 +17,7 @@ def _naive_penalty(m: list[list[int]]) -> int:
     score = 0
     for line in lines:
         run = 1
-        for a, b in zip(line, line[1:] + [None]):
+        for a, b in zip(line, line[1:] + [None], strict=True):
             if a == b:
                 run += 1
             else:
@@ -44,12 +44,12 @@ def test_every_mask_candidate_is_segnos_symbol_and_scores_like_the_plain_rules(v
     mask0 = segno.make_qr(content, error=error, version=version, mask=0, boost_error=False).matrix
     size = len(mask0)
     rows0 = masks.pack(masks.row_ints(mask0), size)
-    cols0 = masks.pack(masks.row_ints(list(zip(*mask0))), size)
+    cols0 = masks.pack(masks.row_ints(list(zip(*mask0, strict=True))), size)
     scores = []
     for k, (xr, xc) in enumerate(masks.mask_xors(version, error)):
         own = [list(r) for r in segno.make_qr(content, error=error, version=version, mask=k, boost_error=False).matrix]
         assert masks.unpack(rows0 ^ xr, size) == masks.row_ints(own)
-        assert masks.unpack(cols0 ^ xc, size) == masks.row_ints(list(zip(*own)))
+        assert masks.unpack(cols0 ^ xc, size) == masks.row_ints(list(zip(*own, strict=True)))
         assert masks.penalty(rows0 ^ xr, cols0 ^ xc, size) == _naive_penalty(own)
         scores.append((_naive_penalty(own), k))
     chosen, rows = masks.best_mask(mask0, version, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 
@@ -74,3 +75,24 @@ def test_a_device_node_is_written_not_appended(tmp_path):
     sink.close()
     with pytest.raises(PrinterError, match="cannot open label printer /nonexistent/dir/lp0"):
         open_sink("/nonexistent/dir/lp0")
+
+
+def test_a_failed_append_to_a_zpl_file_is_cut_back(tmp_path, monkeypatch):
+    out = tmp_path / "labels.zpl"
+    out.write_bytes(b"^XA^XZ")
+
+    class FullDisk(io.FileIO):
+        def write(self, data):  # a torn label: part of it reaches the file, then the disk is full
+            super().write(bytes(data[:3]))
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tagsmith.labels.printer.open", lambda path, mode, buffering: FullDisk(path, mode),
+                        raising=False)
+    with pytest.raises(PrinterError, match="labels.zpl failed: No space left on device"):
+        print_zpl(str(out), "^XA^FDone^FS^XZ")
+    assert out.read_bytes() == b"^XA^XZ"
+
+
+def test_a_full_device_fails_at_the_write_not_at_close():
+    with pytest.raises(PrinterError, match="/dev/full failed: No space left on device"):
+        print_zpl("/dev/full", "^XA^XZ")

@@ -40,7 +40,7 @@ def test_each_unit_is_one_label_with_qr_and_text_fields(make_units, dpi, width, 
     units = make_units(6)
     labels = list(render_zpl(units, load_layout("roll-50x25"), dpi))
     assert len(labels) == 6
-    for unit, label in zip(units, labels):
+    for unit, label in zip(units, labels, strict=True):
         cmds = _commands(label)
         names = [c for c, _ in cmds]
         assert names[0] == "XA" and names[-1] == "XZ" and names.count("XA") == 1

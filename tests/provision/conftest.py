@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tagsmith.batches as _batches
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import Product, load_product
+from tagsmith.batches.store import Store, open_store
 from tagsmith.keystore import init_keystore
 from tagsmith.provision.encode import EncodeContext
 from tagsmith.workspace import Workspace
@@ -25,10 +25,10 @@ class StationWorld:
     workspace: Workspace
     keys: object
     product: Product
-    store: BatchStore
+    store: Store
     batch_id: str
 
-    def context(self, station: str = "st1", *, batch_id: str | None = None, store: BatchStore | None = None,
+    def context(self, station: str = "st1", *, batch_id: str | None = None, store: Store | None = None,
                 allow_simulator_signature: bool = True) -> EncodeContext:
         return EncodeContext(store=store or self.store, keys=self.keys, product=self.product,
                              batch_id=batch_id or self.batch_id, station=station,
@@ -43,7 +43,7 @@ def make_world(home: Path, quantity: int = 200) -> StationWorld:
     keys = init_keystore(workspace, "file", passphrase=PASSPHRASE, scrypt_n=2**10)
     product = load_product(DISHWASHER)
     keys.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
-    store = BatchStore(workspace.database)
+    store = open_store(workspace)
     store.add_product(product)
     batch = store.create_batch(product.id, quantity)
     return StationWorld(workspace, keys, product, store, batch.id)

@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tagsmith.batches.db import BatchStore
+from tagsmith.batches.store import open_store
 from tagsmith.keystore import open_keystore
 from tagsmith.provision import station
 from tagsmith.provision.encode import EncodeContext
@@ -48,7 +48,7 @@ def kill_after_writes(limit: int) -> None:
 
 def main(home: str, batch_id: str, name: str, count: str, seed: str, pool_dir: str | None = None) -> None:
     workspace = Workspace.resolve(home)
-    store = BatchStore(workspace.database)
+    store = open_store(workspace)
     keys = open_keystore(workspace, PASSPHRASE)
     ctx = EncodeContext(store=store, keys=keys, product=store.batch_product(batch_id), batch_id=batch_id,
                         station=name, allow_simulator_signature=True)

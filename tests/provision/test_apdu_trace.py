@@ -8,24 +8,19 @@ hence the session keys, hence every new key of every ChangeKey. The trace must s
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tagsmith.encoders.connection import TRAFFIC, format_command
-from tagsmith.encoders.ntag424 import auth, crypto
+from tagsmith.encoders.ntag424 import crypto, ev2
 from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.keystore import open_keystore
 from tagsmith.provision.encode import process_tag
 from tagsmith.provision.simpool import sim_pool
 from tagsmith.workspace import Workspace
 
-TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 FACTORY_KEY = bytes(16)
 _SEND = re.compile(r"SEND ([0-9A-F]+)$")
 
@@ -45,7 +40,7 @@ class RawRecorder:
 def spied_sessions(monkeypatch):
     """Record, beside the real authentication code, the randoms and session keys of every session."""
     secrets: list[bytes] = []
-    real_answer, real_first, real_nonfirst = auth.answer_challenge, auth.finish_first, auth.finish_nonfirst
+    real_answer, real_first, real_nonfirst = ev2.answer_challenge, ev2.Ev2Challenge.finish_first, ev2.Ev2Challenge.finish_nonfirst
 
     def answer(key, encrypted_rnd_b, rnd_a):
         challenge = real_answer(key, encrypted_rnd_b, rnd_a)
@@ -56,9 +51,9 @@ def spied_sessions(monkeypatch):
         secrets.extend([channel.enc_key, channel.mac_key])
         return channel
 
-    monkeypatch.setattr(auth, "answer_challenge", answer)
-    monkeypatch.setattr(auth, "finish_first", lambda *a: keep(real_first(*a)))
-    monkeypatch.setattr(auth, "finish_nonfirst", lambda *a: keep(real_nonfirst(*a)))
+    monkeypatch.setattr(ev2, "answer_challenge", answer)
+    monkeypatch.setattr(ev2.Ev2Challenge, "finish_first", lambda *a: keep(real_first(*a)))
+    monkeypatch.setattr(ev2.Ev2Challenge, "finish_nonfirst", lambda *a: keep(real_nonfirst(*a)))
     return secrets
 
 
@@ -106,7 +101,7 @@ def every_key(world, chip) -> set[str]:
     unit = world.store.unit_by_uid(chip.uid)
     chip_keys = world.keys.chip_keys(world.product.keys.key_set, chip.uid, unit.key_versions)
     masters = [bytes.fromhex(m) for m in world.keys._masters.values()]
-    return key_hex([chip.key(slot) for slot in range(5)] + list(chip_keys.keys) + masters)
+    return key_hex([chip.view.key(slot) for slot in range(5)] + list(chip_keys.keys) + masters)
 
 
 def test_a_personalisation_trace_holds_no_key_and_the_attacker_recovers_nothing(world, caplog, spied_sessions):
@@ -152,19 +147,14 @@ def test_through_nfcpy_even_debug_logging_holds_no_key(world, caplog, spied_sess
     assert recover_session_keys(text) == []
 
 
-def _tagsmith(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([TAGSMITH, "--home", str(home), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {}), "COLUMNS": "200"}, stdin=subprocess.DEVNULL, timeout=300)
-
-
-def test_vvv_station_run_prints_no_key(tmp_path):
+def test_vvv_station_run_prints_no_key(tmp_path, tagsmith_cli):
     home, passphrase = tmp_path / "ws", "tagsmith-demo-passphrase"
-    assert _tagsmith(home, "demo", "--units", "2", "--tear-rate", "0", "--json").returncode == 0
+    assert tagsmith_cli(home, "demo", "--units", "2", "--tear-rate", "0", "--json").returncode == 0
     env = {"TAGSMITH_KEYSTORE_PASSPHRASE": passphrase}
-    batch = json.loads(_tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "3",
-                                 "--json", env=env).stdout)["id"]
+    batch = json.loads(tagsmith_cli(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "3",
+                                    "--json", env=env).stdout)["id"]
     before = set(sim_pool(Workspace.resolve(home)).uids())
-    run = _tagsmith(home, "-vvv", "station", "run", "--batch", batch, "--sim", "--seed", "5", "--json", env=env)
+    run = tagsmith_cli(home, "-vvv", "station", "run", "--batch", batch, "--sim", "--seed", "5", "--json", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "redacted: authentication" in run.stderr and "redacted: secure messaging" in run.stderr
     assert "TRAFFIC" in run.stderr and "SEND 00A4040C07D276000085010100" in run.stderr
@@ -172,7 +162,7 @@ def test_vvv_station_run_prints_no_key(tmp_path):
     chips = [pool.load(uid) for uid in set(pool.uids()) - before]
     assert chips
     keys = open_keystore(Workspace.resolve(home), passphrase)
-    secrets = key_hex([chip.key(slot) for chip in chips for slot in range(5)])
+    secrets = key_hex([chip.view.key(slot) for chip in chips for slot in range(5)])
     secrets |= key_hex(bytes.fromhex(m) for m in keys._masters.values())
     assert len(secrets) > 5
     assert_no_key_in(run.stdout + run.stderr, secrets)

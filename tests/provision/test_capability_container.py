@@ -9,10 +9,6 @@ write access); the factory CC says 00, which is true only while the NDEF file's 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -23,13 +19,7 @@ from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.provision.simpool import sim_pool
 from tagsmith.workspace import Workspace
 
-TAGSMITH = str(Path(sys.executable).with_name("tagsmith"))
 CC_NDEF_WRITE = 0x0E  # offset of the NDEF file's write access byte in the CC
-
-
-def _tagsmith(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([TAGSMITH, "--home", str(home), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {}), "COLUMNS": "200"}, stdin=subprocess.DEVNULL, timeout=300)
 
 
 def phone_reads_cc(chip) -> bytes:
@@ -40,15 +30,15 @@ def phone_reads_cc(chip) -> bytes:
     return phone.iso_read_binary(0, 15)
 
 
-def test_a_station_run_leaves_a_cc_that_forbids_phone_writes_and_the_chip_agrees(tmp_path):
+def test_a_station_run_leaves_a_cc_that_forbids_phone_writes_and_the_chip_agrees(tmp_path, tagsmith_cli):
     home, env = tmp_path / "ws", {"TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}
-    assert _tagsmith(home, "demo", "--units", "2", "--tear-rate", "0", "--json").returncode == 0
-    batch = json.loads(_tagsmith(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "3",
-                                 "--json", env=env).stdout)["id"]
+    assert tagsmith_cli(home, "demo", "--units", "2", "--tear-rate", "0", "--json").returncode == 0
+    batch = json.loads(tagsmith_cli(home, "batch", "create", "--product", "aurora-dw600", "--quantity", "3",
+                                    "--json", env=env).stdout)["id"]
     pool = sim_pool(Workspace.resolve(home))
     before = set(pool.uids())
-    run = _tagsmith(home, "station", "run", "--batch", batch, "--sim", "--sim-tear-rate", "0.3", "--seed", "4",
-                    "--json", env=env)
+    run = tagsmith_cli(home, "station", "run", "--batch", batch, "--sim", "--sim-tear-rate", "0.3", "--seed", "4",
+                       "--json", env=env)
     assert run.returncode == 0, run.stderr
     chips = [pool.load(uid) for uid in sorted(set(pool.uids()) - before)]
     assert len(chips) >= 3
@@ -58,13 +48,13 @@ def test_a_station_run_leaves_a_cc_that_forbids_phone_writes_and_the_chip_agrees
         assert cc[7:11] == bytes.fromhex("0406E104")  # the NDEF File Control TLV for E104
         assert cc[CC_NDEF_WRITE - 1] == 0x00  # read access: granted (SUN reads stay free)
         assert cc[CC_NDEF_WRITE] == 0xFF  # write access: none, as the file settings enforce
-        ndef = chip.file_contents(2)
+        ndef = chip.view.file_contents(2)
         phone = Ntag424Session(chip)
         assert phone.read_ndef_as_phone().startswith("https://")  # phones still read the URL
         phone.select_file(NDEF_FILE_ID)
         with pytest.raises(SecurityStatusError):  # a phone app's write attempt: refused by the chip
             phone.iso_update_binary(0, bytes(2))
-        assert chip.file_contents(2) == ndef
+        assert chip.view.file_contents(2) == ndef
         chip.remove()
 
 
@@ -84,9 +74,9 @@ def test_the_simulated_cc_file_is_written_only_under_key_0():
         phone.iso_update_binary(CC_NDEF_WRITE, b"\xff")
     with pytest.raises(AuthenticationError):
         phone.write_data(1, CC_NDEF_WRITE, b"\xff")
-    assert chip.file_contents(1)[CC_NDEF_WRITE] == 0x00
+    assert chip.view.file_contents(1)[CC_NDEF_WRITE] == 0x00
     station = Ntag424Session(chip)
     station.select_application()
     station.authenticate_ev2_first(0, bytes(16))
     station.write_data(1, CC_NDEF_WRITE, b"\xff")
-    assert chip.file_contents(1)[CC_NDEF_WRITE] == 0xFF
+    assert chip.view.file_contents(1)[CC_NDEF_WRITE] == 0xFF

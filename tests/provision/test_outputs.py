@@ -192,12 +192,13 @@ def test_every_workspace_file_is_0600_in_a_preexisting_0755_folder_under_umask_0
 
 
 def test_existing_world_readable_database_is_made_private_when_opened(tmp_path):
-    from tagsmith.batches.db import BatchStore
+    from tagsmith.batches.store import open_store
+    from tagsmith.workspace import Workspace
 
-    path = tmp_path / "tagsmith.db"
-    with BatchStore(path):
+    workspace = Workspace(tmp_path)
+    with open_store(workspace):
         pass
-    os.chmod(path, 0o644)
-    with BatchStore(path):
+    os.chmod(workspace.database, 0o644)
+    with open_store(workspace):
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert set(modes.values()) == {0o600}, modes

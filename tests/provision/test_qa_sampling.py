@@ -163,15 +163,16 @@ def test_discontinued_product_resumes_at_tightened_only_through_corrective_actio
 
     from typer.testing import CliRunner
 
-    from tagsmith.batches.db import BatchStore
     from tagsmith.batches.product import load_product
+    from tagsmith.batches.store import open_store
     from tagsmith.cli import app
     from tagsmith.provision.demo import example_product_path
     from tagsmith.provision.sampling import SwitchingState
+    from tagsmith.workspace import Workspace
 
     home = tmp_path / "ws"
     product = load_product(example_product_path())
-    with BatchStore(home / "tagsmith.db") as store:
+    with open_store(Workspace(home)) as store:
         store.add_product(product)
         store.set_qa_switching(product.id, SwitchingState("discontinued", (), 0, 5, 12).to_dict())
     runner = CliRunner()

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.gs1 import UnitUrls
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import Store, open_store
 from tagsmith.cli import app
 from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.keystore import init_keystore, open_keystore
@@ -41,7 +41,7 @@ def _build(home: Path, units: int) -> str:
     ks = init_keystore(ws, "file", passphrase=PASSPHRASE, scrypt_n=2**10)
     product = load_product(PRODUCT)
     ks.create_key_set(product.keys.key_set, system_id=product.keys.system_id)
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         store.add_product(product)
         batch = store.create_batch(product.id, units, batch_id="B1")
         ctx = EncodeContext(store=store, keys=ks, product=product, batch_id=batch.id, station="st1",
@@ -79,12 +79,12 @@ def ws(request, tmp_path, monkeypatch) -> Workspace:
     return Workspace.resolve(home)
 
 
-def _urls(store: BatchStore) -> UnitUrls:
+def _urls(store: Store) -> UnitUrls:
     product = store.batch_product("B1")
     return UnitUrls(product.resolver, product.gtin, None)
 
 
-def _make_replayed(ws: Workspace, store: BatchStore, serial: str) -> None:
+def _make_replayed(ws: Workspace, store: Store, serial: str) -> None:
     """Keep an old copy of the chip, let the line verify the real one, put the copy in its place."""
     pool = SimChipPool(ws.home / "sim-chips")
     unit = store.unit_by_serial(serial)
@@ -99,7 +99,7 @@ def _make_replayed(ws: Workspace, store: BatchStore, serial: str) -> None:
     pool.path(unit.uid).write_bytes(old_copy)
 
 
-def _make_foreign(ws: Workspace, store: BatchStore, serial: str) -> bytes:
+def _make_foreign(ws: Workspace, store: Store, serial: str) -> bytes:
     """A chip that was never ours, found where the unit's chip should be."""
     pool = SimChipPool(ws.home / "sim-chips")
     unit = store.unit_by_serial(serial)
@@ -122,7 +122,7 @@ def _code(result) -> int:
 
 @pytest.mark.parametrize("ws", ["big_lot"], indirect=True)
 def test_scan_rejects_exactly_the_cloned_label_the_replay_and_the_foreign_chip(ws, tmp_path):
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         plan = create_plan(store, "B1", aql="1.0", level="III", seed=2859)
         assert (plan.code_letter, plan.sample_size, plan.accept, plan.reject) == ("J", 80, 2, 3)
         cloned, replayed, foreign = plan.serials[-3:]
@@ -154,7 +154,7 @@ def test_scan_rejects_exactly_the_cloned_label_the_replay_and_the_foreign_chip(w
     assert verdicts(foreign)["unit"] is False and "foreign chip" in failed[foreign]["reason"]
     assert verdicts(foreign)["sun"] is None and verdicts(foreign)["sample"] is True
 
-    with BatchStore(ws.database) as store:  # everything recorded
+    with open_store(ws) as store:  # everything recorded
         assert store.qa_decision("B1").decision == "reject"
         assert store.unit_by_serial(cloned).qa_status is None  # its chip was never paired with a wrong label
         assert store.unit_by_serial(other).qa_status is None  # the label names it; its chip was not inspected
@@ -174,7 +174,7 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
     assert len(plan["serials"]) == 20 and plan["seed"] == "5"
     again = json.loads(runner.invoke(app, ["qa", "plan", "--batch", "B1", "--json"]).stdout)
     assert again["serials"] == plan["serials"]  # recorded, never redrawn
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         urls = _urls(store)
     first, rest = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("".join(urls(s) + "\n" for s in plan["serials"][:12]))
@@ -186,7 +186,7 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
                          env={"TAGSMITH_USER": "Sam"})
     decision = json.loads(done.stdout.splitlines()[-1])
     assert _code(done) == 0 and decision["decision"] == "accept" and decision["inspected"] == 20
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         inspectors = [r.inspector for r in store.qa_results(plan["plan_id"])]
         assert inspectors[12:] == ["Sam"] * 8 and "Sam" not in inspectors[:12]
         first = store.qa_results(plan["plan_id"])[0]
@@ -200,7 +200,7 @@ def test_accept_only_after_the_whole_sample_and_resume_across_sessions(ws, tmp_p
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
 def test_sim_scan_matches_labels_by_content_in_any_order_and_a_repeat_is_no_defect(ws, tmp_path):
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         plan = create_plan(store, "B1", seed=21)
         urls = _urls(store)
     serials = list(plan.serials)
@@ -217,13 +217,13 @@ def test_sim_scan_matches_labels_by_content_in_any_order_and_a_repeat_is_no_defe
     assert [u["serial"] for u in units if u["counted"]] == shuffled and all(u["passed"] for u in units)
     [repeat] = [u for u in units if not u["counted"]]
     assert repeat["serial"] == shuffled[1] and "repeat" in repeat["note"]
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         assert all(store.unit_by_serial(s).qa_status == "pass" for s in serials)
 
 
 @pytest.mark.parametrize("ws", ["big_lot"], indirect=True)
 def test_sim_scan_label_of_no_unit_is_a_defect_with_its_reason(ws, tmp_path):
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         plan = create_plan(store, "B1", aql="1.0", level="III", seed=2859)  # Ac 2, Re 3
         urls = _urls(store)
         product = store.batch_product("B1")
@@ -246,7 +246,7 @@ def test_sim_scan_label_of_no_unit_is_a_defect_with_its_reason(ws, tmp_path):
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
 def test_not_in_sample_and_repeat_scans_do_not_count(ws):
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         create_plan(store, "B1", seed=11)
         keys = open_keystore(ws, PASSPHRASE)
         session = QaSession(store, keys, "B1", allow_simulator_signature=True)
@@ -283,7 +283,7 @@ def test_release_gate_refuses_rejected_batch_unless_override_is_recorded(ws, tmp
     refused = runner.invoke(app, ["manifest", "export", "--batch", "B1", "--out", str(out)])
     assert _code(refused) == 7 and not out.exists()  # no QA at all
     assert "no QA plan" in str(refused.exception)
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         plan = create_plan(store, "B1", seed=3)
         urls = _urls(store)
         outsider = next(u.serial for u in store.units("B1") if u.serial not in plan.serials)
@@ -304,7 +304,7 @@ def test_release_gate_refuses_rejected_batch_unless_override_is_recorded(ws, tmp
     header = json.loads(out.read_text().splitlines()[0])
     assert header["qa"]["decision"] == "override" and header["qa"]["reason"] == "customer deviation 42 approved by QM"
     assert header["qa"]["qa_decision"] == "reject" and header["qa"]["by"] == "QM Lee"
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         [override] = store.qa_overrides("B1")
         assert override.reason == "customer deviation 42 approved by QM"
         assert override.manifest_id == header["manifest_id"]
@@ -314,7 +314,7 @@ def test_release_gate_refuses_rejected_batch_unless_override_is_recorded(ws, tmp
 
 @pytest.mark.parametrize("ws", ["small_lot"], indirect=True)
 def test_report_pdf_and_html(ws, tmp_path):
-    with BatchStore(ws.database) as store:
+    with open_store(ws) as store:
         plan = create_plan(store, "B1", seed=4)
         urls = _urls(store)
     labels = tmp_path / "labels.txt"

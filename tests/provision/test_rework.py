@@ -12,11 +12,11 @@ from tagsmith.provision.rework import reset_tag
 
 def assert_factory(chip) -> None:
     fresh = SimulatedNtag424()
-    assert chip.key_versions == (0,) * 5
-    assert [chip.key(slot) for slot in range(5)] == [bytes(16)] * 5
-    assert chip.file_settings_bytes(2) == fresh.file_settings_bytes(2)
-    assert chip.file_contents(2) == bytes(256)
-    assert chip.file_contents(1) == fresh.file_contents(1)  # the CC grants NDEF writes again, as delivered
+    assert chip.view.key_versions == (0,) * 5
+    assert [chip.view.key(slot) for slot in range(5)] == [bytes(16)] * 5
+    assert chip.view.file_settings_bytes(2) == fresh.view.file_settings_bytes(2)
+    assert chip.view.file_contents(2) == bytes(256)
+    assert chip.view.file_contents(1) == fresh.view.file_contents(1)  # the CC grants NDEF writes again, as delivered
 
 
 def test_reset_returns_an_encoded_tag_to_factory_and_voids_its_serial(world):
@@ -30,7 +30,7 @@ def test_reset_returns_an_encoded_tag_to_factory_and_voids_its_serial(world):
     assert_factory(chip)
     unit = world.store.unit_by_serial(first.serial)
     assert unit.state == "voided" and unit.void_reason
-    assert chip.tot_fail_counters == (0,) * 5  # never a failed authentication
+    assert chip.view.tot_fail_counters == (0,) * 5  # never a failed authentication
     # placed again, the factory-fresh chip gets a new serial; the old one stays voided (burnt)
     chip.place()
     again = process_tag(ctx, chip)
@@ -77,7 +77,7 @@ def test_foreign_tag_is_refused_without_authentication(world):
     with pytest.raises(TagRefused, match="not in this database"):
         reset_tag(world.store, world.keys, Recorder(), allow_simulator_signature=True)
     assert not {a[1] for a in sent if a[0] == 0x90} & {0x71, 0x77}
-    assert chip.key_versions == (3,) * 5
+    assert chip.view.key_versions == (3,) * 5
 
 
 def test_counterfeit_refused(world):
@@ -108,7 +108,7 @@ def test_torn_reset_finishes_on_a_second_run(world, commits):
         reset_tag(world.store, world.keys, chip, allow_simulator_signature=True)
         assert_factory(chip)
         assert world.store.unit_by_uid(chip.uid).state == "voided"
-        assert chip.tot_fail_counters == (0,) * 5
+        assert chip.view.tot_fail_counters == (0,) * 5
 
 
 def test_chip_whose_key_0_was_changed_behind_our_back_fails_once_and_is_never_tried_again(world):
@@ -127,11 +127,11 @@ def test_chip_whose_key_0_was_changed_behind_our_back_fails_once_and_is_never_tr
     chip.place()
     with pytest.raises(TagRefused, match="refused key 0 .*91AE.*never authenticated again"):
         reset_tag(world.store, world.keys, chip, station="rework", allow_simulator_signature=True)
-    assert chip.tot_fail_counters[0] == 1
+    assert chip.view.tot_fail_counters[0] == 1
     assert world.store.auth_failure(chip.uid).station == "rework"
     chip.place()
     with pytest.raises(TagRefused, match="refused an authentication"):
         reset_tag(world.store, world.keys, chip, allow_simulator_signature=True)
     chip.place()
     assert "never tried again" in process_tag(ctx, chip).reason  # the station will not try either
-    assert chip.tot_fail_counters[0] == 1
+    assert chip.view.tot_fail_counters[0] == 1

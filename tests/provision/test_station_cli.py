@@ -162,13 +162,13 @@ def test_a_session_whose_placements_all_failed_is_not_a_success():
     import pytest
 
     from tagsmith import TagsmithError
-    from tagsmith.cli import _session_exit
+    from tagsmith.commands.station import session_exit
     from tagsmith.provision.station import Summary
 
-    _session_exit(Summary(counts={"encoded": 1, "failed": 3}))
-    _session_exit(Summary(counts={"refused": 2}))  # foreign tags set aside: the station did its job
+    session_exit(Summary(counts={"encoded": 1, "failed": 3}))
+    session_exit(Summary(counts={"refused": 2}))  # foreign tags set aside: the station did its job
     with pytest.raises(TagsmithError, match="no unit was encoded"):
-        _session_exit(Summary(counts={"failed": 2, "torn": 1}))
+        session_exit(Summary(counts={"failed": 2, "torn": 1}))
 
 
 def test_small_input_checks_come_before_any_work(tmp_path):

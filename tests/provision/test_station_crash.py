@@ -51,7 +51,7 @@ def check_consistent(world, pool: SimChipPool, *, finished: bool) -> int:
     by_uid = {u.uid: u for u in units}
     for uid in pool.uids():
         chip = pool.load(uid)
-        if any(v != FACTORY_VERSION for v in chip.key_versions):
+        if any(v != FACTORY_VERSION for v in chip.view.key_versions):
             assert uid in by_uid, f"keyed chip {uid.hex()} has no unit record"
         if finished:
             assert by_uid[uid].state in ("encoded", "verified"), by_uid[uid]
@@ -89,17 +89,17 @@ def test_sigkill_at_random_moments_then_resume(world, tmp_path):
     ctx = world.context("checker")
     for uid in pool.uids():
         chip = pool.load(uid)
-        assert chip.key_versions == tuple(ctx.versions[s] for s in range(5))
+        assert chip.view.key_versions == tuple(ctx.versions[s] for s in range(5))
         outcome = process_tag(ctx, chip)
         assert outcome.result == "verified", outcome
         unit = world.store.unit_by_uid(uid)
-        assert unit.verified_counter == chip.read_counter
+        assert unit.verified_counter == chip.view.read_counter
 
 
 def test_sigkill_of_the_sim_station_cli_keeps_chip_files_in_step(tmp_path):
     """``station run --sim`` killed at random moments, then run to the end: every unit is encoded,
     its chip file holds its keys and its SUN verifies, no chip file lags its record, no temp file stays."""
-    from tagsmith.batches.db import BatchStore
+    from tagsmith.batches.store import open_store
     from tagsmith.keystore import open_keystore
     from tagsmith.provision.encode import EncodeContext
     from tagsmith.workspace import Workspace
@@ -116,12 +116,12 @@ def test_sigkill_of_the_sim_station_cli_keeps_chip_files_in_step(tmp_path):
     created = cli("batch", "create", "--product", "aurora-dw600", "--quantity", str(TOTAL), "--json")
     batch = json.loads(created.communicate(timeout=60)[0])["id"]
     workspace = Workspace.resolve(home)
-    store = BatchStore(workspace.database)
+    store = open_store(workspace)
     pool = SimChipPool(home / "sim-chips")
 
     def encoded_chips_are_keyed() -> None:  # the database never runs ahead of the chip on the bench
         for unit in store.units(batch, states=("encoded", "verified")):
-            assert any(v != FACTORY_VERSION for v in pool.load(unit.uid).key_versions), unit
+            assert any(v != FACTORY_VERSION for v in pool.load(unit.uid).view.key_versions), unit
 
     rng = random.Random(15)
     interrupted = 0
@@ -149,7 +149,7 @@ def test_sigkill_of_the_sim_station_cli_keeps_chip_files_in_step(tmp_path):
     for unit in units:
         chip = pool.load(unit.uid)
         expected = keys.chip_keys(ctx.product.keys.key_set, unit.uid, unit.key_versions)
-        assert [chip.key(slot) for slot in range(5)] == [expected.key(slot) for slot in range(5)], unit.serial
+        assert [chip.view.key(slot) for slot in range(5)] == [expected.key(slot) for slot in range(5)], unit.serial
         outcome = process_tag(ctx, chip)  # as a phone: the SUN verifies with the unit's keys
         assert outcome.result == "verified", outcome
     store.close()

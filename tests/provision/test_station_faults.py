@@ -62,11 +62,11 @@ def assert_sound(ctx, chip, outcomes) -> None:
     store = ctx.store
     assert outcomes[-1].result in DONE
     assert not [o for o in outcomes if o.result not in DONE + ("torn",)], outcomes
-    assert chip.key_versions == target_versions(ctx)
-    assert chip.file_contents(1)[0x0E] == 0xFF  # the CC tells phones the NDEF file is not theirs to write
+    assert chip.view.key_versions == target_versions(ctx)
+    assert chip.view.file_contents(1)[0x0E] == 0xFF  # the CC tells phones the NDEF file is not theirs to write
     unit = store.unit_by_uid(chip.uid)
     assert unit is not None and unit.state == "encoded"
-    assert unit.read_counter == chip.read_counter
+    assert unit.read_counter == chip.view.read_counter
     assert unit.key_versions == {slot: v for slot, v in enumerate(target_versions(ctx))}
     assert outcomes[-1].serial == unit.serial
     units = list(store.units(ctx.batch_id))
@@ -78,7 +78,7 @@ def assert_sound(ctx, chip, outcomes) -> None:
     again = process_tag(ctx, chip)
     chip.remove()
     assert again.result == "verified", again
-    assert store.unit_by_uid(chip.uid).verified_counter == chip.read_counter
+    assert store.unit_by_uid(chip.uid).verified_counter == chip.view.read_counter
 
 
 def clean_apdu_count(ctx) -> int:
@@ -221,7 +221,7 @@ def test_foreign_chip_costs_one_failed_authentication_ever(station_ctx):
     assert not recorder.native_ins() & {0x8D, 0x5F, 0xC4, 0x77}
     assert station_ctx.store.unit_by_uid(chip.uid) is None
     assert station_ctx.store.batch(station_ctx.batch_id).allocated == 0  # no serial burnt
-    assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
+    assert chip.view.tot_fail_counters == (1, 0, 0, 0, 0)
     failure = station_ctx.store.auth_failure(chip.uid)
     assert (failure.key_no, failure.status, failure.station) == (0, "91AE", station_ctx.station)
     for _ in range(2):  # placed again, on any station sharing the database: never authenticated
@@ -229,13 +229,13 @@ def test_foreign_chip_costs_one_failed_authentication_ever(station_ctx):
         again = process_tag(station_ctx, recorder)
         assert again.result == "refused" and "never tried again" in again.reason
         assert not recorder.native_ins() & {0x71, 0x77, 0x64}
-    assert chip.tot_fail_counters == (1, 0, 0, 0, 0)
+    assert chip.view.tot_fail_counters == (1, 0, 0, 0, 0)
     station_ctx.store.clear_auth_failure(chip.uid, "test: try once more")  # an engineer clears it
     recorder.apdus.clear()
     retried = process_tag(station_ctx, recorder)  # one more authentication, refused and recorded again
     assert retried.result == "refused" and "91AE" in retried.reason
     assert [a[1] for a in recorder.apdus if a[0] == 0x90].count(0x71) == 1
-    assert chip.tot_fail_counters == (2, 0, 0, 0, 0) and station_ctx.store.auth_failure(chip.uid) is not None
+    assert chip.view.tot_fail_counters == (2, 0, 0, 0, 0) and station_ctx.store.auth_failure(chip.uid) is not None
 
 
 def test_a_status_that_is_no_verdict_on_the_key_fails_the_placement_only(station_ctx):
@@ -262,7 +262,7 @@ def test_foreign_chip_with_factory_key_versions_is_refused_before_any_write(stat
     outcome = process_tag(station_ctx, chip)
     assert outcome.result == "refused" and "91AE" in outcome.reason
     assert station_ctx.store.unit_by_uid(chip.uid) is None
-    assert chip.key_versions == (FACTORY_VERSION,) * 5 and chip.tot_fail_counters[0] == 1
+    assert chip.view.key_versions == (FACTORY_VERSION,) * 5 and chip.view.tot_fail_counters[0] == 1
 
 
 def test_chip_of_another_batch_refused(world):
@@ -285,7 +285,7 @@ def test_counterfeit_refused(world):
     assert outcome.result == "refused" and "originality" in outcome.reason
     assert not recorder.native_ins() & {0x71, 0x77, 0xC4, 0x8D, 0x5F}
     assert world.store.unit_by_uid(chip.uid) is None
-    assert chip.key_versions == (FACTORY_VERSION,) * 5
+    assert chip.view.key_versions == (FACTORY_VERSION,) * 5
 
 
 def test_random_id_chip_refused(station_ctx):

@@ -32,12 +32,12 @@ def test_station_run_through_pcscd_with_a_torn_tag(world, vpcd_reader):
     assert process_tag(reference_ctx, reference).result == "encoded"
     for chip in chips:
         unit = world.store.unit_by_uid(chip.uid)
-        assert unit.state == "encoded" and unit.read_counter == chip.read_counter
+        assert unit.state == "encoded" and unit.read_counter == chip.view.read_counter
         keys = ctx.keys.chip_keys(ctx.product.keys.key_set, chip.uid, unit.key_versions)
-        assert [chip.key(slot) for slot in range(5)] == [keys.key(slot) for slot in range(5)]
+        assert [chip.view.key(slot) for slot in range(5)] == [keys.key(slot) for slot in range(5)]
         # personalised through pcscd exactly as in-process: same keys versions and file settings
-        assert chip.key_versions == reference.key_versions
-        assert chip.file_settings_bytes(2) == reference.file_settings_bytes(2)
+        assert chip.view.key_versions == reference.view.key_versions
+        assert chip.view.file_settings_bytes(2) == reference.view.file_settings_bytes(2)
         chip.place()
         assert process_tag(reference_ctx, chip).result == "verified"
     units = list(world.store.units(ctx.batch_id))
@@ -72,7 +72,7 @@ def test_a_reader_station_ends_when_its_batch_is_complete(world, vpcd_reader):
     server.stop()
     server.join(10)
     # the third chip was never authenticated: the station ended before it, no work was left for it
-    assert spare.key_versions == (0, 0, 0, 0, 0) and world.store.auth_failure(spare.uid) is None
+    assert spare.view.key_versions == (0, 0, 0, 0, 0) and world.store.auth_failure(spare.uid) is None
 
     again = _station_cli(world, vpcd_reader.reader, batch, "--wait", "15")  # no tag placed at all
     assert again.returncode == 0, again.stderr

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tagsmith.batches.db import BatchStore
+from tagsmith.batches.store import open_store
 from tagsmith.encoders.simulator import SimulatedNtag424
 from tagsmith.provision.simpool import SimChipPool
 from tagsmith.workspace import Workspace
@@ -36,7 +36,7 @@ def _workspace(tmp_path: Path, quantity: int) -> tuple[Path, str]:
 
 
 def _units(home: Path, batch: str) -> list:
-    with BatchStore(Workspace.resolve(home).database) as store:
+    with open_store(Workspace.resolve(home)) as store:
         return list(store.units(batch))
 
 

@@ -14,8 +14,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tagsmith.batches.db import BatchStore
 from tagsmith.batches.product import load_product
+from tagsmith.batches.store import open_store
 from tagsmith.encoders.nfcpy import Type4Emulator
 from tagsmith.encoders.simulator.chip import SimulatedNtag424
 from tagsmith.workspace import Workspace
@@ -43,7 +43,7 @@ def _tag_info(home: Path, chip: SimulatedNtag424) -> dict:
 
 def test_factory_fresh_chip_interrupted_before_its_first_key_change_is_not_called_personalised(home):
     home.mkdir(parents=True)
-    with BatchStore(Workspace.resolve(home).database) as store:
+    with open_store(Workspace.resolve(home)) as store:
         product = load_product(PRODUCT)
         store.add_product(product)
         batch = store.create_batch(product.id, 5, batch_id="B1")
@@ -59,7 +59,7 @@ def test_factory_fresh_chip_interrupted_before_its_first_key_change_is_not_calle
 
 def test_unknown_factory_fresh_chip_is_still_plainly_factory_fresh(home):
     home.mkdir(parents=True)
-    with BatchStore(Workspace.resolve(home).database) as store:
+    with open_store(Workspace.resolve(home)) as store:
         store.add_product(load_product(PRODUCT))
     info = _tag_info(home, SimulatedNtag424(uid=UID))
     assert info["verdict"] == "factory-fresh" and info["unit"] is None

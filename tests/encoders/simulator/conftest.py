@@ -83,7 +83,7 @@ class Pcd:
         assert self.send("00A4040C07D276000085010100") == (b"", 0x9000)
 
     def _session_keys(self, key: bytes, rnd_a: bytes, rnd_b: bytes) -> None:
-        ctx = rnd_a[:2] + bytes(a ^ b for a, b in zip(rnd_a[2:8], rnd_b[:6])) + rnd_b[6:] + rnd_a[8:]
+        ctx = rnd_a[:2] + bytes(a ^ b for a, b in zip(rnd_a[2:8], rnd_b[:6], strict=True)) + rnd_b[6:] + rnd_a[8:]
         self.k_enc = _cmac(key, h("A55A00010080") + ctx)
         self.k_mac = _cmac(key, h("5AA500010080") + ctx)
 
@@ -137,7 +137,7 @@ class Pcd:
         if key_no == 0:
             data = new + bytes([version])
             return self.cmd(0xC4, bytes([key_no]), data, expect_mac=False)
-        xored = bytes(a ^ b for a, b in zip(new, old))
+        xored = bytes(a ^ b for a, b in zip(new, old, strict=True))
         crc = (zlib.crc32(new) ^ 0xFFFFFFFF).to_bytes(4, "little")
         return self.cmd(0xC4, bytes([key_no]), xored + bytes([version]) + crc)
 

@@ -45,42 +45,42 @@ def test_an12196_personalisation_transcript(ntag_vectors, kit):
     # T14 AuthenticateEV2First key 0
     step(t14["inputs"]["c_apdu_part1"], t14["inputs"]["r_apdu_part1"])
     step(t14["expected"]["c_apdu_part2"], t14["expected"]["r_apdu_part2"])
-    assert chip.authenticated_key == 0 and chip.cmd_ctr == 0
+    assert chip.view.authenticated_key == 0 and chip.view.cmd_ctr == 0
     # T18 WriteData file 02, Full, CmdCtr 0
     t18_apdu = "908D00009F" + t18["inputs"]["cmd_header"] + t18["expected"]["ciphertext"] + \
         t18["expected"]["mact"] + "00"
     step(t18_apdu, t18["expected"]["response_mact"] + "9100")
-    assert chip.file_contents(2)[:83] == kit.h(ndef) and chip.file_contents(2)[83:128] == bytes(45)
+    assert chip.view.file_contents(2)[:83] == kit.h(ndef) and chip.view.file_contents(2)[83:128] == bytes(45)
     # T19 ChangeFileSettings, CmdCtr 1
     step(t19["expected"]["c_apdu"], t19["expected"]["r_apdu"])
-    assert chip.file_settings_bytes(2) == kit.h("0040" "00E0" "000100" "C1F121200000430000430000")
-    assert chip.read_counter == 0
+    assert chip.view.file_settings_bytes(2) == kit.h("0040" "00E0" "000100" "C1F121200000430000430000")
+    assert chip.view.read_counter == 0
     # T20 AuthenticateEV2First key 3
     step(t20["inputs"]["c_apdu_part1"], t20["inputs"]["r_apdu_part1"])
     step(t20["expected"]["c_apdu_part2"], t20["expected"]["r_apdu_part2"])
     # T21 ISOSelect E105: ISO commands do not move CmdCtr and keep the session
     step("00A4000C02E10500", "9000")
-    assert chip.authenticated_key == 3 and chip.cmd_ctr == 0
+    assert chip.view.authenticated_key == 3 and chip.view.cmd_ctr == 0
     # T22 WriteData file 03, Full, CmdCtr 0
     step(t22["expected"]["c_apdu"], t22["expected"]["r_apdu"])
-    assert chip.file_contents(3)[:10] == kit.h("0102030405060708090A")
+    assert chip.view.file_contents(3)[:10] == kit.h("0102030405060708090A")
     # T23 ISOSelect the application again; the authentication survives
     step("00A4040C07D276000085010100", "9000")
     # T24 AuthenticateEV2NonFirst key 0: TI and CmdCtr kept
     step(t24["inputs"]["c_apdu_part1"], t24["inputs"]["r_apdu_part1"])
     step(t24["expected"]["c_apdu_part2"], t24["expected"]["r_apdu_part2"])
-    assert chip.authenticated_key == 0 and chip.cmd_ctr == 1
+    assert chip.view.authenticated_key == 0 and chip.view.cmd_ctr == 1
     # T25 WriteData CC file in plain: still counts (1 -> 2)
     step(t25["expected"]["c_apdu"], t25["expected"]["r_apdu"])
-    assert chip.cmd_ctr == 2 and chip.file_contents(1)[0x0E] == 0xFF
+    assert chip.view.cmd_ctr == 2 and chip.view.file_contents(1)[0x0E] == 0xFF
     # T26 ChangeKey 2 (CmdCtr 2)
     step(t26["expected"]["c_apdu"], t26["expected"]["r_apdu"])
     # T27 ChangeKey 0 (CmdCtr 3): bare 9100 and the session is over
     step(t27["expected"]["c_apdu"], t27["expected"]["r_apdu"])
-    assert chip.authenticated_key is None
-    assert chip.key_versions == (1, 0, 1, 0, 0)
-    assert chip.key(2) == kit.h(t26["inputs"]["new_key"])
-    assert chip.key(0) == kit.h(t27["inputs"]["new_key"])
+    assert chip.view.authenticated_key is None
+    assert chip.view.key_versions == (1, 0, 1, 0, 0)
+    assert chip.view.key(2) == kit.h(t26["inputs"]["new_key"])
+    assert chip.view.key(0) == kit.h(t27["inputs"]["new_key"])
     # the new key 0 authenticates, the old one does not
     assert pcd.auth(0, kit.ZERO) == 0x91AE
     assert pcd.auth(0, kit.h(t27["inputs"]["new_key"])) == 0x9100
@@ -92,7 +92,7 @@ def test_an12196_t8_getfilesettings_mac_response_from_the_chip(ntag_vectors, kit
     body = kit.h("40EEEE" "D1FE00" "1F0000" "440000" "440000" "200000" "6A0000")
     chip = SimulatedNtag424(file_settings={2: body})
     expected = t8["expected"]["r_apdu"][: -len("2A474282E7A47986") - 4]
-    assert chip.file_settings_bytes(2).hex().upper() == expected
+    assert chip.view.file_settings_bytes(2).hex().upper() == expected
 
 
 def test_an12196_t13_getversion_structure(ntag_vectors, kit):

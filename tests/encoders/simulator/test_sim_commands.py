@@ -38,7 +38,7 @@ def test_factory_file_settings_and_contents(chip, pcd, kit):
 
 def test_picc_level_after_activation_and_dfname_selection(chip, kit):
     pcd = kit.Pcd(chip)
-    assert chip.selected == "picc"
+    assert chip.view.selected == "picc"
     assert pcd.send("9071000002000000") == (b"", 0x919D)
     assert pcd.send("9051000000") == (b"", 0x91AE)  # GetCardUID: not authenticated (ref §2.2)
     assert pcd.send("9060000000")[1] == 0x91AF  # GetVersion works anywhere
@@ -47,7 +47,7 @@ def test_picc_level_after_activation_and_dfname_selection(chip, kit):
     assert pcd.send("00A4040C07D276000085010000")[1] == 0x9000  # PICC DF name
     assert pcd.send("00A4000C02E10400") == (b"", 0x6A82)  # no files at PICC level
     assert pcd.send("00A4000C02E11000")[1] == 0x9000  # application by FID E110
-    assert chip.selected == "app"
+    assert chip.view.selected == "app"
     assert pcd.send("00A4040C07D276000085019900") == (b"", 0x6A82)
     assert pcd.send("00A4000C02E10600") == (b"", 0x6A82)
 
@@ -63,9 +63,9 @@ def test_framing_errors(pcd):
 
 def test_wrong_key_is_91AE_and_counts(chip, pcd, kit):
     assert pcd.auth(0, bytes(range(16))) == 0x91AE
-    assert chip.tot_fail_counters[0] == 1 and chip.consecutive_failures[0] == 1
+    assert chip.view.tot_fail_counters[0] == 1 and chip.view.consecutive_failures[0] == 1
     assert pcd.auth(0) == 0x9100
-    assert chip.tot_fail_counters[0] == 0 and chip.consecutive_failures[0] == 0
+    assert chip.view.tot_fail_counters[0] == 0 and chip.view.consecutive_failures[0] == 0
 
 
 def test_auth_errors(pcd, kit):
@@ -95,19 +95,19 @@ def test_mac_mode_and_counter(chip, pcd, kit):
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0xF5, b"\x02", mode="mac") == (kit.h("0000E0EE000100"), 0x9100)
     assert pcd.cmd(0x64, b"\x00", mode="mac") == (b"\x00", 0x9100)
-    assert chip.cmd_ctr == 2
+    assert chip.view.cmd_ctr == 2
     assert pcd.send("00A4000C02E10400")[1] == 0x9000  # ISO: no count
-    assert chip.cmd_ctr == 2
+    assert chip.view.cmd_ctr == 2
     # plain WriteData to the CC file (Plain, Write = 0) counts too
     assert pcd.cmd(0x8D, kit.h("010E0000010000"), b"\x00", mode="plain") == (b"", 0x9100)
-    assert chip.cmd_ctr == 3
+    assert chip.view.cmd_ctr == 3
     uid, sw = pcd.cmd(0x51)
     assert sw == 0x9100 and uid == chip.uid
     # GetVersion in MAC mode: MAC over the three parts, returned with the last
     assert pcd.send(pcd.build(0x60, mode="mac"))[1] == 0x91AF
     p2, _ = pcd.send("90AF000000")
     p3, sw = pcd.send("90AF000000")
-    assert sw == 0x9100 and len(p3) == 14 + 8 and chip.cmd_ctr == 5
+    assert sw == 0x9100 and len(p3) == 14 + 8 and chip.view.cmd_ctr == 5
 
 
 def test_bad_mac_ends_session(chip, pcd, kit):
@@ -115,7 +115,7 @@ def test_bad_mac_ends_session(chip, pcd, kit):
     apdu = bytearray(pcd.build(0xF5, b"\x02", mode="mac"))
     apdu[-2] ^= 1
     assert pcd.send(bytes(apdu)) == (b"", 0x911E)
-    assert chip.authenticated_key is None
+    assert chip.view.authenticated_key is None
     assert pcd.cmd(0xF5, b"\x02", mode="mac") == (b"", 0x917E)  # unauthenticated: plain expected
 
 
@@ -133,7 +133,7 @@ def test_padding_error_is_911E(chip, pcd, kit):
 def test_any_error_ends_authentication(chip, pcd, kit):
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x8D, kit.h("01F00000010000"), b"\x00", mode="plain") == (b"", 0x91BE)
-    assert chip.authenticated_key is None
+    assert chip.view.authenticated_key is None
 
 
 def test_iso_read_and_update_refused_when_authenticated(chip, pcd, kit):
@@ -141,7 +141,7 @@ def test_iso_read_and_update_refused_when_authenticated(chip, pcd, kit):
     assert pcd.send("00D6000003D00000")[1] == 0x9000
     assert pcd.auth(0) == 0x9100
     assert pcd.send("00B0000002") == (b"", 0x6982)
-    assert chip.authenticated_key is None  # an error ends the authentication
+    assert chip.view.authenticated_key is None  # an error ends the authentication
     assert pcd.auth(0) == 0x9100
     assert pcd.send("00D60000020000") == (b"", 0x6982)
 
@@ -149,7 +149,7 @@ def test_iso_read_and_update_refused_when_authenticated(chip, pcd, kit):
 def test_iso_access_rules(chip, pcd, kit):
     assert pcd.send("00B0830008") == (b"", 0x6982)  # short FID 03: Read = key 2
     data, sw = pcd.send("00B0810002")  # short FID 01 (CC), free read
-    assert (data, sw) == (kit.h("0017"), 0x9000) and chip.selected_file == 1
+    assert (data, sw) == (kit.h("0017"), 0x9000) and chip.view.selected_file == 1
     assert pcd.send("00D6000002AABB") == (b"", 0x6982)  # CC: Write = key 0
     assert pcd.send("00B0A10002") == (b"", 0x6A86)  # P1 bits 6..5 must be 0 in the short-FID form
     assert pcd.send("00A4000C02E10400")[1] == 0x9000
@@ -162,14 +162,14 @@ def test_iso_access_rules(chip, pcd, kit):
     assert pcd.send("00B0800002") == (b"\x00\x00", 0x9000)  # short FID 00: the selected file
     assert pcd.send("00B09F0002") == (b"", 0x6A86)  # short FID 1F is RFU
     assert pcd.send("00D6000002AABB") == (b"", 0x9000)
-    assert chip.file_contents(2)[:2] == kit.h("AABB")
+    assert chip.view.file_contents(2)[:2] == kit.h("AABB")
 
 
 def test_write_past_end_and_lengths(chip, pcd, kit):
     assert pcd.send("908D00000902FF000002000011 22 00".replace(" ", "")) == (b"", 0x91BE)
     assert pcd.send("908D000009020000000300001122 00".replace(" ", "")) == (b"", 0x917E)
     assert pcd.send("908D0000090200000002000011 22 00".replace(" ", "")) == (b"", 0x9100)
-    assert chip.file_contents(2)[:2] == b"\x11\x22"
+    assert chip.view.file_contents(2)[:2] == b"\x11\x22"
     assert pcd.send("90AD0000070200010000000000") == (b"", 0x91BE)
     assert pcd.send("90AD00000702F000002000 00".replace(" ", "")) == (b"", 0x91BE)
     assert pcd.send("90AD0000070100000000000000")[1] == 0x9100
@@ -198,10 +198,10 @@ def test_changekey_rules(chip, pcd, kit):
     assert pcd.change_key(1, new, 1, old=bytes([1]) * 16) == (b"", 0x911E)  # wrong old key: CRC
     assert pcd.auth(0) == 0x9100
     assert pcd.change_key(1, new, 7) == (b"", 0x9100)
-    assert chip.key_versions == (0, 7, 0, 0, 0) and chip.key(1) == new
+    assert chip.view.key_versions == (0, 7, 0, 0, 0) and chip.view.key(1) == new
     assert pcd.cmd(0x64, b"\x01", mode="mac") == (b"\x07", 0x9100)
     assert pcd.change_key(0, new, 2) == (b"", 0x9100)
-    assert chip.authenticated_key is None
+    assert chip.view.authenticated_key is None
     assert pcd.auth(0, new) == 0x9100
     assert pcd.send(pcd.build(0xC4, b"\x05", bytes(17))) == (b"", 0x9140)
     assert pcd.send(kit.native(0x64, b"\x01")) == (b"\x07", 0x9100)  # unauthenticated: plain
@@ -225,7 +225,7 @@ def test_change_file_settings_checks(chip, pcd, kit):
         kit.h("40E0EE81F1E0") + le3(0) + le3(20) + le3(20),        # CtrRet set but counter off
     ]
     expected = [0x919E, 0x919E, 0x919E, 0x919E, 0x919E, 0x919E, 0x919E, 0x919E, 0x9100, 0x919E]
-    for body, sw in zip(cases, expected):
+    for body, sw in zip(cases, expected, strict=True):
         assert pcd.auth(0) == 0x9100
         assert pcd.cmd(0x5F, b"\x02", body)[1] == sw, body.hex()
     assert pcd.auth(0) == 0x9100
@@ -241,11 +241,11 @@ def test_change_file_settings_plain_when_change_is_free(chip, pcd, kit):
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5F, b"\x03", kit.h("033E23"))[1] == 0x9100  # Change := E
     assert pcd.cmd(0x5F, b"\x03", kit.h("013E23"), mode="plain") == (b"", 0x9100)  # plain, counts
-    assert chip.cmd_ctr == 2
+    assert chip.view.cmd_ctr == 2
     chip.place()
     pcd.select_app()
     assert pcd.send(kit.native(0x5F, kit.h("03" "003EEE"))) == (b"", 0x9100)  # unauthenticated
-    assert chip.file_settings_bytes(3) == kit.h("00003EEE800000")
+    assert chip.view.file_settings_bytes(3) == kit.h("00003EEE800000")
 
 
 def test_set_configuration(chip, pcd, kit):
@@ -261,10 +261,10 @@ def test_set_configuration(chip, pcd, kit):
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5C, b"\x00", b"\x02") == (b"", 0x9100)  # Random ID
     # ISO 14443 parameters change at the next power-up, not within this activation (ref §12)
-    assert chip.random_id and chip.atqa == bytes.fromhex("0344") and chip.anticollision_uid == chip.uid
+    assert chip.view.random_id and chip.view.atqa == bytes.fromhex("0344") and chip.view.anticollision_uid == chip.uid
     assert pcd.cmd(0x51) == (chip.uid, 0x9100)  # GetCardUID still gives the real UID
     chip.place()
-    assert chip.atqa == bytes.fromhex("0304") and len(chip.anticollision_uid) == 4
+    assert chip.view.atqa == bytes.fromhex("0304") and len(chip.view.anticollision_uid) == 4
     pcd.select_app()
     pcd.send("9060000000")
     pcd.send("90AF000000")
@@ -282,8 +282,8 @@ def test_lrp_switch_refuses_aes_auth_and_switches_sdm_off(chip, pcd, kit):
     assert pcd.cmd(0x5F, b"\x02", sdm)[1] == 0x9100
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5C, b"\x05", kit.h("00000000020000000000")) == (b"", 0x9100)
-    assert chip.lrp
-    assert chip.file_settings(2).sdm is None  # SDM/mirroring is disabled with LRP (ref §5.4)
+    assert chip.view.lrp
+    assert chip.view.file_settings(2).sdm is None  # SDM/mirroring is disabled with LRP (ref §5.4)
     chip.place()
     pcd.select_app()
     assert pcd.send("9071000002000000") == (b"", 0x919D)
@@ -311,12 +311,12 @@ def test_iso_command_during_a_multi_pass_native_exchange_is_6985(pcd):
 def test_iso_select_mf_and_child_df_forms(chip, kit):
     pcd = kit.Pcd(chip)
     assert pcd.send("00A4010C02E11000")[1] == 0x9000  # child DF E110 of the MF
-    assert chip.selected == "app"
+    assert chip.view.selected == "app"
     assert pcd.send("00A4030C") == (b"", 0x9000)  # parent DF: back to the PICC level
-    assert chip.selected == "picc"
+    assert chip.view.selected == "picc"
     pcd.select_app()
     assert pcd.send("00A4000C") == (b"", 0x9000)  # MF by empty data
-    assert chip.selected == "picc"
+    assert chip.view.selected == "picc"
     assert pcd.send("00A4010C02E10400") == (b"", 0x6A82)  # E104 is not a DF
 
 

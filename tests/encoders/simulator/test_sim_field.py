@@ -21,12 +21,12 @@ def test_tear_after_commits_the_write_and_loses_the_response(kit):
     pcd.select_app()
     with pytest.raises(TagRemovedError):
         pcd.send("908D0000090200000002000011 22 00".replace(" ", ""))
-    assert not chip.in_field and chip.apdu_total == 2
+    assert not chip.view.in_field and chip.view.apdu_total == 2
     with pytest.raises(TagRemovedError):
         pcd.send("9060000000")
     chip.place()
-    assert chip.apdu_count == 0 and chip.apdu_total == 2 and chip.selected == "picc"
-    assert chip.file_contents(2)[:2] == kit.h("1122")
+    assert chip.view.apdu_count == 0 and chip.view.apdu_total == 2 and chip.view.selected == "picc"
+    assert chip.view.file_contents(2)[:2] == kit.h("1122")
 
 
 def test_tear_without_commit_rolls_back(kit):
@@ -37,7 +37,7 @@ def test_tear_without_commit_rolls_back(kit):
     with pytest.raises(TagRemovedError):
         pcd.send("908D0000090200000002000011 22 00".replace(" ", ""))
     chip.place()
-    assert chip.file_contents(2)[:2] == bytes(2)
+    assert chip.view.file_contents(2)[:2] == bytes(2)
 
 
 def test_torn_change_key_then_resume_from_versions(kit):
@@ -51,8 +51,8 @@ def test_torn_change_key_then_resume_from_versions(kit):
         pcd.change_key(2, bytes([2]) * 16, 1)
     chip.place()
     # NVM kept both key changes; the session is gone; the selection too
-    assert chip.key_versions == (0, 1, 1, 0, 0)
-    assert chip.authenticated_key is None and chip.selected == "picc"
+    assert chip.view.key_versions == (0, 1, 1, 0, 0)
+    assert chip.view.authenticated_key is None and chip.view.selected == "picc"
     pcd.select_app()
     assert pcd.send(kit.native(0x64, b"\x02")) == (b"\x01", 0x9100)
     assert pcd.auth(2, bytes([2]) * 16) == 0x9100
@@ -69,7 +69,7 @@ def test_sdm_first_read_tracking_resets_on_placement(kit):
     chip.place()
     pcd.select_app()
     data, _ = pcd.send("90AD0000070200000000000000")
-    assert chip.read_counter == 2 and b"c=000002" in data
+    assert chip.view.read_counter == 2 and b"c=000002" in data
 
 
 def test_remove_and_counts(kit):
@@ -77,13 +77,13 @@ def test_remove_and_counts(kit):
     pcd = kit.Pcd(chip)
     pcd.select_app()
     pcd.send("9060000000")
-    assert chip.apdu_count == 2
+    assert chip.view.apdu_count == 2
     chip.remove()
     with pytest.raises(TagRemovedError):
         pcd.send("9060000000")
     chip.place()
     pcd.send("9060000000")
-    assert (chip.apdu_count, chip.apdu_total) == (1, 3)
+    assert (chip.view.apdu_count, chip.view.apdu_total) == (1, 3)
 
 
 def test_snapshot_restore_and_dict_roundtrip(kit):
@@ -98,9 +98,9 @@ def test_snapshot_restore_and_dict_roundtrip(kit):
     again = NvState.from_dict(snap.to_dict())
     assert again.to_dict() == snap.to_dict()
     clone = SimulatedNtag424(state=again)
-    assert clone.key_versions == (0, 0, 0, 5, 0) and clone.file_settings_bytes(2) == chip.file_settings_bytes(2)
+    assert clone.view.key_versions == (0, 0, 0, 5, 0) and clone.view.file_settings_bytes(2) == chip.view.file_settings_bytes(2)
     chip.restore(NvState(uid=kit.h("04A1A2A3A4A5A6")))
-    assert chip.key_versions == (0,) * 5 and chip.authenticated_key is None
+    assert chip.view.key_versions == (0,) * 5 and chip.view.authenticated_key is None
 
 
 def test_authentication_delay_and_total_fail_counter(kit):
@@ -123,9 +123,9 @@ def test_authentication_delay_and_total_fail_counter(kit):
     pcd.select_app()
     assert pcd.auth(1) == 0x91AD
     assert pcd.auth(1) == 0x91AD
-    assert chip.tot_fail_counters[1] == 4
+    assert chip.view.tot_fail_counters[1] == 4
     assert pcd.auth(1) == 0x9100  # success: consecutive failures cleared, TotFailCtr - 10 (floor 0)
-    assert chip.consecutive_failures[1] == 0 and chip.tot_fail_counters[1] == 0
+    assert chip.view.consecutive_failures[1] == 0 and chip.view.tot_fail_counters[1] == 0
     assert pcd.auth(1) == 0x9100
 
 

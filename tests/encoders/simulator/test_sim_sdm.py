@@ -36,7 +36,7 @@ def test_t3_t5_encrypted_picc_data_and_mac_via_readdata(ntag_vectors, kit):
     data, sw = pcd.send(READ_ALL)
     assert sw == 0x9100
     assert "https://" + _url(data) == vec["inputs"]["url"]
-    assert chip.read_counter == 61
+    assert chip.view.read_counter == 61
 
 
 def test_t3_t5_via_iso_read_binary_like_a_phone(ntag_vectors, kit):
@@ -50,10 +50,10 @@ def test_t3_t5_via_iso_read_binary_like_a_phone(ntag_vectors, kit):
     assert pcd.send("00A4000C02E10400") == (b"", 0x9000)
     nlen, sw = pcd.send("00B0000002")
     assert sw == 0x9000 and nlen == ndef[:2]
-    assert chip.read_counter == 61  # the first read moved it
+    assert chip.view.read_counter == 61  # the first read moved it
     body, sw = pcd.send("00B00002" + f"{len(ndef) - 2:02X}")
     assert sw == 0x9000
-    assert chip.read_counter == 61  # same command type: same counter, same padding
+    assert chip.view.read_counter == 61  # same command type: same counter, same padding
     assert "https://" + body[5:].decode() == vec["inputs"]["url"]
 
 
@@ -91,22 +91,22 @@ def test_counter_moves_once_per_first_read_and_not_when_authenticated(kit):
     pcd = kit.Pcd(chip)
     pcd.select_app()
     first, _ = pcd.send(READ_ALL)
-    assert chip.read_counter == 1
+    assert chip.view.read_counter == 1
     again, _ = pcd.send(READ_ALL)
-    assert chip.read_counter == 1 and again == first  # same command type: reused, same padding
+    assert chip.view.read_counter == 1 and again == first  # same command type: reused, same padding
     assert pcd.send("90F50000010200")[1] == 0x9100  # any other command ends the "first read"
     third, _ = pcd.send(READ_ALL)
-    assert chip.read_counter == 2 and third != first
+    assert chip.view.read_counter == 2 and third != first
     assert pcd.send("00A4000C02E10400")[1] == 0x9000
     pcd.send("00B0000002")
-    assert chip.read_counter == 3  # switching command type is a new first read
+    assert chip.view.read_counter == 3  # switching command type is a new first read
     pcd.send("00B0000210")
-    assert chip.read_counter == 3
+    assert chip.view.read_counter == 3
     # authenticated: static file, no counter movement
     assert pcd.auth(0) == 0x9100
     data, sw = pcd.cmd(0xAD, kit.h("02000000000000"), mode="plain")
-    assert sw == 0x9100 and chip.read_counter == 3
-    assert data[:chip.file_contents(2)[1] + 2] == chip.file_contents(2)[: chip.file_contents(2)[1] + 2]
+    assert sw == 0x9100 and chip.view.read_counter == 3
+    assert data[:chip.view.file_contents(2)[1] + 2] == chip.view.file_contents(2)[: chip.view.file_contents(2)[1] + 2]
     assert b"0" * 32 in data
 
 
@@ -117,11 +117,11 @@ def test_read_counter_limit(kit):
     for expected in (1, 2):
         assert pcd.send(READ_ALL)[1] == 0x9100
         pcd.send("90F50000010200")
-        assert chip.read_counter == expected
+        assert chip.view.read_counter == expected
     assert pcd.send(READ_ALL) == (b"", 0x919D)
     pcd.send("00A4000C02E10400")
     assert pcd.send("00B0000002") == (b"", 0x6982)
-    assert chip.read_counter == 2
+    assert chip.view.read_counter == 2
     # an authenticated read still works
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0xAD, kit.h("02000000100000"), mode="plain")[1] == 0x9100
@@ -132,9 +132,9 @@ def test_enabling_sdm_resets_the_counter_and_limit_must_exceed_it(kit):
     pcd = kit.Pcd(chip)
     pcd.select_app()
     assert pcd.auth(0) == 0x9100
-    body = chip.file_settings(2).change_body()
+    body = chip.view.file_settings(2).change_body()
     assert pcd.cmd(0x5F, b"\x02", body)[1] == 0x9100
-    assert chip.read_counter == 0
+    assert chip.view.read_counter == 0
     assert pcd.auth(0) == 0x9100
     limited = bytearray(body)
     limited[3] |= 0x20
@@ -150,7 +150,7 @@ def test_get_file_counters_rights(kit):
     assert pcd.send("90F60000010200")[1] == 0x919D  # CtrRet F: never returned (ref §7)
     assert pcd.send("90F60000010100")[1] == 0x919D  # no SDM on file 01
     assert pcd.send("90F60000010900")[1] == 0x91F0
-    body = bytearray(chip.file_settings(2).change_body())
+    body = bytearray(chip.view.file_settings(2).change_body())
     body[4] = 0xF1  # CtrRet key 1
     assert pcd.auth(0) == 0x9100
     assert pcd.cmd(0x5F, b"\x02", bytes(body))[1] == 0x9100

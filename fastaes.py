@@ -1,12 +1,15 @@
-"""AES-128 for the per-tag hot paths (secure messaging, SUN, diversification), on OpenSSL.
+"""AES-128 for the per-tag hot paths (secure messaging, SUN, AN10922 diversification), on OpenSSL.
 
-A command needs one to three AES blocks, and a pycryptodome cipher object costs about 3 µs of
-Python per call, more than the blocks themselves. This module keeps one cryptography (OpenSSL) ECB
-context open per key instead: ECB carries no state from one call to the next, so one context
-serves every whole-block call under its key for as long as the key lives (about 0.3 µs a call).
-:func:`cbc_context` gives an open CBC run for callers that restart its chain per call (a
-session's keys, see ``crypto.AesKey``). A key used for a single message (a per-tap session key)
-takes cryptography's one-shot CMAC.
+Shared by the chip protocol (``encoders.ntag424``) and key custody (``keystore.diversify``), so it
+lives at the package root and imports no tagsmith folder.
+
+A command needs one to three AES blocks, and building a cipher object per call costs more than the
+blocks themselves. This module keeps one cryptography (OpenSSL) ECB context open per key instead:
+ECB carries no state from one call to the next, so one context serves every whole-block call under
+its key for as long as the key lives. :func:`cbc_context` gives an open CBC run for callers that
+restart its chain per call (a secure-messaging session's keys). A key used for a single message (a
+per-tap session key) takes cryptography's one-shot CMAC, and a key used for one or two blocks (each
+step of LRP) a one-shot ECB context. docs/performance.md names the benches.
 """
 
 from __future__ import annotations
@@ -56,6 +59,20 @@ class BlockKey:
         return self._decrypt(data)
 
 
+def encrypt_once(key: bytes, data: bytes) -> bytes:
+    """Encrypt whole blocks (ECB) under a key used only for them, as LRP uses every key it derives.
+
+    A one-shot context: per new key cryptography's Cipher costs about half of pycryptodome's AES.new
+    (docs/performance.md), and keeping the context would only cost memory.
+    """
+    return Cipher(algorithms.AES128(key), _ECB).encryptor().update(data)
+
+
+def decrypt_once(key: bytes, data: bytes) -> bytes:
+    """Decrypt whole blocks (ECB) under a key used only for them."""
+    return Cipher(algorithms.AES128(key), _ECB).decryptor().update(data)
+
+
 def cbc_context(key: bytes) -> Callable[[bytes], bytes]:
     """An open AES-128-CBC encryption run from a zero IV: each call continues the chain.
 
@@ -74,6 +91,12 @@ def double(value: int) -> int:
     """Multiply by x in GF(2^128): the CMAC subkey step (K1 = 2L, K2 = 2K1)."""
     value <<= 1
     return (value & _MASK) ^ 0x87 if value >> 128 else value
+
+
+def cmac_subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
+    """CMAC subkeys K1 = 2L and K2 = 4L from L = E(K, 0^16) (NIST SP 800-38B §6.1)."""
+    k1 = double(int.from_bytes(l_block, "big"))
+    return k1.to_bytes(BLOCK, "big"), double(k1).to_bytes(BLOCK, "big")
 
 
 def cmac_once(key: bytes, message: bytes) -> bytes:

@@ -1,0 +1,207 @@
+"""``tagsmith station``: place a tag, get a verified, recorded, labelled unit; the operator's live view."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from tagsmith import ConfigError, TagsmithError
+from tagsmith.commands.context import opened, provide, state
+from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag, ReaderOption
+from tagsmith.commands.output import console, esc, print_line
+
+station_app = typer.Typer(help="The encoding station: place a tag, get a verified, recorded, labelled unit.",
+                          no_args_is_help=True)
+
+RESULT_STYLE = {"encoded": "bold green", "resumed": "bold green", "verified": "green",
+                "refused": "bold yellow", "failed": "bold red", "torn": "bold red"}
+
+
+@station_app.callback()
+def _station(ctx: typer.Context) -> None:
+    provide(ctx)
+
+
+class OperatorView:
+    """The rich live view: last tag big, counts, rate, time per tag, progress, last errors."""
+
+    def __init__(self, store: Any, batch_id: str, station: str | None = None) -> None:
+        self.store, self.batch_id, self.station = store, batch_id, station
+        self.quantity = store.batch(batch_id).quantity
+        self.last: Any = None
+        self.errors: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.message = "Place a tag on the reader"
+        self.database: str | None = None  # what the operator must know while the line's database is away
+        self.batch_counts: dict[str, int] = {}
+        self.started = time.perf_counter()
+
+    def add(self, outcome: Any) -> None:
+        if outcome.to_dict()["event"] == "database":
+            self.database = "database unreachable: waiting" if outcome.state == "unreachable" else None
+            return
+        self.last = outcome
+        self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
+        if outcome.result in ("refused", "failed", "torn"):
+            who = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+            self.errors = (self.errors + [f"{who or 'tag'}: {outcome.reason}"])[-4:]
+            console.bell()
+
+    def _last_tag(self) -> Any:
+        from rich.text import Text
+
+        if self.database is not None:
+            return Text(self.database, style="bold red")
+        if self.last is None:
+            return Text(self.message, style="bold")
+        o = self.last
+        label = {"encoded": "PASS", "resumed": "PASS (resumed)", "verified": "ALREADY DONE"}.get(o.result, o.result.upper())
+        big = Text(f"{label}  {o.serial or ''}\n", style=RESULT_STYLE.get(o.result, "bold"))
+        big.append(f"UID {o.uid or '?'}  ·  {o.apdus} round trips  ·  {o.seconds * 1000:.0f} ms\n{o.reason}",
+                   style="default")
+        return big
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        if self.database is None:  # while the database is away, the counts it gave last
+            self.batch_counts = self.store.unit_counts(self.batch_id)
+        counts = self.batch_counts
+        done = counts.get("encoded", 0) + counts.get("verified", 0)
+        elapsed = time.perf_counter() - self.started
+        finished = self.counts.get("encoded", 0) + self.counts.get("resumed", 0)
+        stats = Table.grid(padding=(0, 2))
+        stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in ("encoded", "resumed", "refused", "failed", "torn")))
+        stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{self.quantity}")
+        bar = Table.grid()
+        bar.add_row(ProgressBar(total=max(self.quantity, 1), completed=done, width=50))
+        errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
+        title = f"station {esc(self.station)} · batch {esc(self.batch_id)}" if self.station else \
+            f"station · batch {esc(self.batch_id)}"
+        return Group(Panel(self._last_tag(), title=title), stats, bar, Panel(errors, title="last errors"))
+
+
+def session_exit(summary: Any) -> None:
+    """Ctrl-C exits 130 (README); a session whose placements all failed is not a success either,
+    unless it ended because the batch is complete."""
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.complete is None and summary.done == 0 and summary.counts.get("failed"):
+        raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
+
+
+def outcome_line(outcome: Any) -> str:
+    """One tag's result as one line of rich text: the result styled, serial (or UID) and reason verbatim;
+    or the line's database gone away (the station waits) or back."""
+    if outcome.to_dict()["event"] == "database":
+        if outcome.state == "unreachable":
+            return f"[bold red]database unreachable: waiting[/] ({esc(outcome.reason)})"
+        return f"[bold green]database back[/] after {outcome.waited:.1f} s: carrying on"
+    style = RESULT_STYLE.get(outcome.result, "bold")
+    shown = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+    result, unit = f"{outcome.result:8}", f"{shown or '':14}"  # a refused chip by its UID: which one to set aside
+    return f"[{style}]{esc(result)}[/] {esc(unit)} {esc(outcome.reason)}"
+
+
+def _consume(events: Any, show: Callable[[Any], None]) -> Any:
+    """Show events up to the Summary. A Ctrl-C while one is shown is passed into the station
+    loop (suspended between tags), which then ends with its summary as for one during a tag."""
+    from tagsmith.provision.station import Summary
+
+    try:
+        for event in events:
+            if isinstance(event, Summary):
+                return event
+            show(event)
+    except KeyboardInterrupt:
+        return events.throw(KeyboardInterrupt)
+    raise AssertionError("the station loop ended without its summary")
+
+
+def _live(events: Any, view: OperatorView) -> Any:
+    """The live operator view at a terminal, updated with each event; the Summary."""
+    from rich.live import Live
+
+    with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
+        def show(event: Any) -> None:
+            view.add(event)
+            live.update(view.render())
+
+        summary = _consume(events, show)
+    console.print()
+    return summary
+
+
+def _print_summary(summary: Any, view: OperatorView) -> None:
+    if summary.complete is not None:
+        print_line("[bold green]batch complete: {} of {}[/]".format(*summary.complete))
+    s = summary.to_dict()
+    rates = (f"; {s['per_minute']}/min, {s['ms_per_tag']} ms and {s['apdus_per_tag']} round trips per tag"
+             if s["tags"] else "")
+    where = f" at station {esc(view.station)}" if view.station else ""
+    print_line(f"[bold]session{where}:[/] {s['done']} done of {s['tags']} placements"
+               + (f" ({', '.join(f'{esc(k)} {v}' for k, v in sorted(s['counts'].items()))})" if s["counts"] else "")
+               + rates + (" — interrupted" if s["interrupted"] else ""))
+
+
+def drive_station(events: Any, view: OperatorView, as_json: bool) -> Any:
+    """Show the events: one JSON line each, the live operator view at a terminal (one line per tag when
+    the output is piped or redirected, where a live view can only be cut and wrapped), then a closing
+    summary; the Summary."""
+    if as_json:
+        summary = _consume(events, lambda event: print(json.dumps(event.to_dict()), flush=True))
+        print(json.dumps(summary.to_dict()), flush=True)
+        return summary
+    if console.is_terminal:
+        summary = _live(events, view)
+    else:
+        summary = _consume(events, lambda event: print_line(outcome_line(event)))
+    _print_summary(summary, view)
+    return summary
+
+
+@station_app.command("run")
+def station_run(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Option("--batch", help="Batch to encode.")],
+    reader: ReaderOption = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Simulated chips in-process instead of a reader.")] = False,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N units are done.")] = None,
+    sim_tear_rate: Annotated[float, typer.Option("--sim-tear-rate", min=0.0, max=1.0,
+                                                 help="Share of simulated placements lifted mid-encode.")] = 0.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for simulated chips and tears.")] = None,
+    station_name: Annotated[str | None, typer.Option("--station", help="Station name (default: host name).")] = None,
+    label_printer: Annotated[str | None, typer.Option(
+        "--label-printer", help="Print each unit's ZPL label: a file, a device path or tcp://HOST:9100.")] = None,
+    layout: Annotated[str | None, typer.Option("--layout", help="Label layout (default: the product's).")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", help="Label printer resolution: 203 or 300.")] = 203,
+    wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait for each tag (default: forever).")] = None,
+    allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
+    sim_latency_ms: Annotated[float, typer.Option(
+        "--sim-latency-ms", min=0.0, help="Delay each simulated APDU by this many ms, as a real reader (5-15 ms).")] = 0.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
+    from tagsmith.provision import station, stationrun
+
+    if sim == (reader is not None):
+        raise ConfigError("choose one tag source: --reader NAME or --sim")
+    ws = state(ctx).workspace
+    stationrun.check_label_printer(label_printer, ws)
+    enc = stationrun.open_session(opened(ctx).store, opened(ctx).keys, batch, station_name,
+                                  allow_simulator_signature=allow_simulator_signature or sim)
+    hook = stationrun.label_hook(enc, label_printer, layout, dpi)
+    view = OperatorView(enc.store, batch, enc.station)
+    with stationrun.tag_source(enc, ws, sim=sim, reader=reader, count=count, tear_rate=sim_tear_rate, seed=seed,
+                               wait=wait, on_wait=lambda message: setattr(view, "message", message),
+                               sim_latency_ms=sim_latency_ms) as source:
+        summary = drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+    session_exit(summary)
