@@ -14,6 +14,7 @@ from tagsmith.commands.context import state
 from tagsmith.commands.options import JsonFlag
 from tagsmith.commands.output import console, emit, esc, print_line
 from tagsmith.commands.station import outcome_line
+from tagsmith.provision.results import TagResult
 
 
 def _program_name() -> str:
@@ -55,7 +56,7 @@ def demo(
             print_line(f"[cyan]•[/] {esc(message)}")
 
     def on_tag(outcome: Any) -> None:
-        if not as_json and outcome.result not in ("encoded",):
+        if not as_json and outcome.result != TagResult.ENCODED:
             print_line(f"  {outcome_line(outcome)}")
 
     report = run_demo(home or state(ctx).home, units=units, tear_rate=tear_rate, seed=seed, say=say, on_tag=on_tag)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tagsmith import ConfigError, VerificationError
+from tagsmith.batches.qarecords import QaDecision
 from tagsmith.commands.context import checked_out, opened, provide, state
 from tagsmith.commands.options import (
     AllowIncompleteOpt,
@@ -123,7 +124,7 @@ def _scan_decision(batch: str, plan_id: str, session: Any, as_json: bool) -> Non
     tally = session.tally
     data = {"event": "decision", "batch": batch, "plan_id": plan_id, **tally.to_dict(),
             "pending": [] if tally.decision else session.pending}
-    if tally.decision == "reject":
+    if tally.decision == QaDecision.REJECT:
         if as_json:
             emit(data, True)
         raise VerificationError(f"batch {batch} REJECTED by QA: {tally.defects} defect(s) in {tally.inspected} "

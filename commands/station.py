@@ -13,12 +13,13 @@ from tagsmith import ConfigError, TagsmithError
 from tagsmith.commands.context import opened, provide, state
 from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag, ReaderOption
 from tagsmith.commands.output import console, esc, print_line
+from tagsmith.provision.results import TagResult
 
 station_app = typer.Typer(help="The encoding station: place a tag, get a verified, recorded, labelled unit.",
                           no_args_is_help=True)
 
-RESULT_STYLE = {"encoded": "bold green", "resumed": "bold green", "verified": "green",
-                "refused": "bold yellow", "failed": "bold red", "torn": "bold red"}
+RESULT_STYLE = {TagResult.ENCODED: "bold green", TagResult.RESUMED: "bold green", TagResult.VERIFIED: "green",
+                TagResult.REFUSED: "bold yellow", TagResult.FAILED: "bold red", TagResult.TORN: "bold red"}
 
 
 @station_app.callback()
@@ -46,8 +47,8 @@ class OperatorView:
             return
         self.last = outcome
         self.counts[outcome.result] = self.counts.get(outcome.result, 0) + 1
-        if outcome.result in ("refused", "failed", "torn"):
-            who = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+        if outcome.result in (TagResult.REFUSED, TagResult.FAILED, TagResult.TORN):
+            who = outcome.uid if outcome.result == TagResult.REFUSED and outcome.uid else outcome.serial or outcome.uid
             self.errors = (self.errors + [f"{who or 'tag'}: {outcome.reason}"])[-4:]
             console.bell()
 
@@ -59,7 +60,8 @@ class OperatorView:
         if self.last is None:
             return Text(self.message, style="bold")
         o = self.last
-        label = {"encoded": "PASS", "resumed": "PASS (resumed)", "verified": "ALREADY DONE"}.get(o.result, o.result.upper())
+        label = {TagResult.ENCODED: "PASS", TagResult.RESUMED: "PASS (resumed)",
+                 TagResult.VERIFIED: "ALREADY DONE"}.get(o.result, o.result.upper())
         big = Text(f"{label}  {o.serial or ''}\n", style=RESULT_STYLE.get(o.result, "bold"))
         big.append(f"UID {o.uid or '?'}  ·  {o.apdus} round trips  ·  {o.seconds * 1000:.0f} ms\n{o.reason}",
                    style="default")
@@ -75,11 +77,12 @@ class OperatorView:
         if self.database is None:  # while the database is away, the counts it gave last
             self.batch_counts = self.store.unit_counts(self.batch_id)
         counts = self.batch_counts
-        done = counts.get("encoded", 0) + counts.get("verified", 0)
+        done = counts.get(TagResult.ENCODED, 0) + counts.get(TagResult.VERIFIED, 0)
         elapsed = time.perf_counter() - self.started
-        finished = self.counts.get("encoded", 0) + self.counts.get("resumed", 0)
+        finished = self.counts.get(TagResult.ENCODED, 0) + self.counts.get(TagResult.RESUMED, 0)
         stats = Table.grid(padding=(0, 2))
-        stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in ("encoded", "resumed", "refused", "failed", "torn")))
+        stats.add_row(*(f"{k} {self.counts.get(k, 0)}" for k in (TagResult.ENCODED, TagResult.RESUMED, TagResult.REFUSED,
+                                                                       TagResult.FAILED, TagResult.TORN)))
         stats.add_row(f"{60 * finished / elapsed:.0f}/min" if elapsed else "", f"batch {done}/{self.quantity}")
         bar = Table.grid()
         bar.add_row(ProgressBar(total=max(self.quantity, 1), completed=done, width=50))
@@ -94,7 +97,7 @@ def session_exit(summary: Any) -> None:
     unless it ended because the batch is complete."""
     if summary.interrupted:
         raise typer.Exit(130)
-    if summary.complete is None and summary.done == 0 and summary.counts.get("failed"):
+    if summary.complete is None and summary.done == 0 and summary.counts.get(TagResult.FAILED):
         raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
 
 
@@ -106,7 +109,7 @@ def outcome_line(outcome: Any) -> str:
             return f"[bold red]database unreachable: waiting[/] ({esc(outcome.reason)})"
         return f"[bold green]database back[/] after {outcome.waited:.1f} s: carrying on"
     style = RESULT_STYLE.get(outcome.result, "bold")
-    shown = outcome.uid if outcome.result == "refused" and outcome.uid else outcome.serial or outcome.uid
+    shown = outcome.uid if outcome.result == TagResult.REFUSED and outcome.uid else outcome.serial or outcome.uid
     result, unit = f"{outcome.result:8}", f"{shown or '':14}"  # a refused chip by its UID: which one to set aside
     return f"[{style}]{esc(result)}[/] {esc(unit)} {esc(outcome.reason)}"
 

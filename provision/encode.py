@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from tagsmith import ChipError, ConfigError, StateError, VerificationError
@@ -46,19 +45,9 @@ from .catalog import check_fits_chip
 from .counting import CountingConnection
 from .factory_session import TagRefused, authenticate_once, lrp_switch_journaled, switch_to_lrp
 from .plan import FACTORY_VERSION, Decision, KnownUnit, Verdict, decide
+from .results import TagResult
 
 FACTORY_KEY = bytes(16)
-
-
-class TagResult(StrEnum):
-    """What one placement at a station came to."""
-
-    ENCODED = "encoded"  # a fresh chip personalised and verified
-    RESUMED = "resumed"  # an interrupted chip finished and verified
-    VERIFIED = "verified"  # a unit already encoded, verified again
-    REFUSED = "refused"  # set aside without being written
-    FAILED = "failed"  # the chip or a check failed this placement
-    TORN = "torn"  # the tag left the field mid-way; it resumes when placed again
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ one, and :mod:`.auth` maps each :class:`SecureMessaging` mode to the module that
 
 from __future__ import annotations
 
+import hmac
 from enum import IntEnum, StrEnum
 from typing import Protocol
+
+from .errors import NotAuthenticatedError, ResponseError
 
 MACT_LEN = 8
 MAX_CMD_CTR = 0xFFFF
@@ -63,3 +66,43 @@ class SecureChannel(Protocol):
     def unprotect(self, payload: bytes, mode: CommMode, command: str, rc: int = 0x00) -> bytes:
         """Check (MAC, Full) and decrypt (Full) a response; return its plain data."""
         ...
+
+
+class MessagingPrimitives(Protocol):
+    """The four operations a mode defines; :func:`protect` and :func:`unprotect` frame them alike for every mode."""
+
+    @property
+    def cmd_ctr(self) -> int: ...
+
+    def command_mac(self, ins: int, header: bytes, data: bytes) -> bytes: ...
+
+    def response_mac(self, rc: int, data: bytes) -> bytes: ...
+
+    def encrypt_command_data(self, data: bytes) -> bytes: ...
+
+    def decrypt_response_data(self, data: bytes) -> bytes: ...
+
+
+def protect(channel: MessagingPrimitives, ins: int, header: bytes, data: bytes, mode: CommMode) -> bytes:
+    """The APDU data field: header || data (encrypted for Full) || MACt (MAC, Full) (docs/reference/ntag424.md §6)."""
+    if channel.cmd_ctr >= MAX_CMD_CTR:
+        raise NotAuthenticatedError("command counter exhausted: authenticate again")
+    if mode is CommMode.PLAIN:
+        return header + data
+    if mode is CommMode.FULL and data:
+        data = channel.encrypt_command_data(data)
+    return header + data + channel.command_mac(ins, header, data)
+
+
+def unprotect(channel: MessagingPrimitives, payload: bytes, mode: CommMode, command: str, rc: int = 0x00) -> bytes:
+    """Check the response MACt (MAC, Full) and decrypt (Full); the plain response data."""
+    if mode is CommMode.PLAIN:
+        return payload
+    if len(payload) < MACT_LEN:
+        raise ResponseError(f"{command}: response of {len(payload)} bytes lacks its MAC")
+    data, mac = payload[:-MACT_LEN], payload[-MACT_LEN:]
+    if not hmac.compare_digest(mac, channel.response_mac(rc, data)):
+        raise ResponseError(f"{command}: response MAC does not verify")
+    if mode is CommMode.FULL and data:
+        return channel.decrypt_response_data(data)
+    return data

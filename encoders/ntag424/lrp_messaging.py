@@ -17,8 +17,8 @@ from typing import ClassVar
 from tagsmith import ConfigError
 
 from . import crypto
-from .channel import MACT_LEN, MAX_CMD_CTR, CommMode, SecureChannel, SecureMessaging
-from .errors import NotAuthenticatedError, ResponseError
+from .channel import CommMode, SecureChannel, SecureMessaging, protect, unprotect
+from .errors import ResponseError
 from .lrp import Lrp
 
 #: PCDcap2 sent in AuthenticateLRPFirst part 1: PCDcap2.1 = 02 asks for LRP (NT4H2421Gx §9.2.5, AN12321 §4)
@@ -100,27 +100,10 @@ class LrpChannel:
         return plain
 
     def protect(self, ins: int, header: bytes, data: bytes, mode: CommMode) -> bytes:
-        """Build the APDU data field: header || data (encrypted for Full) || MACt (MAC, Full)."""
-        if self.cmd_ctr >= MAX_CMD_CTR:
-            raise NotAuthenticatedError("command counter exhausted: authenticate again")
-        if mode is CommMode.PLAIN:
-            return header + data
-        if mode is CommMode.FULL and data:
-            data = self.encrypt_command_data(data)
-        return header + data + self.command_mac(ins, header, data)
+        return protect(self, ins, header, data, mode)
 
     def unprotect(self, payload: bytes, mode: CommMode, command: str, rc: int = 0x00) -> bytes:
-        """Check the response MACt (MAC, Full) and decrypt (Full); return the plain response data."""
-        if mode is CommMode.PLAIN:
-            return payload
-        if len(payload) < MACT_LEN:
-            raise ResponseError(f"{command}: response of {len(payload)} bytes lacks its MAC")
-        data, mac = payload[:-MACT_LEN], payload[-MACT_LEN:]
-        if not hmac.compare_digest(mac, self.response_mac(rc, data)):
-            raise ResponseError(f"{command}: response MAC does not verify")
-        if mode is CommMode.FULL and data:
-            return self.decrypt_response_data(data)
-        return data
+        return unprotect(self, payload, mode, command, rc)
 
 
 @dataclass(frozen=True, repr=False)
