@@ -19,7 +19,7 @@ from typing import Any
 from .epcis_hash import event_id
 from .gs1 import UnitUrls
 from .product import Product
-from .qarecords import QaDecision, QaDecisionRecord, QaPlanRecord, QaResultRecord
+from .qarecords import QaDecision, QaDecisionRecord, QaPlanRecord, QaResultRecord, QaStatus
 from .records import DONE, Batch, Unit, UnitState
 from .store import Store
 
@@ -125,7 +125,7 @@ def batch_events(store: Store, batch_id: str, release: Release | None) -> list[d
             events.append((unit.encoded_at, 0, writer.encoding(unit)))
         if unit.state == UnitState.VOIDED and unit.voided_at:
             events.append((unit.voided_at, 4, writer.voided(unit)))
-        elif unit.state in DONE and unit.qa_status != "fail":  # a unit that failed its QA scan is not released
+        elif unit.state in DONE and unit.qa_status != QaStatus.FAIL:  # a unit that failed its QA scan is not released
             released.append(unit)
     plans = {plan.id: plan for plan in store.qa_plans(batch_id)}
     for plan in plans.values():

@@ -32,6 +32,7 @@ from .epcis_flow import export_epcis
 from .labelling import UnitLabels
 from .qa import QaSession, scan_simulated
 from .qa_plan import create_plan, release_check
+from .results import TagResult
 from .simpool import SimChipPool, random_uid, sim_pool
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
@@ -164,7 +165,7 @@ def foreign_tag(ctx: EncodeContext, seed: int | None, say: Callable[[str], None]
     chip.remove()
     chip.place()
     again = process_tag(ctx, chip)
-    if first.result != "refused" or again.result != "refused" or "AuthenticateEV2First" in again.commands:
+    if first.result != TagResult.REFUSED or again.result != TagResult.REFUSED or "AuthenticateEV2First" in again.commands:
         raise TagsmithError(f"demo: the foreign tag was not refused as designed ({first.reason}; {again.reason})")
     line = (f"foreign tag {first.uid}: refused after one failed authentication, recorded; placed again, "
             f"refused in {again.apdus} round trips without authenticating")

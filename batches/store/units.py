@@ -9,7 +9,7 @@ from typing import Any
 
 from tagsmith import ConfigError, NotFoundError, StateError
 
-from ..records import Unit, UnitEvent
+from ..records import Unit, UnitEvent, UnitState
 from .api import ReplayError
 from .batches import BatchQueries
 from .common import check_uid, step_detail
@@ -32,10 +32,10 @@ class UnitQueries(BatchQueries):
         with self._write(durable=True, overlap_sync=overlap_sync):
             self._lock_row("batches", batch_id)  # a chip placed at two stations at once gets one unit
             unit = self.unit_by_uid(uid)
-            if unit is not None and not (after_reset and unit.state == "voided"):
+            if unit is not None and not (after_reset and unit.state == UnitState.VOIDED):
                 if unit.batch_id != batch_id:
                     raise StateError(f"tag {uid.hex().upper()} already belongs to batch {unit.batch_id} (serial {unit.serial})")
-                if unit.state == "voided":
+                if unit.state == UnitState.VOIDED:
                     raise StateError(f"tag {uid.hex().upper()} was voided ({unit.void_reason}); set it aside")
                 return unit
             # the next sequence number, claimed only from an open batch with serials left

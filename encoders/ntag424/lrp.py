@@ -7,8 +7,8 @@ previous step produced (AN12304 §2, Algorithms 1-3). NTAG 424 DNA uses it with 
 16 plaintexts) for LRICB encryption (AN12304 §3, Algorithm 4) and CMAC_LRP (AN12304 §4).
 
 Every AES call here is under a fresh key, so each is a one-shot ECB context
-(:func:`tagsmith.fastaes.encrypt_once`): about 5 µs, and an evaluation over a 16-byte block takes
-33 of them. So what depends on the key alone is made once (:class:`Lrp`: plaintexts, the updated
+(:func:`tagsmith.fastaes.encrypt_once`; its cost is in docs/performance.md), and an evaluation over
+a 16-byte block takes 33 of them. So what depends on the key alone is made once (:class:`Lrp`: plaintexts, the updated
 key, the CMAC subkeys), every chain value of Algorithms 1 and 2 encrypts both its blocks in one
 context, and :meth:`Lrp.evaluate` can resume from a state reached over a fixed prefix.
 """
