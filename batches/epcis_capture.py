@@ -15,16 +15,15 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
 from tagsmith import ConfigError, TagsmithError
 
-from .upload import RETRY_STATUS, UploadError, check_url
+from .upload import UploadError, check_url, request_with_retries
 
 log = logging.getLogger(__name__)
 TOKEN_ENV = "TAGSMITH_EPCIS_TOKEN"
@@ -67,28 +66,10 @@ class Transport:
                    "Accept": "application/json"}
         if body is not None:
             headers.update({"Content-Type": "application/ld+json", "GS1-Capture-Error-Behaviour": "proceed"})
-        last = "no attempt made"
-        for attempt in range(1, self.attempts + 1):
-            delay = min(self.backoff * 2 ** (attempt - 1), 30.0)
-            try:
-                request = urllib.request.Request(url, data=body, headers=headers, method=method)
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.status, response.headers, response.read()
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()
-                if exc.code in (401, 403):
-                    raise ConfigError(f"the EPCIS repository refused the token ({exc.code}): check {TOKEN_ENV}") from None
-                if exc.code not in RETRY_STATUS:
-                    return exc.code, exc.headers, detail
-                last = f"HTTP {exc.code}"
-                retry_after = exc.headers.get("Retry-After", "")
-                delay = float(retry_after) if retry_after.isdigit() else delay
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            if attempt < self.attempts:
-                log.info("%s %s attempt %d failed (%s); retrying in %.1f s", method, url, attempt, last, delay)
-                self.sleep(delay)
-        raise UploadError(f"{method} {url} failed after {self.attempts} attempts: {last}")
+        return request_with_retries(
+            method, url, headers, None if body is None else lambda: nullcontext(body), attempts=self.attempts,
+            backoff=self.backoff, timeout=self.timeout, sleep=self.sleep, refused=lambda code: ConfigError(
+                f"the EPCIS repository refused the token ({code}): check {TOKEN_ENV}"))
 
 
 def capture_endpoint(url: str) -> str:

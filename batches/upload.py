@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,7 +70,7 @@ def upload_manifest(path: str | Path, url: str, *, verifier: Verifier, store: St
         "X-Tagsmith-Sha256": sha256,
         "X-Tagsmith-Signature": base64.b64encode(signature_path(path).read_bytes()).decode(),
     }
-    receipt = _post_with_retries(path, url, headers, attempts, backoff, timeout, sleep)
+    receipt = _post_manifest(path, url, headers, attempts, backoff, timeout, sleep)
     if receipt.get("manifest_id") != manifest_id or receipt.get("sha256") != sha256:
         raise VerificationError(f"the platform's receipt does not match manifest {manifest_id}: {receipt}")
     if store is not None and store.manifest(manifest_id) is not None:
@@ -77,36 +78,54 @@ def upload_manifest(path: str | Path, url: str, *, verifier: Verifier, store: St
     return receipt
 
 
-def _post_with_retries(path: Path, url: str, headers: dict[str, str], attempts: int, backoff: float,
-                       timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
+def request_with_retries(method: str, url: str, headers: dict[str, str], body: Callable[[], Any] | None, *,
+                        attempts: int, backoff: float, timeout: float, sleep: Callable[[float], None],
+                        refused: Callable[[int], TagsmithError]) -> tuple[int, Any, bytes]:
+    """(status, headers, body) of the first answer not worth retrying: the one retry policy of every upload.
+
+    ``body`` opens the request body anew for each attempt (a file, streamed, or a bytes buffer).
+    401/403 raise ``refused(code)``; a network failure or 408/425/429/5xx is tried again with
+    exponential backoff (Retry-After honoured) until ``attempts`` run out, an UploadError.
+    """
     last = "no attempt made"
     for attempt in range(1, attempts + 1):
         delay = min(backoff * 2 ** (attempt - 1), 30.0)
         try:
-            with open(path, "rb") as body:
-                request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            with body() if body is not None else nullcontext(None) as data:
+                request = urllib.request.Request(url, data=data, headers=headers, method=method)
                 with urllib.request.urlopen(request, timeout=timeout) as response:
-                    answer = response.read()
-            try:  # accepted: a receipt that does not parse is not worth a retry
-                return json.loads(answer.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise UploadError(f"the platform accepted the upload but its receipt is not JSON: "
-                                  f"{answer[:80].decode('utf-8', 'replace')!r}") from None
+                    return response.status, response.headers, response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")[:200]
             if exc.code in (401, 403):
-                raise ConfigError(f"the platform refused the upload token ({exc.code})") from None
-            if exc.code == 409:
-                raise StateError(f"the platform already holds manifest {headers['Idempotency-Key']} "
-                                 f"with different content: {detail}") from None
+                raise refused(exc.code) from None
             if exc.code not in RETRY_STATUS:
-                raise UploadError(f"the platform rejected the manifest: HTTP {exc.code} {detail}") from None
+                return exc.code, exc.headers, exc.read()
             last = f"HTTP {exc.code}"
             retry_after = exc.headers.get("Retry-After", "")
             delay = float(retry_after) if retry_after.isdigit() else delay
         except (urllib.error.URLError, OSError, ValueError) as exc:
             last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         if attempt < attempts:
-            log.info("upload attempt %d failed (%s); retrying in %.1f s", attempt, last, delay)
+            log.info("%s %s attempt %d failed (%s); retrying in %.1f s", method, url, attempt, last, delay)
             sleep(delay)
-    raise UploadError(f"upload failed after {attempts} attempts: {last}")
+    raise UploadError(f"{method} {url} failed after {attempts} attempts: {last}")
+
+
+def _post_manifest(path: Path, url: str, headers: dict[str, str], attempts: int, backoff: float,
+                   timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
+    """POST the manifest (retried as above); the platform's receipt."""
+    status, _, answer = request_with_retries(
+        "POST", url, headers, lambda: open(path, "rb"), attempts=attempts, backoff=backoff, timeout=timeout,
+        sleep=sleep, refused=lambda code: ConfigError(f"the platform refused the upload token ({code})"))
+    detail = answer.decode("utf-8", "replace")[:200]
+    if status == 409:
+        raise StateError(f"the platform already holds manifest {headers['Idempotency-Key']} "
+                         f"with different content: {detail}")
+    if status >= 400:
+        raise UploadError(f"the platform rejected the manifest: HTTP {status} {detail}")
+    try:  # accepted: a receipt that does not parse is not worth a retry
+        receipt: dict[str, Any] = json.loads(answer.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise UploadError(f"the platform accepted the upload but its receipt is not JSON: "
+                          f"{answer[:80].decode('utf-8', 'replace')!r}") from None
+    return receipt
