@@ -26,7 +26,8 @@ def _open(ctx: typer.Context, create: bool = True, upgrade: bool = False) -> Sto
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    print_line(f"{esc(data['engine'])} database {esc(data['database'])}: schema version {data['schema_version']} "
+    tls = f" over {esc(data['tls'])}" if data.get("tls") else ""
+    print_line(f"{esc(data['engine'])} database {esc(data['database'])}{tls}: schema version {data['schema_version']} "
                f"(this tagsmith's: {data['tagsmith_schema_version']})")
 
 

@@ -52,6 +52,24 @@ def _check_no_password(conninfo: str) -> None:
                           "PGPASSWORD or a pg_service.conf entry")
 
 
+#: libpq's words for a server that answered and refused this client: a set-up to fix, not an outage to wait out
+_REFUSALS = (
+    (("certificate verify failed", "does not match host name", "root certificate", "ssl error", "sslmode value"),
+     "database TLS check failed"),
+    (("pg_hba.conf",), "database refused this connection"),
+    (("password authentication failed", "no password supplied", "authentication failed"), "database refused the login"),
+)
+
+
+def _refusal(exc: psycopg.Error) -> str | None:
+    """What refused a connection (TLS, pg_hba, the login), or None for anything else."""
+    text = str(exc).lower()
+    for words, what in _REFUSALS:
+        if any(word in text for word in words):
+            return what
+    return None
+
+
 class PostgresStore(QaQueries, EpcisQueries):
     """Products, batches, serials, units and manifests in one PostgreSQL database."""
 
@@ -86,6 +104,9 @@ class PostgresStore(QaQueries, EpcisQueries):
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
         except psycopg.Error as exc:
+            refused = _refusal(exc)
+            if refused is not None:  # waiting would not help: the station stops with what to fix
+                raise DatabaseError(f"{refused}: {_one_line(exc)}") from exc
             self._failed(exc)
         try:
             conn.execute(f"SET lock_timeout = {int(self._timeout * 1000)}")  # a writer waits this long, as on SQLite
@@ -101,6 +122,12 @@ class PostgresStore(QaQueries, EpcisQueries):
 
     def close(self) -> None:
         self.conn.close()
+
+    def status(self) -> dict[str, Any]:
+        """As every engine's, and the TLS protocol the connection uses (None over a Unix socket or plain TCP)."""
+        protocol = self._scalar("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl") \
+            if self.conn.pgconn.ssl_in_use else None
+        return {**super().status(), "tls": protocol}
 
     def _failed(self, exc: psycopg.Error) -> NoReturn:
         """A driver error as the store's own: a broken rule of the schema, a lost server, or another failure."""
