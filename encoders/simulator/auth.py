@@ -53,7 +53,7 @@ def authenticate_ev2_first(chip: ChipCore, cmd: Command) -> Reply:
     data = cmd.data
     if len(data) < 2 or len(data) != 2 + data[1] or data[1] > 6:
         raise ChipStatus(SW.LENGTH_ERROR)
-    chip.vol.session = None  # a new EV2First replaces any running authentication
+    chip.vol.session = chip.vol.suspended = None  # a new EV2First replaces any earlier authentication
     pcd_cap2 = (data[2:] + bytes(6))[:6]
     key_no = _gate(chip, data[0], lrp_asked=bool(pcd_cap2[0] & _PCDCAP2_LRP))
     if chip.nv.lrp:
@@ -63,11 +63,13 @@ def authenticate_ev2_first(chip: ChipCore, cmd: Command) -> Reply:
 
 def authenticate_ev2_non_first(chip: ChipCore, cmd: Command) -> Reply:
     """Part 1 of NonFirst: KeyNo only; needs a running authentication, whose mode it keeps (docs/reference/ntag424.md §5.2)."""
-    if chip.vol.session is None:
-        raise ChipStatus(SW.PERMISSION_DENIED)  # NonFirst needs a running authentication (DS T33: 9D)
+    vol = chip.vol
+    previous = vol.session or vol.suspended  # running, or ended by a DF select (docs/reference/ntag424.md §3.3)
+    if previous is None:
+        raise ChipStatus(SW.PERMISSION_DENIED)  # NonFirst needs an earlier authentication (DS T33: 9D)
     if len(cmd.data) != 1:
         raise ChipStatus(SW.LENGTH_ERROR)
-    previous, chip.vol.session = chip.vol.session, None
+    vol.session = vol.suspended = None
     key_no = _gate(chip, cmd.data[0], lrp_asked=previous.mode == "lrp")
     if chip.nv.lrp:
         return _lrp_challenge(chip, key_no, first=False, previous=previous)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from tagsmith import ConfigError
 from tagsmith.encoders.apdu import SW
 from tagsmith.encoders.connection import TagRemovedError
 
@@ -52,6 +53,19 @@ PICC_LEVEL = frozenset({INS.GET_VERSION, INS.READ_SIG})
 _KEEPS_SESSION = {SW.OPERATION_OK, SW.ADDITIONAL_FRAME, SW.SIGNATURE_OK_ALT, SW.OK}
 
 
+#: The environment variable that picks the DF-select model for every simulated chip (README "Simulated chip").
+DF_SELECT_ENV = "TAGSMITH_SIM_DF_SELECT"
+DF_SELECT_MODELS = {"ends-auth": True, "keeps-auth": False}
+
+
+def df_select_model_from_env() -> bool:
+    """True (a DF select ends the authentication) unless TAGSMITH_SIM_DF_SELECT=keeps-auth."""
+    name = os.environ.get(DF_SELECT_ENV, "ends-auth")
+    if name not in DF_SELECT_MODELS:
+        raise ConfigError(f"{DF_SELECT_ENV}={name!r}: use one of {', '.join(DF_SELECT_MODELS)}")
+    return DF_SELECT_MODELS[name]
+
+
 class SimulatedNtag424:
     """A simulated NTAG 424 DNA chip in an RF field; itself a :class:`Connection`.
 
@@ -75,6 +89,9 @@ class SimulatedNtag424:
       has this many consecutive failed authentications, each further attempt on it first costs
       ``auth_delay_attempts`` answers of 91AD (the "delay") before one real try is let through.
     * ``state`` -- start from a saved :class:`NvState` instead (other state arguments are ignored).
+    * ``df_select_ends_auth`` -- whether selecting the application ends a running authentication
+      (default: as ``TAGSMITH_SIM_DF_SELECT`` says, ``ends-auth`` unless it is ``keeps-auth``); its
+      TI stays for AuthenticateEV2NonFirst either way (ref §3.3).
 
     :attr:`view` reads the chip's state; :meth:`snapshot` and :meth:`restore` save and load its NVM.
     """
@@ -97,6 +114,7 @@ class SimulatedNtag424:
         auth_delay_after: int = 50,
         auth_delay_attempts: int = 5,
         state: NvState | None = None,
+        df_select_ends_auth: bool | None = None,
     ) -> None:
         self.tear_commits = tear_commits
         if auth_delay_after < 1 or auth_delay_attempts < 0:
@@ -104,7 +122,9 @@ class SimulatedNtag424:
         nv = state.copy() if state is not None else factory_state(
             uid=uid, keys=keys, key_versions=key_versions, tag_tamper=tag_tamper, files=files,
             file_settings=file_settings, sdm_read_ctr=sdm_read_ctr, random_id=random_id, lrp=lrp)
-        self._chip = ChipCore(nv, random or os.urandom, auth_delay_after, auth_delay_attempts)
+        if df_select_ends_auth is None:
+            df_select_ends_auth = df_select_model_from_env()
+        self._chip = ChipCore(nv, random or os.urandom, auth_delay_after, auth_delay_attempts, df_select_ends_auth)
         self._view = ChipView(self._chip)
         self._tear_at: int | None = None
         if tear_after is not None:
@@ -196,7 +216,7 @@ def _process(chip: ChipCore, apdu: bytes) -> Reply:
     except ChipStatus as exc:
         data, sw = b"", exc.sw
     if sw not in _KEEPS_SESSION:
-        vol.session = None
+        vol.session = vol.suspended = None
         vol.pending = None
     return data, sw
 

@@ -89,6 +89,7 @@ class Volatile:
     level: Level = Level.PICC  # after activation the PICC level (MF) is selected (ref §3.1, §3.3)
     selected_file: int | None = None
     session: Session | None = None
+    suspended: Session | None = None  # the session a DF select ended: NonFirst may still take up its TI (ref §3.3)
     pending: Continuation | None = None
     sdm_read: SdmRead | None = None
     delay_spent: list[int] = field(default_factory=lambda: [0] * 5)
@@ -98,8 +99,10 @@ class Volatile:
 class ChipCore:
     """Stored and volatile state of one simulated chip, and the helpers its commands share."""
 
-    def __init__(self, nv: NvState, random: RandomSource, auth_delay_after: int, auth_delay_attempts: int) -> None:
+    def __init__(self, nv: NvState, random: RandomSource, auth_delay_after: int, auth_delay_attempts: int,
+                 df_select_ends_auth: bool = True) -> None:
         self.random = random
+        self.df_select_ends_auth = df_select_ends_auth
         self.auth_delay_after = auth_delay_after
         self.auth_delay_attempts = auth_delay_attempts
         self.in_field = True

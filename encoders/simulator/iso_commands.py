@@ -54,15 +54,19 @@ def select_file(chip: ChipCore, cmd: Command) -> Reply:
 
 
 def _select_app(chip: ChipCore) -> Reply:
-    # Re-selecting the application keeps the authentication (AN12196 T23 -> T24).
+    """Select the application. By default a running authentication ends here, as on the silicon a
+    peer tool validated, while its TI stays for AuthenticateEV2NonFirst (AN12196 T23 -> T24); the
+    other model keeps the authentication running (ref §3.3)."""
     vol = chip.vol
     vol.level, vol.selected_file = Level.APP, None
+    if chip.df_select_ends_auth and vol.session is not None:
+        vol.suspended, vol.session = vol.session, None
     return b"", SW.OK
 
 
 def _select_picc(chip: ChipCore) -> Reply:
     vol = chip.vol
-    vol.level, vol.selected_file, vol.session = Level.PICC, None, None
+    vol.level, vol.selected_file, vol.session, vol.suspended = Level.PICC, None, None, None
     return b"", SW.OK
 
 
