@@ -1,6 +1,7 @@
 """A line on one PostgreSQL: 1, 4 and 8 station processes, and the station's store time on each engine.
 
 Run: ``.venv/bin/python bench/line.py [--tags 40] [--stations 1 4 8] [--latency-ms 8] [--inproc-tags 300]``.
+``--heads 1 2 4`` measures reader heads at one station through pcscd instead (bench/heads.py).
 
 Part 1 starts a private PostgreSQL cluster (tests/pgcluster.py's functions: initdb into a temporary
 directory, a Unix socket there, removed at the end), makes a demo workspace, copies it into the
@@ -194,7 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stations", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--latency-ms", type=float, default=8.0)
     parser.add_argument("--inproc-tags", type=int, default=300, help="tags per engine per round in part 2")
+    parser.add_argument("--heads", type=int, nargs="+", help="instead: 1, 2, 4 reader heads at one station (bench/heads.py)")
     args = parser.parse_args(argv)
+    if args.heads:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import heads  # sets PCSCLITE_CSOCK_NAME for its private pcscd: imported only for this part
+
+        heads.main(["--heads", *map(str, args.heads), "--tags", str(min(args.tags, 12)), "--latency-ms", str(args.latency_ms)])
+        return
     pg = pgcluster()
     work = Path(tempfile.mkdtemp(prefix="tagsmith-bench-line-"))
     cluster = pg.start_cluster()

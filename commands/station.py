@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 
 from tagsmith import ConfigError, TagsmithError
 from tagsmith.commands.context import opened, provide, state
-from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag, ReaderOption
+from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag
 from tagsmith.commands.output import console, esc, print_line
 from tagsmith.provision.results import TagResult
 
@@ -25,6 +25,16 @@ RESULT_STYLE = {TagResult.ENCODED: "bold green", TagResult.RESUMED: "bold green"
 @station_app.callback()
 def _station(ctx: typer.Context) -> None:
     provide(ctx)
+
+
+class StationView(Protocol):
+    """What the live view and the closing summary need of a view: one head's, or several heads' (station_heads.py)."""
+
+    station: str | None
+
+    def add(self, event: Any) -> None: ...
+
+    def render(self) -> Any: ...
 
 
 class OperatorView:
@@ -129,7 +139,7 @@ def _consume(events: Any, show: Callable[[Any], None]) -> Any:
     raise AssertionError("the station loop ended without its summary")
 
 
-def _live(events: Any, view: OperatorView) -> Any:
+def _live(events: Any, view: StationView) -> Any:
     """The live operator view at a terminal, updated with each event; the Summary."""
     from rich.live import Live
 
@@ -143,7 +153,7 @@ def _live(events: Any, view: OperatorView) -> Any:
     return summary
 
 
-def _print_summary(summary: Any, view: OperatorView) -> None:
+def _print_summary(summary: Any, view: StationView) -> None:
     if summary.complete is not None:
         print_line("[bold green]batch complete: {} of {}[/]".format(*summary.complete))
     s = summary.to_dict()
@@ -155,7 +165,7 @@ def _print_summary(summary: Any, view: OperatorView) -> None:
                + rates + (" — interrupted" if s["interrupted"] else ""))
 
 
-def drive_station(events: Any, view: OperatorView, as_json: bool) -> Any:
+def drive_station(events: Any, view: StationView, as_json: bool) -> Any:
     """Show the events: one JSON line each, the live operator view at a terminal (one line per tag when
     the output is piped or redirected, where a live view can only be cut and wrapped), then a closing
     summary; the Summary."""
@@ -175,8 +185,11 @@ def drive_station(events: Any, view: OperatorView, as_json: bool) -> Any:
 def station_run(
     ctx: typer.Context,
     batch: Annotated[str, typer.Option("--batch", help="Batch to encode.")],
-    reader: ReaderOption = None,
+    readers: Annotated[list[str] | None, typer.Option(
+        "--reader", "-r", help="A reader head: PC/SC reader name or a unique part of it, or an nfcpy path; repeat for "
+                               "several heads, or 'all' for every reader present (default: TAGSMITH_READER).")] = None,
     sim: Annotated[bool, typer.Option("--sim", help="Simulated chips in-process instead of a reader.")] = False,
+    sim_heads: Annotated[int, typer.Option("--heads", min=1, max=16, help="With --sim: this many simulated heads.")] = 1,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N units are done.")] = None,
     sim_tear_rate: Annotated[float, typer.Option("--sim-tear-rate", min=0.0, max=1.0,
                                                  help="Share of simulated placements lifted mid-encode.")] = 0.0,
@@ -193,16 +206,25 @@ def station_run(
     as_json: JsonFlag = False,
 ) -> None:
     """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
+    from tagsmith.commands.station_heads import reader_names, run_heads
     from tagsmith.provision import station, stationrun
 
-    if sim == (reader is not None):
+    names = reader_names(readers)
+    if sim == bool(names):
         raise ConfigError("choose one tag source: --reader NAME or --sim")
+    if sim_heads > 1 and not sim:
+        raise ConfigError("--heads counts simulated heads: for reader heads, repeat --reader (or --reader all)")
     ws = state(ctx).workspace
     stationrun.check_label_printer(label_printer, ws)
     enc = stationrun.open_session(opened(ctx).store, opened(ctx).keys, batch, station_name,
                                   allow_simulator_signature=allow_simulator_signature or sim)
     hook = stationrun.label_hook(enc, label_printer, layout, dpi)
+    if len(names) > 1 or sim_heads > 1:
+        session_exit(run_heads(ctx, enc, names, sim_heads=sim_heads, count=count, tear_rate=sim_tear_rate, seed=seed,
+                               wait=wait, latency_ms=sim_latency_ms, hook=hook, as_json=as_json))
+        return
     view = OperatorView(enc.store, batch, enc.station)
+    reader = names[0] if names else None
     with stationrun.tag_source(enc, ws, sim=sim, reader=reader, count=count, tear_rate=sim_tear_rate, seed=seed,
                                wait=wait, on_wait=lambda message: setattr(view, "message", message),
                                sim_latency_ms=sim_latency_ms) as source:

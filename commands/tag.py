@@ -191,9 +191,24 @@ def tag_clear_refusal(
         f"[bold green]cleared[/] {cleared.uid.hex().upper()}: the next station will authenticate it once more"))
 
 
+def _reporter(port: int, named: bool, as_json: bool) -> Any:
+    """A placement's events as JSON lines or text, naming the port when several readers are served."""
+    def report(event: str, placement: Any) -> None:
+        line = {"event": event, "placement": placement.number + 1,
+                "uid": placement.uid.hex().upper() if placement.uid else None, "apdus": placement.apdus}
+        if named:
+            line["port"] = port
+        emit(line, as_json, lambda: print_line(
+            (f"[{port}] " if named else "") + f"#{line['placement']} {esc(line['uid'])} {esc(event)}"
+            + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
+    return report
+
+
 @sim_app.command("serve")
 def sim_serve(
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="vpcd slot port: 35963 is 'Virtual PCD 00 00'.")] = 35963,
+    ports: Annotated[list[int] | None, typer.Option(
+        "--port", min=1, max=65535,
+        help="vpcd slot port (35963 is 'Virtual PCD 00 00'); repeat to serve several readers, each its own chips.")] = None,
     host: Annotated[str, typer.Option("--host", help="Host where pcscd's vpcd listens.")] = "127.0.0.1",
     count: Annotated[int, typer.Option("--count", "-n", min=0, help="Placements before stopping (0: until Ctrl-C).")] = 0,
     uids: Annotated[list[str] | None, typer.Option(
@@ -208,23 +223,13 @@ def sim_serve(
     as_json: JsonFlag = False,
 ) -> None:
     """Present simulated chips to pcscd one after another, each until the reader side is done."""
-    from tagsmith.encoders.simulator.serve import chip_sequence
+    from tagsmith.encoders.simulator.serve import chip_sequence, serve_all
     from tagsmith.encoders.simulator.vpicc import VpiccServer
 
-    def report(event: str, placement: Any) -> None:
-        line = {"event": event, "placement": placement.number + 1,
-                "uid": placement.uid.hex().upper() if placement.uid else None, "apdus": placement.apdus}
-        emit(line, as_json, lambda: print_line(
-            f"#{line['placement']} {esc(line['uid'])} {esc(event)}"
-            + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
-
-    server = VpiccServer(port, chip_sequence(uids or [], count, latency_ms), host=host, tear_rate=tear_rate,
-                         idle_timeout=idle_timeout, on_event=report)
+    ports = ports or [35963]
+    servers = [VpiccServer(port, chip_sequence(uids or [], count, latency_ms), host=host, tear_rate=tear_rate,
+                           idle_timeout=idle_timeout, on_event=_reporter(port, len(ports) > 1, as_json))
+               for port in ports]
     if not as_json:
-        print_line(f"Serving simulated chips to vpcd at {esc(host)}:{port} (Ctrl-C stops)", err=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+        print_line(f"Serving simulated chips to vpcd at {esc(host)}:{', '.join(map(str, ports))} (Ctrl-C stops)", err=True)
+    serve_all(servers)

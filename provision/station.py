@@ -149,21 +149,23 @@ def batch_complete(ctx: EncodeContext) -> tuple[int, int] | None:
 
 
 def run(ctx: EncodeContext, source: TagSource, *, count: int | None = None,
-        on_done: Callable[[Outcome], None] | None = None) -> Iterator[Outcome | DatabaseEvent | Summary]:
+        on_done: Callable[[Outcome], None] | None = None,
+        stop: Callable[[], bool] | None = None) -> Iterator[Outcome | DatabaseEvent | Summary]:
     """Process tags until ``count`` units are done, the batch is complete, the source runs dry, or Ctrl-C.
 
     Ctrl-C between tags stops at once; during a tag, the steps the chip confirmed are journaled
     before it stops, and the unit stays recorded as interrupted and resumes next time. A batch
     with every serial allocated and no unit left to finish ends the session before the next
     placement (:attr:`Summary.complete`): no chip is authenticated for work that is not there.
-    A lost database is waited for between steps (see the module's docstring).
+    A lost database is waited for between steps (see the module's docstring). ``stop`` is asked
+    before each placement (another thread's way to end the loop: heads.py).
     """
     summary = Summary()
     started = time.perf_counter()
     try:
         while count is None or summary.done < count:
             summary.complete = yield from through_outages(ctx.store, partial(batch_complete, ctx))
-            if summary.complete is not None:
+            if summary.complete is not None or (stop is not None and stop()):
                 break
             connection = source.next_tag()
             if connection is None:

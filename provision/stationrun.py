@@ -69,3 +69,29 @@ def tag_source(enc: EncodeContext, workspace: Workspace, *, sim: bool, reader: s
 
     with open_reader(reader) as device:
         yield station.ReaderSource(device, timeout=wait, on_wait=on_wait)
+
+
+def simulated_heads(enc: EncodeContext, workspace: Workspace, heads: int, *, count: int | None, tear_rate: float,
+                    seed: int | None, latency_ms: float = 0.0) -> list[Any]:
+    """``heads`` simulated reader heads on the workspace's chips: the serials left shared out among them,
+    the batch's interrupted chips placed again on the first."""
+    from tagsmith.provision.heads import Head
+    from tagsmith.provision.simpool import sim_pool
+
+    first = simulated_source(enc, workspace, count=count, tear_rate=tear_rate, seed=seed, latency_ms=latency_ms)
+    fresh = first.remaining
+    shares = [fresh // heads + (1 if i < fresh % heads else 0) for i in range(heads)]
+    pool = sim_pool(workspace)
+
+    def opener(index: int) -> Callable[[EncodeContext, Any], Any]:
+        @contextmanager
+        def open_source(ctx: EncodeContext, stop: Any) -> Iterator[station.SimulatedSource]:
+            if index == 0:
+                first.remaining = shares[0]
+                yield first
+                return
+            yield station.SimulatedSource(shares[index], tear_rate=tear_rate, seed=None if seed is None else seed + index,
+                                          pool=pool, persist_each_apdu=True, latency_ms=latency_ms)
+        return open_source
+
+    return [Head(f"sim-{index + 1}", opener(index)) for index in range(heads)]

@@ -29,3 +29,12 @@ def test_line_bench_runs(pg_cluster):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 station(s)" in done.stdout and "where a tag's time goes" in done.stdout
     assert done.stdout.count("serials twice 0, UIDs twice 0") == 2
+
+
+@pytest.mark.pcscd
+def test_heads_bench_runs_through_its_own_pcscd():
+    """bench/line.py --heads: one and two reader heads through a private pcscd of the bench's own."""
+    done = subprocess.run([sys.executable, str(BENCH / "line.py"), "--heads", "1", "2", "--tags", "2",
+                           "--latency-ms", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 head(s)" in done.stdout and done.stdout.count("serials twice 0, UIDs twice 0") == 2

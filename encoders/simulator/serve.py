@@ -10,7 +10,7 @@ from typing import Any
 from tagsmith import ConfigError
 
 from .chip import SimulatedNtag424
-from .vpicc import Chip, chip_uid, leave_field, reenter_field
+from .vpicc import Chip, VpiccServer, chip_uid, leave_field, reenter_field
 
 
 class LatentLink:
@@ -75,3 +75,31 @@ def chip_sequence(uids: list[str], count: int = 0, latency_ms: float = 0.0) -> I
         return
     for _ in itertools.count() if count == 0 else range(count):
         yield with_latency(SimulatedNtag424(), latency_ms)
+
+
+def serve_all(servers: list[VpiccServer]) -> None:
+    """Serve every slot until each has presented its chips, or Ctrl-C; the first slot's error is raised."""
+    if len(servers) == 1:  # one reader: served in this thread, as Ctrl-C reaches it directly
+        try:
+            servers[0].run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            servers[0].stop()
+        return
+    for server in servers:
+        server.start()
+    try:
+        for server in servers:
+            while server.running:
+                server.join(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+        for server in servers:
+            server.join(5)
+    errors = [server.error for server in servers if server.error is not None]
+    if errors:
+        raise errors[0]

@@ -285,6 +285,11 @@ class VpiccServer:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """Serving in its background thread (:meth:`start`)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _run_catching(self) -> None:
         try:
             self.run()
