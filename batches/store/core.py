@@ -125,8 +125,8 @@ class StoreCore(ABC):
         """
         if durable:
             self.wait_synced()  # an earlier sync's failure stops this commit; a later sync must not hide it
-        self._begin_write()
-        try:
+        try:  # BEGIN inside: a Ctrl-C landing just after it must not leave the transaction open
+            self._begin_write()
             yield
             self._commit()
         except BaseException:  # a failed COMMIT (disk full, I/O) rolls back too

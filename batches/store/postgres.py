@@ -199,8 +199,8 @@ class PostgresStore(QaQueries, EpcisQueries):
     @contextmanager
     def snapshot(self) -> Iterator[PostgresStore]:
         """A read transaction: every query inside sees the same committed state."""
-        self._exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
+        try:  # BEGIN inside: a Ctrl-C landing just after it must not leave the transaction open
+            self._exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield self
         finally:
             self._rollback()

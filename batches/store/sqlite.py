@@ -132,11 +132,12 @@ class SqliteStore(QaQueries, EpcisQueries):
     @contextmanager
     def snapshot(self) -> Iterator[SqliteStore]:
         """A read transaction: every query inside sees the same committed state (WAL snapshot)."""
-        self._exec("BEGIN")
-        try:
+        try:  # BEGIN inside: a Ctrl-C landing just after it must not leave the read transaction open
+            self._exec("BEGIN")
             yield self
         finally:
-            self._exec("COMMIT")
+            if self.conn.in_transaction:
+                self._exec("COMMIT")
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
