@@ -106,8 +106,8 @@ class WalSync:
         """Return once every sync handed over is on disk; an I/O error of the fsync is raised here."""
         if not self._pending:
             return
-        self._pending = False
         line = _pipes(self._helper)[1].readline() if self._helper else b""
+        self._pending = False  # only once the reply is read: an interrupted read leaves it for the next wait
         if not line:
             self._ended()
         code, _, message = line.decode(errors="replace").strip().partition(" ")
