@@ -126,7 +126,8 @@ def outcome_line(outcome: Any) -> str:
 
 def _consume(events: Any, show: Callable[[Any], None]) -> Any:
     """Show events up to the Summary. A Ctrl-C while one is shown is passed into the station
-    loop (suspended between tags), which then ends with its summary as for one during a tag."""
+    loop (suspended between tags), which then ends with its summary as for one during a tag
+    (several heads first report the tags they finish while stopping)."""
     from tagsmith.provision.station import Summary
 
     try:
@@ -135,7 +136,11 @@ def _consume(events: Any, show: Callable[[Any], None]) -> Any:
                 return event
             show(event)
     except KeyboardInterrupt:
-        return events.throw(KeyboardInterrupt)
+        event = events.throw(KeyboardInterrupt)
+        while not isinstance(event, Summary):  # what other heads finished while stopping, then the summary
+            show(event)
+            event = next(events)
+        return event
     raise AssertionError("the station loop ended without its summary")
 
 

@@ -123,6 +123,12 @@ def run_heads(make_context: Callable[[], EncodeContext], heads: list[Head], *, c
         stop.set()
         for thread in threads:  # each finishes (and records) the tag it holds
             thread.join()
+        while not events.empty():  # and those tags are reported before the summary
+            item = events.get()
+            if isinstance(item, HeadFailed):
+                summary.failed[item.head] = item.reason
+            if not isinstance(item, _Ended):
+                yield item
     yield summary.close(time.perf_counter() - started, interrupted)
 
 

@@ -98,6 +98,29 @@ def test_a_failing_head_is_reported_and_the_others_finish(world):
     assert summary.failed == {"head-b": "reader 'head-b' was unplugged"}
 
 
+def test_ctrl_c_reports_every_tag_the_heads_finish_before_the_summary(world):
+    def head(name: str, seed: int) -> Head:
+        @contextmanager
+        def open_source(ctx, stop: threading.Event):
+            yield SimulatedSource(1000, seed=seed, latency_ms=1)
+        return Head(name, open_source)
+
+    def make_context():
+        from tagsmith.batches.store import open_store
+
+        return world.context(store=open_store(world.workspace))
+
+    events = run_heads(make_context, [head("a", 1), head("b", 2), head("c", 3)])
+    seen = [next(events) for _ in range(5)]
+    item = events.throw(KeyboardInterrupt)  # as the CLI passes Ctrl-C in (commands/station.py)
+    while not isinstance(item, HeadsSummary):
+        seen.append(item)
+        item = next(events)
+    tags = [e for e in seen if isinstance(e, HeadEvent)]
+    assert item.interrupted and item.tags == len(tags) == sum(h.tags for h in item.heads.values())
+    assert len({e.event.serial for e in tags}) == len(tags)
+
+
 @pytest.mark.pcscd
 def test_two_vpcd_reader_heads_fed_by_one_sim_serve(pcscd, tmp_path, make_demo_home):
     with pcscd.slot_lock:
