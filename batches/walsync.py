@@ -98,16 +98,23 @@ class WalSync:
             return
         try:
             _pipes(helper)[0].write(b"s")
+            self._pending = True
         except OSError:
             self._ended()
-        self._pending = True
+        except BaseException:  # Ctrl-C around the request: its reply could no longer be matched to a wait
+            self._discard()
+            raise
 
     def wait(self) -> None:
         """Return once every sync handed over is on disk; an I/O error of the fsync is raised here."""
         if not self._pending:
             return
-        line = _pipes(self._helper)[1].readline() if self._helper else b""
-        self._pending = False  # only once the reply is read: an interrupted read leaves it for the next wait
+        try:
+            line = _pipes(self._helper)[1].readline() if self._helper else b""
+            self._pending = False
+        except BaseException:  # Ctrl-C around the read: whether the reply was taken is unknown
+            self._discard()
+            raise
         if not line:
             self._ended()
         code, _, message = line.decode(errors="replace").strip().partition(" ")
@@ -129,6 +136,12 @@ class WalSync:
         """The helper is gone: reap it, and say so (the next overlapped sync starts a new one)."""
         self._reap()
         raise OSError(errno.EIO, "the database sync helper process has ended")
+
+    def _discard(self) -> None:
+        """Let this helper go after an interrupted request or reply, so that no later wait takes a stale
+        reply (or waits for one already taken); the next overlapped sync starts a new helper."""
+        self._pending = False
+        self._reap()
 
     def _reap(self) -> None:
         helper, self._helper = self._helper, None
