@@ -109,6 +109,10 @@ def session_exit(summary: Any) -> None:
         raise typer.Exit(130)
     if summary.complete is None and summary.done == 0 and summary.counts.get(TagResult.FAILED):
         raise TagsmithError(f"no unit was encoded: {summary.counts['failed']} placement(s) failed (see the reasons above)")
+    failed = getattr(summary, "failed", {})  # several heads (station_heads.py): every one of them failed
+    if summary.complete is None and summary.done == 0 and failed and len(failed) == len(summary.heads):
+        raise TagsmithError("no unit was encoded: every reader head failed (" +
+                            "; ".join(f"{head}: {reason}" for head, reason in failed.items()) + ")")
 
 
 def outcome_line(outcome: Any) -> str:

@@ -146,3 +146,32 @@ def test_two_vpcd_reader_heads_fed_by_one_sim_serve(pcscd, tmp_path, make_demo_h
     finally:
         with pcscd.slot_lock:
             pcscd.free_slots.extend(slots)
+
+
+def test_a_station_whose_every_head_failed_exits_non_zero(world):
+    from tagsmith import TagsmithError
+    from tagsmith.commands.station import session_exit
+
+    def head(name: str) -> Head:
+        @contextmanager
+        def open_source(ctx, stop: threading.Event):
+            yield UnpluggedAfter(0)
+        return Head(name, open_source)
+
+    def make_context():
+        from tagsmith.batches.store import open_store
+
+        return world.context(store=open_store(world.workspace))
+
+    summary = list(run_heads(make_context, [head("a"), head("b")]))[-1]
+    assert summary.done == 0 and set(summary.failed) == {"a", "b"}
+    with pytest.raises(TagsmithError, match="every reader head failed"):
+        session_exit(summary)
+
+    @contextmanager
+    def no_chips(ctx, stop: threading.Event):
+        yield SimulatedSource(0)
+
+    one_ended = list(run_heads(make_context, [head("a"), Head("b", no_chips)]))[-1]
+    assert set(one_ended.failed) == {"a"}
+    session_exit(one_ended)  # one head failed, the other ran dry: not every head failed, no error
