@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -191,6 +192,9 @@ def tag_clear_refusal(
         f"[bold green]cleared[/] {cleared.uid.hex().upper()}: the next station will authenticate it once more"))
 
 
+_REPORTING = threading.Lock()
+
+
 def _reporter(port: int, named: bool, as_json: bool) -> Any:
     """A placement's events as JSON lines or text, naming the port when several readers are served."""
     def report(event: str, placement: Any) -> None:
@@ -198,9 +202,10 @@ def _reporter(port: int, named: bool, as_json: bool) -> Any:
                 "uid": placement.uid.hex().upper() if placement.uid else None, "apdus": placement.apdus}
         if named:
             line["port"] = port
-        emit(line, as_json, lambda: print_line(
-            (f"[{port}] " if named else "") + f"#{line['placement']} {esc(line['uid'])} {esc(event)}"
-            + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
+        with _REPORTING:  # several readers' threads report: one whole line at a time
+            emit(line, as_json, lambda: print_line(
+                (f"[{port}] " if named else "") + f"#{line['placement']} {esc(line['uid'])} {esc(event)}"
+                + (f" after {placement.apdus} APDUs" if event != "placed" else "")))
     return report
 
 
