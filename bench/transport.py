@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -51,11 +50,9 @@ def through_pcscd(apdus: int, warmup: int) -> list[float]:
 
 
 def through_nfcpy_udp(apdus: int, warmup: int) -> list[float]:
-    from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator
+    from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator, free_udp_path
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        path = f"udp:127.0.0.1:{probe.getsockname()[1]}"
+    path = free_udp_path()
     with Type4Emulator(SimulatedNtag424(), path), NfcpyReader(path) as reader:
         with reader.wait_for_tag(5) as connection:
             return measure(connection, apdus, warmup)

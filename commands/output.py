@@ -7,6 +7,7 @@ database or a chip always go through :func:`esc`, so they print verbatim.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -65,10 +66,20 @@ def folding_table(*columns: str, **options: Any) -> Table:
     return table
 
 
+def json_line(data: Any) -> None:
+    """Write ``data`` as one JSON line in a single write, then flush.
+
+    ``print`` writes the text and the newline separately, so a Ctrl-C between the two left a line
+    open and the next line (a station's summary) was glued onto it, unreadable to a JSON-lines reader.
+    """
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
     """Print ``data`` as one line of JSON, or call ``render`` to draw it for a person."""
     if as_json or render is None:
-        print(json.dumps(data, default=str))
+        json_line(data)
     else:
         render()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
@@ -12,7 +11,7 @@ import typer
 from tagsmith import ConfigError, TagsmithError
 from tagsmith.commands.context import opened, provide, state
 from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag
-from tagsmith.commands.output import console, esc, print_line
+from tagsmith.commands.output import console, esc, json_line, print_line
 from tagsmith.provision.results import TagResult
 
 station_app = typer.Typer(help="The encoding station: place a tag, get a verified, recorded, labelled unit.",
@@ -179,8 +178,8 @@ def drive_station(events: Any, view: StationView, as_json: bool) -> Any:
     the output is piped or redirected, where a live view can only be cut and wrapped), then a closing
     summary; the Summary."""
     if as_json:
-        summary = _consume(events, lambda event: print(json.dumps(event.to_dict()), flush=True))
-        print(json.dumps(summary.to_dict()), flush=True)
+        summary = _consume(events, lambda event: json_line(event.to_dict()))
+        json_line(summary.to_dict())
         return summary
     if console.is_terminal:
         summary = _live(events, view)

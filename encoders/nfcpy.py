@@ -15,6 +15,7 @@ that import's one home) and because ``bench/transport.py`` runs it too.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -87,12 +88,43 @@ class NfcpyConnection(Closeable):
             pass
 
 
+def _refuse_named_udp_port(path: str) -> None:
+    """nfcpy's ``udp`` driver turns the port back into a name through the services database and then
+    reads that name as a number, so a port listed there (60179 is ``fido``) fails with "invalid literal
+    for int()"; say what to change instead."""
+    kind, _, rest = path.partition(":")
+    port = rest.rpartition(":")[2]
+    if kind != "udp" or not port.isdigit():
+        return
+    try:
+        name = socket.getservbyport(int(port), "udp")
+    except (OSError, OverflowError):
+        return
+    raise ReaderUnavailableError(
+        f"nfcpy's udp driver cannot use port {port}: the services database names it {name!r}; pick another port")
+
+
+def free_udp_path(host: str = "127.0.0.1") -> str:
+    """A ``udp:host:port`` path on a port free now and usable by nfcpy's udp driver (for the
+    emulator, tests and benches)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            path = f"udp:{host}:{probe.getsockname()[1]}"
+        try:
+            _refuse_named_udp_port(path)
+        except ReaderUnavailableError:
+            continue
+        return path
+
+
 class NfcpyReader(Closeable):
     """A reader nfcpy opens by path (``usb:072f:2200``, ``tty:USB0:pn532``, ``udp:host:port``)."""
 
     def __init__(self, path: str, timeout: float | None = None) -> None:
         self.name = path
         self.timeout = timeout
+        _refuse_named_udp_port(path)
         self._clf = nfc.ContactlessFrontend()
         try:
             opened = self._clf.open(path)
@@ -219,6 +251,7 @@ class Type4Emulator:
 
     def place(self) -> Type4Emulator:
         """Put the chip in the field: listen for a reader in a background thread."""
+        _refuse_named_udp_port(self.path)
         self._clf = clf = nfc.ContactlessFrontend()
         if not clf.open(self.path):
             raise ReaderUnavailableError(f"Cannot open nfcpy device {self.path!r} to listen")

@@ -7,17 +7,11 @@ import socket
 import pytest
 
 from tagsmith.encoders.connection import ReaderUnavailableError
-from tagsmith.encoders.nfcpy import ATS, NfcpyReader, Type4Emulator, _IsoDepCard
+from tagsmith.encoders.nfcpy import ATS, NfcpyReader, Type4Emulator, _IsoDepCard, free_udp_path
 from tagsmith.encoders.reader import NoTagError, open_reader
 from tagsmith.encoders.simulator.chip import SimulatedNtag424
 
 RATS_FSD256 = bytes.fromhex("E080")
-
-
-def udp_path() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"udp:127.0.0.1:{probe.getsockname()[1]}"
 
 
 def test_ats_is_ntag424s():
@@ -60,7 +54,7 @@ def test_deselect_is_echoed():
 
 
 def test_open_reader_dispatches_nfcpy_paths():
-    path = udp_path()
+    path = free_udp_path()
     with Type4Emulator(SimulatedNtag424(), path):
         reader = open_reader(path)
         try:
@@ -72,12 +66,12 @@ def test_open_reader_dispatches_nfcpy_paths():
 
 
 def test_wait_for_tag_times_out_with_no_tag_error():
-    with NfcpyReader(udp_path()) as reader, pytest.raises(NoTagError, match="No tag placed"):
+    with NfcpyReader(free_udp_path()) as reader, pytest.raises(NoTagError, match="No tag placed"):
         reader.wait_for_tag(0.2)
 
 
 def test_wait_for_removal_sees_the_tag_go():
-    path = udp_path()
+    path = free_udp_path()
     emulator = Type4Emulator(SimulatedNtag424(), path).place()
     with NfcpyReader(path) as reader:
         reader.wait_for_tag(5).close()
@@ -88,3 +82,15 @@ def test_wait_for_removal_sees_the_tag_go():
 def test_unknown_device_is_reader_unavailable():
     with pytest.raises(ReaderUnavailableError, match="usb:ffff:ffff"):
         NfcpyReader("usb:ffff:ffff")
+
+
+def test_a_port_the_services_database_names_is_refused_in_one_line():
+    """nfcpy's udp driver reads the port back as a service name and fails on int(); CI once drew 60179 (fido)."""
+    try:
+        port = socket.getservbyname("domain", "udp")
+    except OSError:
+        pytest.skip("no services database on this machine")
+    with pytest.raises(ReaderUnavailableError, match=r"cannot use port 53: the services database names it 'domain'"):
+        NfcpyReader(f"udp:127.0.0.1:{port}")
+    with pytest.raises(ReaderUnavailableError, match="pick another port"):
+        Type4Emulator(SimulatedNtag424(), f"udp:127.0.0.1:{port}").place()

@@ -7,7 +7,6 @@ and nfcpy's ISO-DEP over its ``udp`` driver with the chip behind tagsmith's Type
 from __future__ import annotations
 
 import importlib.util
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,6 @@ _spec.loader.exec_module(_contract)
 ConnectionContract = _contract.ConnectionContract
 
 UID = bytes.fromhex("04C0FFEE424242")
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class InProcessLink:
@@ -81,9 +74,9 @@ class NfcpyLink(_ReaderLink):
     """nfcpy Type4Tag.transceive -> udp driver -> tagsmith's ISO-DEP card loop -> the simulated chip."""
 
     def __init__(self, chip: SimulatedNtag424) -> None:
-        from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator
+        from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator, free_udp_path
 
-        path = f"udp:127.0.0.1:{free_udp_port()}"
+        path = free_udp_path()
         self.chip, self.uid = chip, chip.uid
         self.emulator = Type4Emulator(chip, path).place()
         self.reader = NfcpyReader(path, timeout=0.1)

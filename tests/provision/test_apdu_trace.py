@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import pytest
 
@@ -123,18 +122,12 @@ def test_a_personalisation_trace_holds_no_key_and_the_attacker_recovers_nothing(
     assert recover_session_keys("\n".join(raw.lines)) == [tuple(spied_sessions[4:6])]
 
 
-def _free_udp_path() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"udp:127.0.0.1:{probe.getsockname()[1]}"
-
-
 def test_through_nfcpy_even_debug_logging_holds_no_key(world, caplog, spied_sessions):
     """A reader transport logs no bytes itself, and nfcpy's own frame logging stays off."""
-    from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator
+    from tagsmith.encoders.nfcpy import NfcpyReader, Type4Emulator, free_udp_path
 
     chip = SimulatedNtag424()
-    path = _free_udp_path()
+    path = free_udp_path()
     with Type4Emulator(chip, path), NfcpyReader(path, timeout=0.5) as reader:
         connection = reader.wait_for_tag(5)
         with caplog.at_level(1):  # everything, down to nfcpy's DEBUG-1 datagram logging

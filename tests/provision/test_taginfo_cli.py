@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 from tagsmith.batches.product import load_product
 from tagsmith.batches.store import open_store
-from tagsmith.encoders.nfcpy import Type4Emulator
+from tagsmith.encoders.nfcpy import Type4Emulator, free_udp_path
 from tagsmith.encoders.simulator.chip import SimulatedNtag424
 from tagsmith.workspace import Workspace
 
@@ -25,14 +24,8 @@ TAGSMITH = shutil.which("tagsmith") or str(Path(__file__).resolve().parents[2] /
 UID = bytes.fromhex("04C0FFEE424243")
 
 
-def _udp_path() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"udp:127.0.0.1:{probe.getsockname()[1]}"
-
-
 def _tag_info(home: Path, chip: SimulatedNtag424) -> dict:
-    path = _udp_path()
+    path = free_udp_path()
     with Type4Emulator(chip, path):
         result = subprocess.run([TAGSMITH, "tag", "info", "--reader", path, "--allow-simulator-signature", "--json"],
                                 capture_output=True, text=True, timeout=120,
