@@ -70,6 +70,18 @@ def _refusal(exc: psycopg.Error) -> str | None:
     return None
 
 
+def _link_defaults(conninfo: str, timeout: float) -> dict[str, Any]:
+    """How long a station waits on the network before it calls the database unreachable, unless the
+    connection string says otherwise: ``timeout`` to connect; over TCP, a link silently cut (a cable
+    pulled beyond the station's switch: no reset ever comes) is found by keepalives within about 20 s
+    when idle, and by ``tcp_user_timeout`` when a query's bytes go unacknowledged for 10 s, instead of
+    the kernel's retransmissions for a quarter of an hour. libpq ignores these on a Unix socket."""
+    given = conninfo_to_dict(conninfo)
+    wanted = {"connect_timeout": max(1, int(timeout)), "keepalives": 1, "keepalives_idle": 10,
+              "keepalives_interval": 3, "keepalives_count": 3, "tcp_user_timeout": 10_000}
+    return {name: value for name, value in wanted.items() if name not in given}
+
+
 class PostgresStore(QaQueries, EpcisQueries):
     """Products, batches, serials, units and manifests in one PostgreSQL database."""
 
@@ -102,7 +114,7 @@ class PostgresStore(QaQueries, EpcisQueries):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+            conn = psycopg.connect(self._conninfo, autocommit=True, **_link_defaults(self._conninfo, self._timeout))
         except psycopg.Error as exc:
             refused = _refusal(exc)
             if refused is not None:  # waiting would not help: the station stops with what to fix

@@ -174,3 +174,23 @@ def test_refusals_are_one_line_errors_without_the_password(tls_line, tmp_path, h
     assert {"another CA": "certificate verify failed", "another host name": 'does not match host name "wronghost"',
             "no TLS": "pg_hba.conf rejects connection", "wrong password": "password authentication failed"}[how] in lines[0]
     assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_a_tcp_link_finds_a_silent_cut_within_seconds_unless_the_url_says_otherwise(tls_line, tmp_path, monkeypatch):
+    """A station's socket to the line's database carries keepalives and a TCP user timeout (a cable pulled
+    beyond the switch sends no reset: without them a query waits out the kernel's retransmissions, about
+    a quarter of an hour); what the connection string sets is kept."""
+    from tagsmith.batches.store import open_store
+    from tagsmith.workspace import Workspace
+
+    monkeypatch.setenv("PGPASSFILE", str(tls_line.pgpass))
+    ws = Workspace.resolve(tmp_path / "ws")
+    for extra, idle in (("", 10), ("&keepalives_idle=45", 45)):
+        with open_store(ws, url=tls_line.url(extra=extra), create=True) as store:
+            link = socket.socket(fileno=os.dup(store.conn.pgconn.socket))  # closing the copy leaves libpq's
+            with link:
+                assert link.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert link.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+                assert link.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 3
+                assert link.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+                assert link.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 10_000
