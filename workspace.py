@@ -54,10 +54,15 @@ class Workspace:
     def sim_chips(self) -> Path:
         return self.home / "sim-chips"
 
+    @property
+    def leases(self) -> Path:
+        """A leased station's journals, one SQLite file per station and batch (docs/deployment.md)."""
+        return self.home / "leases"
+
     def state_paths(self) -> tuple[Path, ...]:
         """The workspace's own state: no user output may be written over these, nor beside them as
         their lock, journal or temp files (``keystore.json.lock``, ``tagsmith.db-wal``, ...)."""
-        return (self.database, self.keystore, self.audit_log, self.products, self.sim_chips)
+        return (self.database, self.keystore, self.audit_log, self.products, self.sim_chips, self.leases)
 
     def ensure(self) -> Workspace:
         """Create the workspace directory (private to the user: it holds the keystore)."""

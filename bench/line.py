@@ -1,7 +1,8 @@
 """A line on one PostgreSQL: 1, 4 and 8 station processes, and the station's store time on each engine.
 
 Run: ``.venv/bin/python bench/line.py [--tags 40] [--stations 1 4 8] [--latency-ms 8] [--inproc-tags 300]``.
-``--heads 1 2 4`` measures reader heads at one station through pcscd instead (bench/heads.py).
+``--heads 1 2 4`` measures reader heads at one station through pcscd instead (bench/heads.py);
+``--outage 10 [--lease 100]`` a leased station through a database outage (bench/leases.py).
 
 Part 1 starts a private PostgreSQL cluster (tests/pgcluster.py's functions: initdb into a temporary
 directory, a Unix socket there, removed at the end), makes a demo workspace, copies it into the
@@ -70,9 +71,11 @@ def checked(proc: subprocess.Popen[str]) -> str:
 class StationProcess:
     """One ``station run`` process, its JSON events stamped with the time the bench read them."""
 
-    def __init__(self, home: Path, batch: str, name: str, seed: int, latency_ms: float, url: str) -> None:
+    def __init__(self, home: Path, batch: str, name: str, seed: int, latency_ms: float, url: str, tags: int) -> None:
+        # --count: each station its share, so that one started late still finds serials (without it, a station
+        # that starts after the others took every serial, a unit still encoding, stops with "no serials left")
         self.proc = cli(home, "station", "run", "--batch", batch, "--sim", "--sim-latency-ms", str(latency_ms),
-                        "--station", name, "--seed", str(seed), "--json", db=url)
+                        "--station", name, "--seed", str(seed), "--count", str(tags), "--json", db=url)
         self.tags: list[float] = []  # monotonic times of its done tags
         self.ms: list[float] = []  # and the station's time for each
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -117,9 +120,9 @@ def run_line(size: int, tags: int, latency_ms: float, url: str, demo: Path, work
     homes = []
     for i in range(size):
         home = work / f"line{size}-station{i}"
-        shutil.copytree(demo, home, ignore=shutil.ignore_patterns("sim-chips", "exports"))
+        shutil.copytree(demo, home, ignore=shutil.ignore_patterns("sim-chips", "exports", "leases"))
         homes.append(home)
-    stations = [StationProcess(home, batch, f"st{i}", i, latency_ms, url) for i, home in enumerate(homes)]
+    stations = [StationProcess(home, batch, f"st{i}", i, latency_ms, url, tags) for i, home in enumerate(homes)]
     for s in stations:
         s.wait()
         if s.proc.returncode != 0:
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=8.0)
     parser.add_argument("--inproc-tags", type=int, default=300, help="tags per engine per round in part 2")
     parser.add_argument("--heads", type=int, nargs="+", help="instead: 1, 2, 4 reader heads at one station (bench/heads.py)")
+    parser.add_argument("--outage", type=float, help="instead: a leased station through an outage of this many seconds")
+    parser.add_argument("--lease", type=int, default=100, help="with --outage: serials per lease")
     args = parser.parse_args(argv)
     if args.heads:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -211,6 +216,14 @@ def main(argv: list[str] | None = None) -> None:
         demo = work / "demo"
         checked(cli(demo, "demo", "--units", "2", "--tear-rate", "0"))
         checked(cli(demo, "db", "copy", "--to", url))
+        if args.outage:
+            sys.path.insert(0, str(Path(__file__).parent))
+            import leases
+
+            leases.report(leases.leased_outage(cluster, url, demo, work, cli=cli, checked=checked, duplicates=duplicates,
+                                               outage_s=args.outage, lease=args.lease, tags=args.tags,
+                                               latency_ms=args.latency_ms))
+            return
         print(f"line on PostgreSQL {cluster.bindir.parent.name}, {args.latency_ms:g} ms per APDU, "
               f"{args.tags} units per station, {os.cpu_count()} CPUs")
         runs = [run_line(size, args.tags, args.latency_ms, url, demo, work) for size in args.stations]

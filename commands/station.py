@@ -9,9 +9,11 @@ from typing import Annotated, Any, Protocol
 import typer
 
 from tagsmith import ConfigError, TagsmithError
+from tagsmith.commands import station_leases
 from tagsmith.commands.context import opened, provide, state
 from tagsmith.commands.options import AllowSimulatorSignatureSimOpt, JsonFlag
 from tagsmith.commands.output import console, esc, json_line, print_line
+from tagsmith.commands.station_leases import LEASE_TTL_HOURS, begin_lease, lease_line, leased_events
 from tagsmith.provision.results import TagResult
 
 station_app = typer.Typer(help="The encoding station: place a tag, get a verified, recorded, labelled unit.",
@@ -47,10 +49,14 @@ class OperatorView:
         self.counts: dict[str, int] = {}
         self.message = "Place a tag on the reader"
         self.database: str | None = None  # what the operator must know while the line's database is away
+        self.lease: str | None = None  # a leased station's last lease event (offline, online, refused, closed)
         self.batch_counts: dict[str, int] = {}
         self.started = time.perf_counter()
 
     def add(self, outcome: Any) -> None:
+        if outcome.to_dict()["event"] == "lease":
+            self.lease = lease_line(outcome)
+            return
         if outcome.to_dict()["event"] == "database":
             self.database = "database unreachable: waiting" if outcome.state == "unreachable" else None
             return
@@ -98,7 +104,8 @@ class OperatorView:
         errors = Text("\n".join(self.errors) or "no errors", style="red" if self.errors else "dim")
         title = f"station {esc(self.station)} · batch {esc(self.batch_id)}" if self.station else \
             f"station · batch {esc(self.batch_id)}"
-        return Group(Panel(self._last_tag(), title=title), stats, bar, Panel(errors, title="last errors"))
+        lease = [Text.from_markup(self.lease)] if self.lease else []
+        return Group(Panel(self._last_tag(), title=title), *lease, stats, bar, Panel(errors, title="last errors"))
 
 
 def session_exit(summary: Any) -> None:
@@ -116,7 +123,9 @@ def session_exit(summary: Any) -> None:
 
 def outcome_line(outcome: Any) -> str:
     """One tag's result as one line of rich text: the result styled, serial (or UID) and reason verbatim;
-    or the line's database gone away (the station waits) or back."""
+    or the line's database gone away (the station waits) or back, or a leased station's lease event."""
+    if outcome.to_dict()["event"] == "lease":
+        return lease_line(outcome)
     if outcome.to_dict()["event"] == "database":
         if outcome.state == "unreachable":
             return f"[bold red]database unreachable: waiting[/] ({esc(outcome.reason)})"
@@ -211,6 +220,10 @@ def station_run(
     allow_simulator_signature: AllowSimulatorSignatureSimOpt = False,
     sim_latency_ms: Annotated[float, typer.Option(
         "--sim-latency-ms", min=0.0, help="Delay each simulated APDU by this many ms, as a real reader (5-15 ms).")] = 0.0,
+    lease: Annotated[int | None, typer.Option(
+        "--lease", min=1, help="Lease blocks of N serials and encode from them through a database outage.")] = None,
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", min=0.001, help="Hours a lease may be encoded from without the database.")] = LEASE_TTL_HOURS,
     as_json: JsonFlag = False,
 ) -> None:
     """Encode tags for a batch: identify, personalise or resume, verify as a phone, record, label."""
@@ -224,17 +237,24 @@ def station_run(
         raise ConfigError("--heads counts simulated heads: for reader heads, repeat --reader (or --reader all)")
     ws = state(ctx).workspace
     stationrun.check_label_printer(label_printer, ws)
-    enc = stationrun.open_session(opened(ctx).store, opened(ctx).keys, batch, station_name,
-                                  allow_simulator_signature=allow_simulator_signature or sim)
+    leased = begin_lease(ctx, batch, lease, lease_ttl, station_name)  # None without --lease
+    enc = stationrun.open_session(ctx.with_resource(leased.store()) if leased else opened(ctx).store, opened(ctx).keys,
+                                  batch, station_name, allow_simulator_signature=allow_simulator_signature or sim)
     hook = stationrun.label_hook(enc, label_printer, layout, dpi)
     if len(names) > 1 or sim_heads > 1:
         session_exit(run_heads(ctx, enc, names, sim_heads=sim_heads, count=count, tear_rate=sim_tear_rate, seed=seed,
-                               wait=wait, latency_ms=sim_latency_ms, hook=hook, as_json=as_json))
+                               wait=wait, latency_ms=sim_latency_ms, hook=hook, as_json=as_json, leased=leased))
         return
     view = OperatorView(enc.store, batch, enc.station)
     reader = names[0] if names else None
     with stationrun.tag_source(enc, ws, sim=sim, reader=reader, count=count, tear_rate=sim_tear_rate, seed=seed,
                                wait=wait, on_wait=lambda message: setattr(view, "message", message),
-                               sim_latency_ms=sim_latency_ms) as source:
-        summary = drive_station(station.run(enc, source, count=count, on_done=hook), view, as_json)
+                               sim_latency_ms=sim_latency_ms, sim_left=leased.serials_left if leased else None) as source:
+        events = leased_events(leased, station.run(enc, source, count=count, on_done=hook), enc.store)
+        summary = drive_station(events, view, as_json)
     session_exit(summary)
+
+
+station_app.command("leases")(station_leases.station_leases)
+station_app.command("revoke-lease")(station_leases.station_revoke_lease)
+station_app.command("sync")(station_leases.station_sync)

@@ -9,6 +9,7 @@ from typing import Any
 from tagsmith import ConfigError
 from tagsmith.commands.output import console, esc, print_line
 from tagsmith.commands.station import RESULT_STYLE, _print_summary, drive_station, outcome_line
+from tagsmith.commands.station_leases import lease_line, leased_events
 from tagsmith.provision.results import TagResult
 
 ALL_READERS = "all"
@@ -42,8 +43,11 @@ class HeadsView:
         self.started = time.perf_counter()
 
     def add(self, item: Any) -> None:
-        row = self.rows[item.head]
         data = item.to_dict()
+        if data["event"] == "lease":  # a leased station's lease, not a head's
+            self.database = None if item.state in ("online", "closed") else f"lease {item.state}: {item.reason}"
+            return
+        row = self.rows[item.head]
         if data["event"] == "head":
             row["state"] = "failed"
             self.errors = (self.errors + [f"{item.head}: {item.reason}"])[-4:]
@@ -86,7 +90,9 @@ class HeadsView:
 
 
 def head_line(item: Any) -> str:
-    """One event of a head as one line of rich text, the head first."""
+    """One event of a head as one line of rich text, the head first (a leased station's lease event as is)."""
+    if item.to_dict()["event"] == "lease":
+        return lease_line(item)
     if item.to_dict()["event"] == "head":
         return f"[bold]{esc(item.head)}[/] [bold red]head failed[/]: {esc(item.reason)}"
     return f"[bold]{esc(item.head)}[/] {outcome_line(item.event)}"
@@ -106,8 +112,10 @@ def drive_heads(events: Any, view: HeadsView, as_json: bool) -> Any:
 
 
 def run_heads(ctx: Any, enc: Any, names: list[str], *, sim_heads: int, count: int | None, tear_rate: float,
-              seed: int | None, wait: float | None, latency_ms: float, hook: Any, as_json: bool) -> Any:
-    """Run the station on several heads (reader ``names``, or ``sim_heads`` simulated ones); the HeadsSummary."""
+              seed: int | None, wait: float | None, latency_ms: float, hook: Any, as_json: bool,
+              leased: Any = None) -> Any:
+    """Run the station on several heads (reader ``names``, or ``sim_heads`` simulated ones); the HeadsSummary.
+    A ``leased`` station's heads each get their own connection to its lease journal."""
     from dataclasses import replace
 
     from tagsmith.commands.context import open_batch_store, state
@@ -117,7 +125,9 @@ def run_heads(ctx: Any, enc: Any, names: list[str], *, sim_heads: int, count: in
         chosen = [heads.reader_head(name, wait) for name in names]
     else:
         chosen = stationrun.simulated_heads(enc, state(ctx).workspace, sim_heads, count=count, tear_rate=tear_rate,
-                                            seed=seed, latency_ms=latency_ms)
+                                            seed=seed, latency_ms=latency_ms,
+                                            left=leased.serials_left if leased else None)
     view = HeadsView(enc.store, enc.batch_id, enc.station, [head.name for head in chosen])
-    events = heads.run_heads(lambda: replace(enc, store=open_batch_store(ctx)), chosen, count=count, on_done=hook)
-    return drive_heads(events, view, as_json)
+    stores = leased.store if leased else lambda: open_batch_store(ctx)
+    events = heads.run_heads(lambda: replace(enc, store=stores()), chosen, count=count, on_done=hook)
+    return drive_heads(leased_events(leased, events, enc.store), view, as_json)

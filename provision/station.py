@@ -135,16 +135,21 @@ def cut_by_outage(seconds: float) -> Outcome:
 
 
 def batch_complete(ctx: EncodeContext) -> tuple[int, int] | None:
-    """(done, quantity) when no serial is left and no unit waits for its chip; else None.
+    """(done, quantity) when no serial is left, no unit waits for its chip and no lease holds one; else None."""
+    return store_batch_complete(ctx.store, ctx.batch_id)
 
-    One row read per tag; the unit counts (index-only) only once every serial is allocated.
-    """
-    batch = ctx.store.batch(ctx.batch_id)
+
+def store_batch_complete(store: Store, batch_id: str) -> tuple[int, int] | None:
+    """:func:`batch_complete` of a batch in ``store``: one row read per tag; the unit counts (index-only)
+    and the leases only once every serial is allocated."""
+    batch = store.batch(batch_id)
     if batch.allocated < batch.quantity:
         return None
-    counts = ctx.store.unit_counts(ctx.batch_id)
+    counts = store.unit_counts(batch_id)
     if any(counts.get(state, 0) for state in IN_PROGRESS):
         return None  # an interrupted unit's chip may still come back to finish
+    if any(lease.unused for lease in store.leases(batch_id, active_only=True)):
+        return None  # a station encodes from its lease: its units come with its next sync
     return sum(counts.get(state, 0) for state in DONE), batch.quantity
 
 

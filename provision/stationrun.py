@@ -41,14 +41,16 @@ def label_hook(enc: EncodeContext, printer: str | None, layout_name: str | None,
 
 
 def simulated_source(enc: EncodeContext, workspace: Workspace, *, count: int | None, tear_rate: float,
-                     seed: int | None, latency_ms: float = 0.0) -> station.SimulatedSource:
-    """The workspace's simulated chips: the batch's interrupted ones first, then fresh ones for the serials left."""
+                     seed: int | None, latency_ms: float = 0.0, left: int | None = None) -> station.SimulatedSource:
+    """The workspace's simulated chips: the batch's interrupted ones first, then fresh ones for the serials
+    left (``left``: as many as a leased station may still get, else the batch's)."""
     from tagsmith.provision.simpool import sim_pool
 
     pool = sim_pool(workspace)
     again = station.interrupted_sim_chips(enc, pool)  # placed again first, as an operator would
-    batch = enc.store.batch(enc.batch_id)
-    left = batch.quantity - batch.allocated
+    if left is None:
+        batch = enc.store.batch(enc.batch_id)
+        left = batch.quantity - batch.allocated
     if left <= 0 and not again and station.batch_complete(enc) is None:
         raise StateError(f"batch {enc.batch_id} has no serials left and its unfinished units have no simulated chip "
                          f"here (see: tagsmith batch units {enc.batch_id} --state encoding)")
@@ -59,11 +61,12 @@ def simulated_source(enc: EncodeContext, workspace: Workspace, *, count: int | N
 @contextmanager
 def tag_source(enc: EncodeContext, workspace: Workspace, *, sim: bool, reader: str | None, count: int | None,
                tear_rate: float, seed: int | None, wait: float | None,
-               on_wait: Callable[[str], None], sim_latency_ms: float = 0.0) -> Iterator[Any]:
-    """The session's tags: simulated chips (``sim``, each APDU delayed ``sim_latency_ms``), or an
-    operator's placements on ``reader``, open while in use."""
+               on_wait: Callable[[str], None], sim_latency_ms: float = 0.0, sim_left: int | None = None) -> Iterator[Any]:
+    """The session's tags: simulated chips (``sim``, each APDU delayed ``sim_latency_ms``, ``sim_left`` fresh
+    ones at most), or an operator's placements on ``reader``, open while in use."""
     if sim:
-        yield simulated_source(enc, workspace, count=count, tear_rate=tear_rate, seed=seed, latency_ms=sim_latency_ms)
+        yield simulated_source(enc, workspace, count=count, tear_rate=tear_rate, seed=seed, latency_ms=sim_latency_ms,
+                               left=sim_left)
         return
     from tagsmith.encoders.reader import open_reader
 
@@ -72,13 +75,14 @@ def tag_source(enc: EncodeContext, workspace: Workspace, *, sim: bool, reader: s
 
 
 def simulated_heads(enc: EncodeContext, workspace: Workspace, heads: int, *, count: int | None, tear_rate: float,
-                    seed: int | None, latency_ms: float = 0.0) -> list[Any]:
+                    seed: int | None, latency_ms: float = 0.0, left: int | None = None) -> list[Any]:
     """``heads`` simulated reader heads on the workspace's chips: the serials left shared out among them,
     the batch's interrupted chips placed again on the first."""
     from tagsmith.provision.heads import Head
     from tagsmith.provision.simpool import sim_pool
 
-    first = simulated_source(enc, workspace, count=count, tear_rate=tear_rate, seed=seed, latency_ms=latency_ms)
+    first = simulated_source(enc, workspace, count=count, tear_rate=tear_rate, seed=seed, latency_ms=latency_ms,
+                             left=left)
     fresh = first.remaining
     shares = [fresh // heads + (1 if i < fresh % heads else 0) for i in range(heads)]
     pool = sim_pool(workspace)

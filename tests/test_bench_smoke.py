@@ -31,6 +31,14 @@ def test_line_bench_runs(pg_cluster):
     assert done.stdout.count("serials twice 0, UIDs twice 0") == 2
 
 
+def test_leased_outage_bench_runs(pg_cluster):
+    """bench/line.py --outage: a leased station through a short outage of its own cluster."""
+    done = subprocess.run([sys.executable, str(BENCH / "line.py"), "--outage", "1", "--lease", "20", "--tags", "30",
+                           "--latency-ms", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tags encoded while the server was stopped" in done.stdout and "serials twice 0, UIDs twice 0" in done.stdout
+
+
 @pytest.mark.pcscd
 def test_heads_bench_runs_through_its_own_pcscd():
     """bench/line.py --heads: one and two reader heads through a private pcscd of the bench's own."""

@@ -89,6 +89,27 @@ class BatchQueries(ProductQueries):
             return
         raise StateError(f"could not mint {size} unique random serials for batch {batch_id}")
 
+    def _claim_seq(self, batch_id: str) -> int | None:
+        """The next free sequence number of an open batch for one unit (the caller holds its row); None when none is."""
+        seqs = self._claim_seqs(batch_id, 1)
+        return seqs[0] if seqs else None
+
+    def _claim_seqs(self, batch_id: str, count: int) -> list[int]:
+        """Claim up to ``count`` free sequence numbers of an open batch (the caller holds its row): those a
+        lease gave back first, then the counter's next. ``allocated`` counts the serials held, by a unit or
+        an active lease: every number up to it plus those given back was claimed once."""
+        row = self._one("SELECT quantity, allocated FROM batches WHERE id = ? AND state = 'open'", (batch_id,))
+        if row is None:
+            return []
+        want = min(count, row["quantity"] - row["allocated"])
+        returned = [int(r[0]) for r in self._exec("SELECT seq FROM free_serials WHERE batch_id = ? ORDER BY seq "
+                                                  "LIMIT ?", (batch_id, max(want, 0))).fetchall()]
+        self._many("DELETE FROM free_serials WHERE batch_id = ? AND seq = ?", [(batch_id, seq) for seq in returned])
+        top = row["allocated"] + len(returned)  # with every given-back one taken, the counter's next is top + 1
+        seqs = returned + list(range(top + 1, top + 1 + want - len(returned)))
+        self._exec("UPDATE batches SET allocated = allocated + ? WHERE id = ?", (len(seqs), batch_id))
+        return seqs
+
     def batch(self, batch_id: str) -> Batch:
         row = self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
         if row is None:
@@ -137,18 +158,36 @@ class BatchQueries(ProductQueries):
 
     def _require_complete(self, batch_id: str, action: str, reason: str | None, by: str | None) -> list[str]:
         serials = self.stranded_serials(batch_id)
-        if not serials:
+        leased = self._leased_unused(batch_id)  # a station may have encoded them offline: not synced yet
+        if not serials and not leased:
             return []
         if reason is None or not reason.strip():
-            shown = ", ".join(serials[:INCOMPLETE_SHOWN]) + (
-                f" +{len(serials) - INCOMPLETE_SHOWN} more" if len(serials) > INCOMPLETE_SHOWN else "")
-            raise StateError(f"{action}: batch {batch_id} has {len(serials)} unit(s) still being encoded ({shown}): "
-                             "resume them at a station or void them (tagsmith unit void SERIAL), "
+            found, fixes = [], []
+            if serials:
+                shown = ", ".join(serials[:INCOMPLETE_SHOWN]) + (
+                    f" +{len(serials) - INCOMPLETE_SHOWN} more" if len(serials) > INCOMPLETE_SHOWN else "")
+                found.append(f"{len(serials)} unit(s) still being encoded ({shown})")
+                fixes.append("resume them at a station or void them (tagsmith unit void SERIAL)")
+            if leased:
+                stations = ", ".join(sorted({station for station, _serial in leased}))
+                found.append(f"an active serial lease at station {stations} ({len(leased)} serial(s) not synced "
+                             "or returned)")
+                fixes.append("let the station end its run or sync (tagsmith station sync), or revoke the lease "
+                             "(tagsmith station revoke-lease STATION --reason TEXT)")
+            raise StateError(f"{action}: batch {batch_id} has {' and '.join(found)}: {'; '.join(fixes)}, "
                              "or go ahead with --allow-incomplete --reason TEXT")
+        serials += [serial for _station, serial in leased]
         self._exec('INSERT INTO incomplete_overrides (batch_id, action, serials, reason, "by", at) '
                    "VALUES (?, ?, ?, ?, ?, ?)", (batch_id, action, json.dumps(serials), reason.strip(),
                                                  by or "unknown", self._now()))
         return serials
+
+    def _leased_unused(self, batch_id: str) -> list[tuple[str, str]]:
+        """(station, serial) of each serial an active lease holds without a unit in this database, in order."""
+        return [(r[0], r[1]) for r in self._exec(
+            "SELECT l.station, s.serial FROM serial_leases l JOIN leased_serials ls ON ls.lease_id = l.id "
+            "JOIN serials s ON s.batch_id = ls.batch_id AND s.seq = ls.seq WHERE l.batch_id = ? AND l.state = 'active' "
+            "AND NOT EXISTS (SELECT 1 FROM units u WHERE u.serial = s.serial) ORDER BY ls.seq", (batch_id,)).fetchall()]
 
     def incomplete_overrides(self, batch_id: str) -> list[dict[str, Any]]:
         """Each time an action went ahead with units mid-encoding: action, serials, reason, by, at."""

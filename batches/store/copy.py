@@ -13,10 +13,11 @@ from .sqlite import SqliteStore
 #: every table, parents before the tables that refer to them; each copied in its insertion order
 TABLES = ("products", "key_policies", "product_versions", "batches", "serials", "serial_series", "stations",
           "units", "unit_events", "label_prints", "manifests", "qa_plans", "qa_results", "qa_decisions",
-          "qa_overrides", "qa_switching", "auth_failures", "incomplete_overrides", "epcis_captures")
+          "qa_overrides", "qa_switching", "auth_failures", "incomplete_overrides", "epcis_captures", "serial_leases",
+          "leased_serials", "free_serials", "lease_conflicts")
 #: the tables whose ids PostgreSQL numbers itself: its counters continue after the copied rows
 NUMBERED = ("key_policies", "units", "unit_events", "label_prints", "qa_results", "qa_overrides", "incomplete_overrides",
-            "epcis_captures")
+            "epcis_captures", "serial_leases", "lease_conflicts")
 #: insertion order where the table has no rowid
 ORDER = {"serials": "batch_id, seq"}
 _CHUNK = 10_000

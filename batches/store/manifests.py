@@ -76,8 +76,9 @@ class ManifestQueries(RefusalQueries):
             batch = self.batch(batch_id)
             if not batch.is_open:
                 raise StateError(f"batch {batch_id} is closed")
+            claimed = batch.allocated + self._scalar("SELECT COUNT(*) FROM free_serials WHERE batch_id = ?", (batch_id,))
             serials = self._stream("SELECT serial FROM serials WHERE batch_id = ? AND seq > ? ORDER BY seq",
-                                   (batch_id, batch.allocated))
+                                   (batch_id, claimed))
             encoded: dict[tuple[tuple[int, int], ...], str] = {}  # key versions repeat: encode once
             pairs = zip(serials, chips, strict=False)  # as many as both give
             count = 0

@@ -6,10 +6,10 @@ from tagsmith import ConfigError, NotFoundError
 
 from ..records import AuthFailure
 from .common import check_uid
-from .units import UnitQueries
+from .leases import LeaseQueries
 
 
-class RefusalQueries(UnitQueries):
+class RefusalQueries(LeaseQueries):
     def record_auth_failure(self, uid: bytes, key_no: int, status: str, station: str | None) -> AuthFailure:
         """Remember that this chip refused an authentication, so no station ever tries it again.
 

@@ -152,6 +152,32 @@ def _m_irreversible_confirmations(db: Database) -> None:
     db.execute("ALTER TABLE product_versions ADD COLUMN irreversible_confirmed_at TEXT")
 
 
+def _m_serial_leases(db: Database) -> None:
+    """Blocks of a batch's serials leased to a station, so it encodes through an outage (docs/deployment.md).
+
+    ``leased_serials`` names each lease's serials by sequence number; ``free_serials`` holds those
+    given back (a lease returned or revoked with serials unused), claimed again before the counter;
+    ``lease_conflicts`` keeps every pushed unit the database refused. A pushed event carries its
+    ``origin`` (lease and the station's own event id), so a push repeated after a crash adds nothing.
+    """
+    db.execute("CREATE TABLE serial_leases (id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), "
+               "station TEXT NOT NULL REFERENCES stations(name), size INTEGER NOT NULL, leased_at TEXT NOT NULL, "
+               'expires_at TEXT NOT NULL, state TEXT NOT NULL, closed_at TEXT, reason TEXT, "by" TEXT, '
+               "used INTEGER NOT NULL DEFAULT 0, synced_event INTEGER NOT NULL DEFAULT 0, synced_at TEXT)")
+    db.execute("CREATE INDEX idx_serial_leases_batch_id_state ON serial_leases (batch_id, state)")
+    db.execute("CREATE TABLE leased_serials (lease_id INTEGER NOT NULL REFERENCES serial_leases(id), "
+               "batch_id TEXT NOT NULL REFERENCES batches(id), seq INTEGER NOT NULL, PRIMARY KEY (lease_id, seq))")
+    db.execute("CREATE INDEX idx_leased_serials_batch_id_seq ON leased_serials (batch_id, seq)")
+    db.execute("CREATE TABLE free_serials (batch_id TEXT NOT NULL REFERENCES batches(id), seq INTEGER NOT NULL, "
+               "PRIMARY KEY (batch_id, seq))")
+    db.execute("CREATE TABLE lease_conflicts (id INTEGER PRIMARY KEY, lease_id INTEGER NOT NULL "
+               "REFERENCES serial_leases(id), batch_id TEXT NOT NULL REFERENCES batches(id), station TEXT NOT NULL, "
+               "serial TEXT NOT NULL, uid BLOB NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, "
+               "UNIQUE (lease_id, serial, uid))")
+    db.execute("ALTER TABLE unit_events ADD COLUMN origin TEXT")
+    db.execute("CREATE UNIQUE INDEX idx_unit_events_origin ON unit_events (origin) WHERE origin IS NOT NULL")
+
+
 # Applied in order; a release only appends. Never edit a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("initial schema", _m1_initial),
@@ -165,4 +191,5 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
      _m_floors_voids_incomplete),
     ("EPCIS capture receipts", _m_epcis_captures),
     ("irreversible product versions (LRP) record who confirmed them", _m_irreversible_confirmations),
+    ("serial leases: blocks of serials a station encodes from through an outage", _m_serial_leases),
 ]

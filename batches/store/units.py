@@ -38,9 +38,7 @@ class UnitQueries(BatchQueries):
                 if unit.state == UnitState.VOIDED:
                     raise StateError(f"tag {uid.hex().upper()} was voided ({unit.void_reason}); set it aside")
                 return unit
-            # the next sequence number, claimed only from an open batch with serials left
-            seq = self._scalar("UPDATE batches SET allocated = allocated + 1 WHERE id = ? AND state = 'open' "
-                               "AND allocated < quantity RETURNING allocated", (batch_id,))
+            seq = self._claim_seq(batch_id)  # only from an open batch with serials left; never a leased one
             if seq is None:
                 batch = self.batch(batch_id)  # NotFoundError for no such batch
                 if not batch.is_open:

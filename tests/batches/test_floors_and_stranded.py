@@ -66,7 +66,11 @@ def test_the_migration_raises_floors_to_the_counters_qa_already_recorded(tmp_pat
     with open_store(old_home) as old:
         old.add_product(product)
         batch = old.create_batch(product.id, 3)
-        scanned, untouched = (_encoded(old, batch.id, uid) for uid in UIDS[:2])
+        for seq, uid in enumerate(UIDS[:2], start=1):  # as that release encoded them (today's allocation needs leases)
+            old._exec("INSERT INTO units (batch_id, serial, uid, state, key_versions, read_counter, allocated_at, "
+                      "updated_at) SELECT batch_id, serial, ?, 'encoded', '{\"0\":1}', 1, 'now', 'now' FROM serials "
+                      "WHERE batch_id = ? AND seq = ?", (uid, batch.id, seq))
+        scanned, untouched = (old.unit_by_uid(uid) for uid in UIDS[:2])
         old._exec("INSERT INTO qa_plans (id, batch_id, product_id, lot_size, level, aql, inspection, "
                   "code_letter, sample_size, accept, reject, seed, serials, created_at, created_by) VALUES "
                   "('p1', ?, ?, 2, 'II', '0.65', 'normal', 'A', 2, 0, 1, '1', '[]', 'now', 'qa')",

@@ -56,7 +56,7 @@ class Line:
     def station_home(self, name: str) -> Path:
         """A station PC's workspace: the demo keystore copied, no chips of its own yet."""
         home = self.root / name
-        shutil.copytree(self.demo, home, ignore=shutil.ignore_patterns("sim-chips", "exports"))
+        shutil.copytree(self.demo, home, ignore=shutil.ignore_patterns("sim-chips", "exports", "leases"))
         return home
 
     def store(self):

@@ -75,7 +75,8 @@ def _one_line_exit_2(code: int, err: str) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["keystore.json", "tagsmith.db", "audit.log", "tagsmith.db-wal", "sim-chips"])
+@pytest.mark.parametrize("name", ["keystore.json", "tagsmith.db", "audit.log", "tagsmith.db-wal", "sim-chips",
+                                  "leases/st-1/20261205-001.sqlite"])
 @pytest.mark.parametrize("command", sorted(WRITERS))
 def test_out_onto_workspace_state_is_refused_and_leaves_it_unchanged(ws, command, name, capsys, monkeypatch):
     home = ws["home"]

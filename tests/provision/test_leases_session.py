@@ -1,0 +1,90 @@
+"""A leased session in-process, its line's database a workspace SQLite file: what the tag loop sees.
+
+The outage itself needs a server to stop (test_leases_line.py); here the session's state says the
+database is away, as its worker sets it when a push fails.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tagsmith.batches.store import DatabaseUnreachable, open_store
+from tagsmith.encoders.simulator import SimulatedNtag424
+from tagsmith.provision import station
+from tagsmith.provision.encode import process_tag
+from tagsmith.provision.leasesession import LeaseSession
+from tagsmith.provision.simpool import random_uid
+
+
+def session_of(world, size=4, hours=8.0, name="st-a"):
+    return LeaseSession(world.workspace, lambda: open_store(world.workspace), world.batch_id, name, size=size,
+                        hours=hours)
+
+
+def test_a_chip_the_line_knows_but_the_journal_does_not_is_refused(world):
+    import random
+
+    chip = SimulatedNtag424(uid=random_uid(random.Random(5)))
+    assert process_tag(world.context("st-b"), chip).result == "encoded"  # at a station without a lease
+    session = session_of(world)
+    session.prepare()
+    with session.store() as store:
+        chip.remove()
+        chip.place()
+        outcome = process_tag(world.context("st-a", store=store), chip)
+    assert outcome.result == "refused" and "not in this station's lease journal" in outcome.reason, outcome
+    assert "station running without --lease" in outcome.reason
+
+
+def test_a_leased_loop_encodes_from_its_journal_and_the_close_returns_the_rest(world):
+    session = session_of(world, size=6)
+    session.start()
+    with session.store() as store:
+        events = list(station.run(world.context("st-a", store=store), station.SimulatedSource(3, seed=2)))
+    closed = session.close()
+    assert [e.result for e in events if isinstance(e, station.Outcome)] == ["encoded"] * 3
+    assert closed.state == "closed" and closed.detail["ended"]
+    assert world.store.unit_counts(world.batch_id) == {"encoded": 3}
+    assert [lease.state for lease in world.store.leases(world.batch_id)] == ["returned"]
+    assert world.store.batch(world.batch_id).allocated == 3  # the three unused serials went back
+
+
+def test_an_expired_lease_is_not_allocated_from_and_the_station_says_why(world):
+    session = session_of(world, size=3, hours=0.0003)  # about a second
+    session.prepare()
+    session.reachable, session.reason = False, "database unreachable: the network is down"
+    with session.store() as store:
+        assert store.batch(world.batch_id).allocated < store.batch(world.batch_id).quantity
+        time.sleep(1.2)
+        with pytest.raises(DatabaseUnreachable, match=r"network is down; lease #1 expired at .*: no serial to encode"):
+            store.batch(world.batch_id)
+        assert store.lease(1).state == "expired"
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_heads_racing_for_the_last_leased_serials_wait_for_the_next_block(world, round_):
+    """Three heads on blocks of three serials: a head that finds the block just emptied by another waits for
+    the next one; no chip is refused as "batch full" while the line's batch still has serials to lease."""
+    from dataclasses import replace
+
+    from tagsmith.provision.heads import HeadEvent, run_heads
+    from tagsmith.provision.leasesession import leased_events
+    from tagsmith.provision.stationrun import simulated_heads
+
+    batch_id = world.new_batch(30)
+    session = LeaseSession(world.workspace, lambda: open_store(world.workspace), batch_id, "st-a", size=3, hours=8.0)
+    first = session.start()
+    with session.store() as journal:
+        enc = world.context("st-a", batch_id=batch_id, store=journal)
+        heads = simulated_heads(enc, world.workspace, 3, count=None, tear_rate=0.0, seed=round_,
+                                left=session.serials_left)
+        events = list(leased_events(run_heads(lambda: replace(enc, store=session.store()), heads), session, journal,
+                                    first))
+    session.close()
+    results = [e.event.result for e in events if isinstance(e, HeadEvent) and isinstance(e.event, station.Outcome)]
+    assert results == ["encoded"] * 30, [e.event.reason for e in events if isinstance(e, HeadEvent)
+                                         and getattr(e.event, "result", "encoded") != "encoded"]
+    assert station.store_batch_complete(world.store, batch_id) == (30, 30)
+    assert len(world.store.leases(batch_id)) == 10
