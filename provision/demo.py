@@ -27,6 +27,7 @@ from tagsmith.keystore.signing import MANIFEST_VERIFIER, SIGNATURE_ALGORITHM
 from ..workspace import Workspace
 from . import station
 from .catalog import create_batch, register_product
+from .demolease import leased_heads
 from .encode import EncodeContext, Outcome, process_tag
 from .epcis_flow import export_epcis
 from .labelling import UnitLabels
@@ -36,6 +37,7 @@ from .results import TagResult
 from .simpool import SimChipPool, random_uid, sim_pool
 
 DEMO_PASSPHRASE = "tagsmith-demo-passphrase"  # printed on purpose: the demo's keys are throwaway
+LEASED_UNITS, LEASED_BLOCK = 20, 8  # the second station's batch and the serials it leases at a time
 DEMO_SCRYPT_N = 2 ** 14  # below the 2^17 default on purpose: a throwaway keystore, and the demo stays quick
 DEMO_STATION = "demo-station"
 
@@ -54,6 +56,7 @@ class DemoReport:
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
     tap_url: str | None = None
+    leased_batch: str = ""  # the second station's batch, encoded on two heads from leased serials
     program: str = "tagsmith"  # how the user can call tagsmith from their shell
 
     def commands(self) -> list[str]:
@@ -71,6 +74,8 @@ class DemoReport:
             out.append(f"{home} manifest verify {self.manifest}")
         if self.epcis:
             out.append(f"{home} epcis export --batch {self.batch_id} --out {self.epcis} --force")
+        if self.leased_batch:
+            out.append(f"{home} station leases --batch {self.leased_batch}")
         if any(line.startswith("foreign tag") for line in self.lines):  # its refusal is on record
             out.append(f"{home} tag refusals")
         pdf = self.home / "exports" / f"{self.batch_id}.labels.pdf"
@@ -104,7 +109,8 @@ def example_product_path() -> Path:
 def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float = 0.2, seed: int | None = None,
              say: Callable[[str], None] = lambda message: None,
              on_tag: Callable[[Outcome], None] = lambda outcome: None) -> DemoReport:
-    """Set up a workspace, encode a batch of simulated tags (some torn), export and verify its manifest."""
+    """Set up a workspace, encode a batch of simulated tags (some torn), export and verify its manifest; then a
+    second station on two reader heads encodes a second batch from leased serials."""
     started = time.perf_counter()
     ws = demo_workspace(requested_home)
     report = DemoReport(ws.home)
@@ -151,6 +157,9 @@ def run_demo(requested_home: Path | None, *, units: int = 50, tear_rate: float =
         line = f"EPCIS {epcis.path.name}: " + ", ".join(f"{n} {step}" for step, n in epcis.events.items())
         say(line)
         report.lines.append(line)
+    report.leased_batch, line = leased_heads(ws, keystore, product.id, units=LEASED_UNITS, heads=2, lease=LEASED_BLOCK,
+                                             seed=seed, say=say)
+    report.lines.append(line)
     report.seconds = time.perf_counter() - started
     return report
 
