@@ -33,6 +33,9 @@ def test_demo_encodes_labels_qa_and_releases_a_batch(tmp_path):
     assert any(command.endswith("tag refusals") for command in report["commands"])
     assert any(line.startswith("resolver:") and "refused as a replay" in line for line in report["lines"])
     assert any(" batch units " in command for command in report["commands"])
+    leased = [line for line in report["lines"] if line.startswith("leased station")]
+    assert leased and "on 2 reader heads" in leased[0] and "20 of 20 in the batch database, 0 conflicts" in leased[0]
+    assert any(" station leases --batch " in command for command in report["commands"])
     assert Path(report["manifest"]).exists()
     _, header = read_header(Path(report["manifest"]))  # the same header `manifest export` writes
     assert header["keys"]["diversification"] == DIVERSIFICATION_SCHEME
