@@ -6,6 +6,7 @@ database is away, as its worker sets it when a push fails.
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -24,8 +25,6 @@ def session_of(world, size=4, hours=8.0, name="st-a"):
 
 
 def test_a_chip_the_line_knows_but_the_journal_does_not_is_refused(world):
-    import random
-
     chip = SimulatedNtag424(uid=random_uid(random.Random(5)))
     assert process_tag(world.context("st-b"), chip).result == "encoded"  # at a station without a lease
     session = session_of(world)
@@ -88,3 +87,25 @@ def test_heads_racing_for_the_last_leased_serials_wait_for_the_next_block(world,
                                          and getattr(e.event, "result", "encoded") != "encoded"]
     assert station.store_batch_complete(world.store, batch_id) == (30, 30)
     assert len(world.store.leases(batch_id)) == 10
+
+
+def test_a_lost_journal_is_named_at_the_next_start_and_its_chips_are_refused_as_foreign(world):
+    """The journal's disk died: the next leased start names the lease it does not hold; a chip encoded
+    from that journal and never pushed cannot be told from a foreign one and is refused, recorded."""
+    from tagsmith.provision.leases import journal_path
+
+    session = session_of(world, size=4)
+    session.prepare()  # no worker: nothing is pushed
+    with session.store() as store:
+        chips = [SimulatedNtag424(uid=random_uid(random.Random(n))) for n in (11, 12)]
+        assert [process_tag(world.context("st-a", store=store), chip).result for chip in chips] == ["encoded"] * 2
+    journal_path(world.workspace, "st-a", world.batch_id).unlink()
+    told = session_of(world, size=4).prepare()
+    assert [event.state for event in told] == ["conflict"]
+    assert "lease #1 of station st-a is not in this workspace's journal: revoke it" in told[0].reason
+    for chip in chips:
+        chip.remove()
+        chip.place()
+        outcome = process_tag(world.context("st-b"), chip)
+        assert outcome.result == "refused", outcome
+    assert world.store.auth_failure(chips[0].uid) is not None
