@@ -59,6 +59,7 @@ class LeaseSession:
         self._told: tuple[bool, int] = (True, 0)  # what the operator was last told: reachable, conflicts
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker: threading.Thread | None = None
+        self._since: int | None = None  # the worker's last sync reached the journal's events up to this one
         self.closed: LeaseEvent | None = None
         self.next_expiry = ""  # the earliest expiry of the journal's active leases ("" for none)
         self.serials_left = 0  # at the start: the journal's free serials and those the batch may still lease
@@ -149,7 +150,8 @@ class LeaseSession:
 
     def _cycle(self, journal: Store, central: Store) -> None:
         leases.expire_due(journal, self.batch_id)
-        report = leases.sync_journal(journal, central, self.batch_id)
+        report = leases.sync_journal(journal, central, self.batch_id, since_event=self._since)
+        self._since = report.newest  # only once the sync went through: a failed one is looked at again
         self._note(report.conflicts)
         try:
             leases.top_up(journal, central, self.batch_id, self.station, self.size, self.hours)

@@ -259,6 +259,20 @@ class LeaseQueries(UnitQueries):
             units.append({**row, "events": events, "prints": prints})
         return units, int(through)
 
+    def leases_to_push(self, event_id: int | None) -> tuple[list[int], int]:
+        """Ids of this journal's leases a worker's sync looks at after ``event_id`` (its last sync's newest):
+        every one not ended yet, and each ended one with a unit event since (None: every lease); and the
+        newest event id now, where the next look starts (ids only grow: none at or below it can appear)."""
+        newest = int(self._scalar("SELECT COALESCE(MAX(id), 0) FROM unit_events"))
+        if event_id is None:
+            return [int(r[0]) for r in self._exec("SELECT id FROM serial_leases ORDER BY id").fetchall()], newest
+        ids = {int(r[0]) for r in self._exec(
+            "SELECT id FROM serial_leases WHERE state IN ('active', 'expired') UNION "
+            "SELECT ls.lease_id FROM unit_events e JOIN units u ON u.id = e.unit_id "
+            "JOIN serials s ON s.serial = u.serial JOIN leased_serials ls ON ls.batch_id = s.batch_id AND ls.seq = s.seq "
+            "WHERE e.id > ? AND e.id <= ?", (event_id, newest)).fetchall()}
+        return sorted(ids), newest
+
     def lease_used(self, lease_id: int) -> int:
         """Units this journal holds on the lease's serials."""
         used: int = self._scalar("SELECT COUNT(*) FROM leased_serials ls JOIN serials s ON s.batch_id = ls.batch_id "

@@ -109,3 +109,23 @@ def test_a_lost_journal_is_named_at_the_next_start_and_its_chips_are_refused_as_
         outcome = process_tag(world.context("st-b"), chip)
         assert outcome.result == "refused", outcome
     assert world.store.auth_failure(chips[0].uid) is not None
+
+
+def test_the_worker_looks_at_an_ended_lease_only_when_its_units_changed(world):
+    """A long batch gathers ended leases; the worker's sync every 0.2 s skips those with nothing new, and
+    still pushes a later step of a unit on one (here an engineer voiding it at the station)."""
+    from tagsmith.provision import leases
+
+    with leases.open_journal(world.workspace, "st-a", world.batch_id) as journal:
+        leases.top_up(journal, world.store, world.batch_id, "st-a", 2, 8.0)
+        chips = [SimulatedNtag424(uid=random_uid(random.Random(n))) for n in (21, 22)]
+        assert [process_tag(world.context("st-a", store=journal), c).result for c in chips] == ["encoded"] * 2
+        first = leases.sync_journal(journal, world.store, world.batch_id, give_back=True)
+        assert first.accepted == 2 and first.ended == {1: "returned"}
+        idle = leases.sync_journal(journal, world.store, world.batch_id, since_event=first.newest)
+        assert (idle.accepted, idle.newest) == (0, first.newest)
+        unit = journal.unit_by_uid(chips[0].uid)
+        journal.void_unit(unit.id, "label torn at packing", "st-a", by="engineer")
+        later = leases.sync_journal(journal, world.store, world.batch_id, since_event=idle.newest)
+    assert later.accepted == 1 and later.newest > idle.newest
+    assert world.store.unit_by_serial(unit.serial).state == "voided"
