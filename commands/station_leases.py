@@ -49,7 +49,8 @@ def leased_events(session: LeaseSession | None, events: Any, store: Any) -> Any:
 
 def lease_line(event: Any) -> str:
     """A lease event as one line for the operator (offline, online, a refused push, closed)."""
-    style = {"offline": "bold yellow", "online": "bold green", "conflict": "bold red", "closed": "bold"}[event.state]
+    style = {"offline": "bold yellow", "online": "bold green", "conflict": "bold red", "revoked": "bold red",
+             "closed": "bold"}[event.state]
     left = f" ({event.serials_left} leased serial(s) left)" if event.serials_left is not None else ""
     return f"[{style}]lease {esc(event.state)}[/]: {esc(event.reason)}{left}"
 

@@ -188,6 +188,8 @@ def identify(ctx: EncodeContext, tag: _Tag) -> Decision:
 def _check_serial_left(ctx: EncodeContext) -> None:
     """A new chip needs a serial: refuse it before authenticating when the batch has none left."""
     batch = ctx.store.batch(ctx.batch_id)
+    if not batch.is_open:
+        raise TagRefused(f"batch {ctx.batch_id} is {batch.state}: no new tag is encoded for it")
     if batch.allocated >= batch.quantity:
         raise TagRefused(f"batch {ctx.batch_id} is full: all {batch.quantity} serials are allocated "
                          "(only its interrupted tags can still be placed)")

@@ -124,6 +124,15 @@ def top_up(journal: Store, central: Store, batch_id: str, station: str, size: in
     return lease
 
 
+def follow_close(journal: Store, central: Store, batch_id: str, station: str) -> None:
+    """The batch was closed in the line's database: close it in the journal too, so the station refuses a
+    new chip as "closed" and not as "full" (what the journal held was pushed or refused already)."""
+    there = central.batch(batch_id)
+    if not there.is_open and free_serials(journal, batch_id) <= 0 and journal.batch(batch_id).is_open:
+        journal.close_batch(batch_id, incomplete_reason=f"closed in the line's database at {there.closed_at}",
+                            by=station)
+
+
 def expire_due(journal: Store, batch_id: str, now: str | None = None) -> list[Lease]:
     """Stop allocating from the journal's leases past their expiry (their free serials leave it)."""
     now = now or utc_now()

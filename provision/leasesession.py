@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from tagsmith import StateError, TagsmithError
-from tagsmith.batches.leaserecords import LeaseConflict
+from tagsmith.batches.leaserecords import LeaseConflict, LeaseState
 from tagsmith.batches.records import AuthFailure, Unit
 from tagsmith.batches.store import DatabaseUnreachable, Store, utc_now
 from tagsmith.workspace import Workspace
@@ -34,9 +34,10 @@ WAIT_SLICE = 1.0  # how long the tag loop waits at a time for the worker to leas
 
 @dataclass(frozen=True)
 class LeaseEvent:
-    """The station's lease, for the operator: offline (encoding from the lease), online, a refused push, closed."""
+    """The station's lease, for the operator: offline (encoding from the lease), online, a refused push, a
+    lease revoked under it, closed."""
 
-    state: str  # "offline", "online", "conflict" or "closed"
+    state: str  # "offline", "online", "conflict", "revoked" or "closed"
     reason: str
     serials_left: int | None = None
     detail: dict[str, Any] | None = None
@@ -56,7 +57,8 @@ class LeaseSession:
         self._changed = threading.Condition()
         self.reachable, self.reason, self.exhausted, self.expired = True, "", False, ""
         self._conflicts: list[LeaseConflict] = []
-        self._told: tuple[bool, int] = (True, 0)  # what the operator was last told: reachable, conflicts
+        self._revoked: list[LeaseEvent] = []  # leases the line's database ended under this station
+        self._told: tuple[bool, int, int] = (True, 0, 0)  # what the operator was last told: reachable, conflicts, revoked
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker: threading.Thread | None = None
         self._since: int | None = None  # the worker's last sync reached the journal's events up to this one
@@ -153,10 +155,12 @@ class LeaseSession:
         report = leases.sync_journal(journal, central, self.batch_id, since_event=self._since)
         self._since = report.newest  # only once the sync went through: a failed one is looked at again
         self._note(report.conflicts)
+        self._note_revoked(journal, report.ended)
         try:
             leases.top_up(journal, central, self.batch_id, self.station, self.size, self.hours)
             self._set(exhausted=False)
         except StateError:
+            leases.follow_close(journal, central, self.batch_id, self.station)
             self._set(exhausted=True)
         self._refresh_expiry(journal)
 
@@ -174,6 +178,15 @@ class LeaseSession:
         if conflicts:
             with self._changed:
                 self._conflicts += conflicts
+
+    def _note_revoked(self, journal: Store, ended: dict[int, str]) -> None:
+        """Leases an engineer revoked (or a batch close ended) while this station held them: said once each."""
+        for lease_id, state in ended.items():
+            if state == LeaseState.REVOKED:
+                lease = journal.lease(lease_id)
+                with self._changed:
+                    self._revoked.append(LeaseEvent("revoked", f"lease #{lease_id} was revoked in the line's database "
+                                                    f"({lease.reason}): its unused serials left this station"))
 
     # ---------------------------------------------------------------- what the tag loops ask
     def store(self) -> Store:
@@ -202,9 +215,9 @@ class LeaseSession:
     def changes(self, journal: Store | None = None) -> list[LeaseEvent]:
         """What the operator has not been told yet: the database gone or back, pushes refused."""
         with self._changed:
-            reachable, conflicts = self.reachable, list(self._conflicts)
-        told, self._told = self._told, (reachable, len(conflicts))
-        events = [LeaseEvent("conflict", c.reason, detail=c.to_dict()) for c in conflicts[told[1]:]]
+            reachable, conflicts, revoked = self.reachable, list(self._conflicts), list(self._revoked)
+        told, self._told = self._told, (reachable, len(conflicts), len(revoked))
+        events = [LeaseEvent("conflict", c.reason, detail=c.to_dict()) for c in conflicts[told[1]:]] + revoked[told[2]:]
         if reachable != told[0]:
             left = leases.free_serials(journal, self.batch_id) if journal is not None else None
             events.insert(0, LeaseEvent("online", "database back: the journal is being pushed", left) if reachable else

@@ -137,7 +137,22 @@ class BatchQueries(ProductQueries):
             self._require_complete(batch_id, "batch close", incomplete_reason, by)
             if batch.is_open:
                 self._exec("UPDATE batches SET state = 'closed', closed_at = ? WHERE id = ?", (self._now(), batch_id))
+                for (lease_id,) in self._exec("SELECT id FROM serial_leases WHERE batch_id = ? AND state = 'active'",
+                                              (batch_id,)).fetchall():  # closed over them with --allow-incomplete
+                    self._end_lease_rows(int(lease_id), batch_id, "revoked", f"batch closed: {incomplete_reason}", by)
         return self.batch(batch_id)
+
+    def _end_lease_rows(self, lease_id: int, batch_id: str, state: str, reason: str | None, by: str | None) -> None:
+        """End an active lease inside the caller's transaction (it holds the batch's row): its serials without
+        a unit here go back to the batch, claimed again before the counter (store/leases.py)."""
+        unused = [int(r[0]) for r in self._exec(
+            "SELECT ls.seq FROM leased_serials ls JOIN serials s ON s.batch_id = ls.batch_id AND s.seq = ls.seq "
+            "WHERE ls.lease_id = ? AND NOT EXISTS (SELECT 1 FROM units u WHERE u.serial = s.serial)",
+            (lease_id,)).fetchall()]
+        self._many("INSERT INTO free_serials (batch_id, seq) VALUES (?, ?)", [(batch_id, seq) for seq in unused])
+        self._exec("UPDATE batches SET allocated = allocated - ? WHERE id = ?", (len(unused), batch_id))
+        self._exec('UPDATE serial_leases SET state = ?, closed_at = ?, reason = ?, "by" = ? WHERE id = ?',
+                   (state, self._now(), reason, by, lease_id))
 
     def stranded_serials(self, batch_id: str) -> list[str]:
         """Serials of the batch's units still being encoded (allocated or encoding), in allocation order."""

@@ -113,14 +113,7 @@ class LeaseQueries(UnitQueries):
         with self._write():
             self._lock_row("batches", batch_id)
             if self._scalar("SELECT state FROM serial_leases WHERE id = ?", (lease_id,)) == LeaseState.ACTIVE:
-                unused = [int(r[0]) for r in self._exec(
-                    "SELECT ls.seq FROM leased_serials ls JOIN serials s ON s.batch_id = ls.batch_id AND s.seq = ls.seq "
-                    "WHERE ls.lease_id = ? AND NOT EXISTS (SELECT 1 FROM units u WHERE u.serial = s.serial)",
-                    (lease_id,)).fetchall()]
-                self._many("INSERT INTO free_serials (batch_id, seq) VALUES (?, ?)", [(batch_id, s) for s in unused])
-                self._exec("UPDATE batches SET allocated = allocated - ? WHERE id = ?", (len(unused), batch_id))
-                self._exec('UPDATE serial_leases SET state = ?, closed_at = ?, reason = ?, "by" = ? WHERE id = ?',
-                           (state.value, self._now(), reason, by, lease_id))
+                self._end_lease_rows(lease_id, batch_id, state.value, reason, by)
         return self.lease(lease_id)
 
     def lease_conflicts(self, batch_id: str | None = None, lease_id: int | None = None) -> list[LeaseConflict]:
@@ -146,8 +139,10 @@ class LeaseQueries(UnitQueries):
             if lease.station != station:
                 raise StateError(f"serial lease #{lease_id} belongs to station {lease.station}, not {station}")
             now = self._touch_station(station)
+            batch = self.batch(lease.batch_id)
+            closed_at = None if batch.is_open else batch.closed_at or "meanwhile"
             for unit in units:
-                refused = self._take_unit(lease, unit)
+                refused = self._take_unit(lease, unit, closed_at)
                 if refused is None:
                     accepted += 1
                     continue
@@ -162,8 +157,11 @@ class LeaseQueries(UnitQueries):
                        (used, through_event, now, lease.id))
         return LeaseSync(self.lease(lease.id), accepted, tuple(conflicts))
 
-    def _take_unit(self, lease: Lease, pushed: dict[str, Any]) -> str | None:
-        """Insert or move forward one pushed unit and add its events and prints; why not, when refused."""
+    def _take_unit(self, lease: Lease, pushed: dict[str, Any], closed_at: str | None) -> str | None:
+        """Insert or move forward one pushed unit and add its events and prints; why not, when refused.
+
+        A closed batch takes no new unit and no unit further along (closing stops encoding, as for a
+        station on line): a repeated push of what it already holds still passes."""
         serial, uid = pushed["serial"], check_uid(bytes(pushed["uid"]))
         seq = self._scalar("SELECT seq FROM serials WHERE batch_id = ? AND serial = ?", (lease.batch_id, serial))
         if seq is None or not self._scalar("SELECT 1 FROM leased_serials WHERE lease_id = ? AND seq = ?", (lease.id, seq)):
@@ -171,6 +169,9 @@ class LeaseQueries(UnitQueries):
         unit = self.unit_by_serial(serial)
         if unit is not None and unit.uid != uid:
             return f"serial {serial} is held here by tag {unit.uid.hex().upper()} ({unit.state} at {unit.station})"
+        if closed_at is not None and (unit is None or RANK[UnitState(pushed["state"])] > RANK[unit.state]):
+            return (f"batch {lease.batch_id} was closed ({closed_at}) before this unit's {pushed['state']} "
+                    "reached the line's database: set the chip aside")
         if unit is None:
             holder = self.unit_by_uid(uid)
             if holder is not None and holder.state != UnitState.VOIDED:

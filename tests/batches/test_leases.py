@@ -179,3 +179,23 @@ def test_a_journal_stops_allocating_from_an_ended_lease(store, product, journal)
     with pytest.raises(StateError, match="is full"):
         encode(journal, batch.id, 2)
     assert journal.lease(lease.id).state == "expired"
+
+
+def test_closing_over_a_lease_revokes_it_and_a_closed_batch_takes_no_new_unit(store, product, journal):
+    """An engineer closes the batch with --allow-incomplete while a station holds a lease: the lease ends
+    (revoked, "batch closed: ..."), what the station had pushed stays, a push repeated changes nothing,
+    and a unit encoded offline and pushed after the close is refused and recorded, not added."""
+    batch = store.create_batch(product.id, 6)
+    lease, _ = lease_to(store, journal, batch.id, 4)
+    before = encode(journal, batch.id, 1)
+    assert push(store, journal, lease.id).accepted == 1
+    closed = store.close_batch(batch.id, incomplete_reason="end of shift, station 3 offline", by="eng")
+    assert closed.state == "closed"
+    ended = store.lease(lease.id)
+    assert (ended.state, ended.reason, ended.by) == ("revoked", "batch closed: end of shift, station 3 offline", "eng")
+    late = encode(journal, batch.id, 2)  # the station never heard: it encoded on from its journal
+    report = push(store, journal, lease.id)
+    assert report.accepted == 1  # the unit it had pushed before, unchanged
+    assert [c.serial for c in report.conflicts] == [late.serial]
+    assert f"batch {batch.id} was closed" in report.conflicts[0].reason
+    assert store.unit_by_serial(late.serial) is None and store.unit_by_serial(before.serial).state == "encoded"

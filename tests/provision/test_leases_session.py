@@ -129,3 +129,31 @@ def test_the_worker_looks_at_an_ended_lease_only_when_its_units_changed(world):
         later = leases.sync_journal(journal, world.store, world.batch_id, since_event=idle.newest)
     assert later.accepted == 1 and later.newest > idle.newest
     assert world.store.unit_by_serial(unit.serial).state == "voided"
+
+
+def test_a_batch_closed_under_a_leased_station_is_said_and_its_next_new_chip_refused(world):
+    """The engineer closes the batch over the station's lease (--allow-incomplete): the worker's next sync
+    learns the lease was revoked, the operator is told once, and a fresh chip is refused, not encoded."""
+    session = session_of(world, size=6)
+    session.start()
+    try:
+        with session.store() as store:
+            first = SimulatedNtag424(uid=random_uid(random.Random(31)))
+            assert process_tag(world.context("st-a", store=store), first).result == "encoded"
+            deadline = time.monotonic() + 10
+            while getattr(world.store.unit_by_uid(first.uid), "state", None) != "encoded" and time.monotonic() < deadline:
+                time.sleep(0.05)  # pushed by the worker
+            world.store.close_batch(world.batch_id, incomplete_reason="line stopped", by="eng")
+            told: list = []
+            while not any(e.state == "revoked" for e in told) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                told += session.changes(store)
+            assert [e.reason for e in told if e.state == "revoked"] == [
+                "lease #1 was revoked in the line's database (batch closed: line stopped): its unused serials left "
+                "this station"]
+            assert not [e for e in session.changes(store) if e.state == "revoked"]  # said once
+            fresh = process_tag(world.context("st-a", store=store), SimulatedNtag424(uid=random_uid(random.Random(32))))
+            assert fresh.result == "refused" and fresh.reason.endswith("is closed: no new tag is encoded for it"), fresh
+    finally:
+        session.close()
+    assert world.store.unit_counts(world.batch_id) == {"encoded": 1}
