@@ -6,8 +6,14 @@ database is away, as its worker sets it when a push fails.
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +23,7 @@ from tagsmith.provision import station
 from tagsmith.provision.encode import process_tag
 from tagsmith.provision.leasesession import LeaseSession
 from tagsmith.provision.simpool import random_uid
+from tagsmith.workspace import Workspace
 
 
 def session_of(world, size=4, hours=8.0, name="st-a"):
@@ -157,3 +164,28 @@ def test_a_batch_closed_under_a_leased_station_is_said_and_its_next_new_chip_ref
     finally:
         session.close()
     assert world.store.unit_counts(world.batch_id) == {"encoded": 1}
+
+
+def test_ctrl_c_at_a_leased_station_returns_the_unused_serials_before_the_summary(tmp_path, make_demo_home):
+    """SIGINT mid-run (the CLI, on the workspace's own database): exit 130, the lease closed (journal pushed,
+    unused serials back) said before the interrupted summary, and the batch holds only what was encoded."""
+    tagsmith = str(Path(sys.executable).with_name("tagsmith"))
+    home = make_demo_home(tmp_path)
+    env = {**os.environ, "TAGSMITH_KEYSTORE_PASSPHRASE": "tagsmith-demo-passphrase"}
+    made = subprocess.run([tagsmith, "--home", str(home), "batch", "create", "--product", "aurora-dw600", "--quantity",
+                           "100", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    batch = json.loads(made.stdout)["id"]
+    proc = subprocess.Popen([tagsmith, "--home", str(home), "station", "run", "--batch", batch, "--sim", "--lease", "10",
+                             "--sim-latency-ms", "8", "--station", "st-c", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    for _ in range(3):
+        assert json.loads(proc.stdout.readline())["event"] == "tag"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    *_, closed, summary = [json.loads(line) for line in out.splitlines()]
+    assert closed["event"] == "lease" and closed["state"] == "closed" and not closed["conflicts"]
+    assert summary["event"] == "summary" and summary["interrupted"] is True
+    with open_store(Workspace.resolve(home)) as store:
+        assert {lease.state for lease in store.leases(batch)} == {"returned"}
+        assert store.batch(batch).allocated == sum(store.unit_counts(batch).values()) >= 3
