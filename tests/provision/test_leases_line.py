@@ -108,8 +108,8 @@ def test_a_leased_station_encodes_through_an_outage_and_syncs_after_it(line, pg_
     during = [e for e in events[offline:online] if e["event"] == "tag" and e["result"] == "encoded"]
     assert during, "nothing encoded while the database was away"
     assert events[-2]["event"] == "lease" and events[-2]["state"] == "closed" and not events[-2]["conflicts"]
-    assert events[-1]["batch_complete"] == {"done": 24, "quantity": 24}
-    check_batch(line, batch, [home], 24)
+    assert events[-1]["batch_complete"] == {"done": 48, "quantity": 48}
+    check_batch(line, batch, [home], 48)
     with line.store() as store:
         assert {lease.state for lease in store.leases(batch)} == {"returned"}
 
@@ -211,3 +211,23 @@ def leased_with_the_station_role(line: Line, station_url: str) -> None:
         assert store.unit_counts(batch) == {"encoded": 6}
         given_back = store.lease_serials(store.leases(batch)[0].id)[-1][1]
         assert store.unit_by_serial(given_back).station == "st-a"
+
+
+def test_two_heads_of_a_leased_station_ride_through_an_outage(line, pg_cluster):
+    """Both heads of one leased station encode from its journal while the server is stopped; the batch ends
+    complete, every serial and chip once."""
+    batch, home = line.new_batch(48), line.station_home("station0")
+    proc = line.station(home, batch, "st0", "--heads", "2", "--lease", "30", "--sim-latency-ms", "8")
+    assert json.loads(proc.stdout.readline())["event"] == "tag"
+    pg_cluster.stop("fast")
+    time.sleep(2.0)
+    pg_cluster.start()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    events = events_of(out)
+    kinds = [(e["event"], e.get("state")) for e in events]
+    offline, online = kinds.index(("lease", "offline")), kinds.index(("lease", "online"))
+    heads = {e["head"] for e in events[offline:online] if e["event"] == "tag" and e["result"] == "encoded"}
+    assert heads == {"sim-1", "sim-2"}, "both heads encode while the database is away"
+    assert events[-1]["batch_complete"] == {"done": 48, "quantity": 48}
+    check_batch(line, batch, [home], 48)
