@@ -108,8 +108,8 @@ def test_a_leased_station_encodes_through_an_outage_and_syncs_after_it(line, pg_
     during = [e for e in events[offline:online] if e["event"] == "tag" and e["result"] == "encoded"]
     assert during, "nothing encoded while the database was away"
     assert events[-2]["event"] == "lease" and events[-2]["state"] == "closed" and not events[-2]["conflicts"]
-    assert events[-1]["batch_complete"] == {"done": 48, "quantity": 48}
-    check_batch(line, batch, [home], 48)
+    assert events[-1]["batch_complete"] == {"done": 24, "quantity": 24}
+    check_batch(line, batch, [home], 24)
     with line.store() as store:
         assert {lease.state for lease in store.leases(batch)} == {"returned"}
 
