@@ -66,6 +66,14 @@ PCSCD_ENTRIES = ("Tagsmith Sim A", "Tagsmith Sim B")
 PCSCD_BASE_PORT = 35990  # fixed and unusual (vpcd's default is 35963); next free pair if taken
 
 
+def _worker_base_port() -> int:
+    """The session pcscd's first vpcd port in this pytest-xdist worker (gw0, gw1, ...): 1000 apart, so
+    that two workers starting at once never both find the same ports free (36090-36290 stay for the
+    tests and benches that start a pcscd of their own)."""
+    worker = _os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return PCSCD_BASE_PORT + 1000 * int(worker.removeprefix("gw") or 0)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _pcscd_client_socket(request):
     """Point libpcsclite at the session's private pcscd before anything talks PC/SC.
@@ -115,7 +123,7 @@ def pcscd(_pcscd_client_socket):
     workdir = _pcscd_client_socket
     if workdir is None:  # never start a pcscd on a socket someone else chose (it may be the system's)
         pytest.skip("PCSCLITE_CSOCK_NAME or --reader given: not starting a private pcscd")
-    instance = PrivatePcscd(workdir, PCSCD_ENTRIES, base_port=PCSCD_BASE_PORT)
+    instance = PrivatePcscd(workdir, PCSCD_ENTRIES, base_port=_worker_base_port())
     instance.start()
     try:
         wait_for_readers([s.reader for s in instance.slots])
